@@ -1,0 +1,170 @@
+"""The command line: the data path starts here and reads top to bottom from each command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, StreamdeblurError
+
+app = typer.Typer(
+    name="streamdeblur",
+    help="Remove motion blur from video files, cameras and network streams (DeepDeblur).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+log = logging.getLogger("streamdeblur")
+
+
+class _LogFormat(logging.Formatter):
+    """`streamdeblur: message` for information, `streamdeblur: warning: message` otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno == logging.INFO:
+            return f"streamdeblur: {message}"
+        return f"streamdeblur: {record.levelname.lower()}: {message}"
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormat())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("streamdeblur").setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
+    # FFmpeg's own log stays quiet unless asked; its errors reach us as exceptions. PyAV's
+    # Python log callback is never installed: called from decoder threads it needs the GIL
+    # and can deadlock against a main thread freeing a codec context.
+    import av.logging
+
+    av.logging.set_libav_level(av.logging.VERBOSE if verbose else av.logging.PANIC)
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """Errors become one line on stderr and the documented exit code, never a traceback."""
+    try:
+        yield
+    except StreamdeblurError as exc:
+        typer.echo(f"streamdeblur: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        log.debug("unexpected failure", exc_info=True)
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(
+            f"streamdeblur: error: {type(exc).__name__}: {reason} (run with --verbose for the traceback)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _parse_fraction(text: str, option: str) -> Fraction:
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise BadUsage(f"{option}: {text!r} is not a number or fraction such as 30000/1001") from None
+    return value
+
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
+
+
+@app.command()
+def run(
+    input: Annotated[str, typer.Argument(help="Video file, URL, or folder of images.")],
+    output: Annotated[str, typer.Argument(help="Video file (format from the suffix), URL, or folder for PNGs.")],
+    weights: Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, or an official DeepDeblur-PyTorch model-*.pt. Default: the shipped light model.")] = None,
+    backend: Annotated[str, typer.Option(help="auto, torch, or passthrough (no network: checks the I/O path).")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, or fp16/bf16 on CUDA.")] = "fp32",
+    batch: Annotated[int, typer.Option(help="Frames (or tiles) per network call.")] = 1,
+    tile: Annotated[int, typer.Option(help="Run the network on TILE x TILE tiles (0: whole frames).")] = 0,
+    tile_overlap: Annotated[int, typer.Option(help="Pixels neighbouring tiles share; blended, not cropped.")] = 32,
+    codec: Annotated[Optional[str], typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")] = None,
+    crf: Annotated[Optional[int], typer.Option(help="Constant-quality level where the encoder has one. Default 18.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Encoder preset, e.g. medium, slow, veryfast.")] = None,
+    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format. Default: the input's, where the encoder takes it.")] = None,
+    fps: Annotated[str, typer.Option(help="Frame rate given to image-folder input.")] = "25",
+    overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")] = False,
+    report: Annotated[Optional[Path], typer.Option(help="Write the JSON run report here.")] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Deblur INPUT into OUTPUT, keeping timestamps, audio, subtitles, rotation and colour."""
+    from streamdeblur.io import EncodeOptions
+    from streamdeblur.pipeline.job import RunOptions, run_job
+    from streamdeblur.pipeline.signals import stop_on_signals
+
+    _setup_logging(quiet, verbose)
+    with _exit_codes():
+        opts = RunOptions(
+            input=input, output=output, weights=str(weights) if weights else None, backend=backend,
+            device=device, precision=precision, batch_size=batch, tile=tile, tile_overlap=tile_overlap,
+            encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+            overwrite=overwrite, fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report,
+        )
+        with stop_on_signals(threading.Event()) as stop:
+            result = run_job(opts, stop)
+        if result.interrupted:
+            log.warning("interrupted: %s holds the %d frames processed", output, result.frames_out)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if not quiet:
+            log.info("%d frames in %.1f s (%.2f frames/s) -> %s", result.frames_out, result.wall_s, result.fps, output)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Argument(help="Where to write the blurred clip.")] = Path("demo_blurry.mp4"),
+    seconds: Annotated[float, typer.Option(help="Clip length.")] = 3.0,
+    size: Annotated[str, typer.Option(help="WIDTHxHEIGHT.")] = "640x360",
+    fps: Annotated[int, typer.Option(help="Frames per second.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the random scene and camera path.")] = 0,
+    sharp: Annotated[Optional[Path], typer.Option(help="Also write the sharp reference clip here.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write a short synthetic motion-blurred clip (a shaking, panning camera) to try `run` on."""
+    from streamdeblur.demo import write_demo_clip
+
+    _setup_logging(quiet, verbose)
+    with _exit_codes():
+        width, height = _parse_size(size)
+        if seconds <= 0 or fps <= 0:
+            raise BadUsage("--seconds and --fps must be positive")
+        count = write_demo_clip(output, width, height, seconds, fps, seed, overwrite, sharp)
+        if not quiet:
+            log.info("wrote %s (%d frames); now try: streamdeblur run %s %s", output, count, output,
+                     output.with_name(output.stem.replace("_blurry", "") + "_sharp" + output.suffix))
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise BadUsage(f"size {text!r} is not WIDTHxHEIGHT, e.g. 640x360") from None
+    if width < 1 or height < 1:
+        raise BadUsage(f"size {text!r} must be positive")
+    return width, height
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Reading and writing media: PyAV for files and streams, image folders for stills."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+from streamdeblur.errors import BadInput
+from streamdeblur.io.frame import Frame
+from streamdeblur.io.image_folder import ImageFolderSink, ImageFolderSource
+from streamdeblur.io.media_info import MediaInfo
+from streamdeblur.io.passthrough import PacketBuffer
+from streamdeblur.io.video_sink import EncodeOptions, VideoSink, partial_path
+from streamdeblur.io.video_source import ReadStats, VideoSource
+
+__all__ = [
+    "EncodeOptions", "Frame", "MediaInfo", "PacketBuffer", "ReadStats", "Sink", "Source",
+    "open_sink", "open_source", "output_is_folder", "partial_path",
+]  # fmt: skip
+
+
+class Source(Protocol):
+    info: MediaInfo
+    passthrough: PacketBuffer
+    stats: ReadStats
+
+    def frames(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    frames_written: int
+
+    def write(self, frame: Frame) -> None: ...
+
+    def close(self, complete: bool = True) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+def open_source(spec: str, fps: Fraction = Fraction(25)) -> Source:
+    """A folder of images, or anything FFmpeg opens (file or URL)."""
+    path = Path(spec)
+    if path.is_dir():
+        return ImageFolderSource(path, fps)
+    if "://" not in spec:
+        if not path.exists():
+            raise BadInput(f"input not found: {spec}")
+        if path.stat().st_size == 0:
+            raise BadInput(f"input {spec} is empty")
+    return VideoSource(spec)
+
+
+def output_is_folder(spec: str) -> bool:
+    """A folder of PNGs is written for an existing folder, a trailing slash, or no suffix."""
+    if "://" in spec:
+        return False
+    path = Path(spec)
+    return path.is_dir() or spec.endswith(("/", "\\")) or not path.suffix
+
+
+def open_sink(spec: str, info: MediaInfo, passthrough: PacketBuffer, options: EncodeOptions, overwrite: bool) -> Sink:
+    if output_is_folder(spec):
+        return ImageFolderSink(Path(spec), overwrite)
+    return VideoSink(spec, info, options, passthrough, overwrite=overwrite)

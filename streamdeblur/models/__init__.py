@@ -1,0 +1,20 @@
+"""DeepDeblur networks: configurations, the module, and checkpoint I/O."""
+
+from streamdeblur.models.checkpoint import (
+    DEFAULT_WEIGHTS,
+    load_checkpoint,
+    read_card,
+    save_weights,
+)
+from streamdeblur.models.config import DeepDeblurConfig, load_model_config
+from streamdeblur.models.deepdeblur import DeepDeblur
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "DeepDeblur",
+    "DeepDeblurConfig",
+    "load_checkpoint",
+    "load_model_config",
+    "read_card",
+    "save_weights",
+]

@@ -1,0 +1,135 @@
+"""Loading and saving DeepDeblur weights.
+
+Our format is safetensors whose metadata holds the architecture config, with a JSON model card
+beside it (`NAME.safetensors` + `NAME.json`). We also read official DeepDeblur-PyTorch
+checkpoints (`model-*.pt`: {'G': state_dict, ...}) and our training checkpoints, always with
+`weights_only=True`, so no pickled code is ever run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from streamdeblur.errors import BadInput
+from streamdeblur.models.config import DeepDeblurConfig
+from streamdeblur.models.deepdeblur import DeepDeblur
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "deepdeblur-light.safetensors"
+
+# The official code trains on RGB in [0, 255]; see _from_official.
+OFFICIAL_RGB_RANGE = 255.0
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> DeepDeblur:
+    """A DeepDeblur module (eval mode) from any weights file streamdeblur understands."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        cfg, state = _read_safetensors(path)
+    else:
+        cfg, state = _read_torch_file(path)
+    model = DeepDeblur(cfg)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "shape mismatch"
+        raise BadInput(f"weights {path} do not fit the {cfg.name} network: {first}") from None
+    return model.to(map_location).eval()
+
+
+def save_weights(model: DeepDeblur, path: str | Path, card: dict[str, Any]) -> Path:
+    """Write NAME.safetensors (config in its metadata) and the model card NAME.json."""
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"config": json.dumps(model.cfg.to_dict())})
+    card = {"config": model.cfg.to_dict(), **card}
+    card_path(path).write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def card_path(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def read_card(weights: str | Path) -> dict[str, Any]:
+    path = card_path(weights)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _read_safetensors(path: Path) -> tuple[DeepDeblurConfig, dict[str, torch.Tensor]]:
+    try:
+        state = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise BadInput(f"cannot read weights {path}: {exc}") from None
+    if "config" in metadata:
+        cfg = DeepDeblurConfig.from_dict(json.loads(metadata["config"]))
+    else:
+        cfg = _infer_config(state, name=path.stem)
+    return cfg, state
+
+
+def _read_torch_file(path: Path) -> tuple[DeepDeblurConfig, dict[str, torch.Tensor]]:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types for a bad or an unsafe file
+        raise BadInput(
+            f"cannot read weights {path}: not a safetensors file or a PyTorch checkpoint of tensors "
+            "(pickled code is never loaded)"
+        ) from None
+    if not isinstance(data, dict):
+        raise BadInput(f"weights {path} hold no state dict")
+    if "G" in data:  # official DeepDeblur-PyTorch: {'G': generator, 'D': discriminator}
+        return _from_official(data["G"], name=path.stem)
+    if "model" in data and "model_config" in data:  # a streamdeblur training checkpoint
+        return DeepDeblurConfig.from_dict(data["model_config"]), data["model"]
+    if any(k.startswith(("body_models.", "module.body_models.")) for k in data):
+        return _from_official(data, name=path.stem)
+    raise BadInput(f"weights {path}: not a DeepDeblur state dict")
+
+
+def _from_official(
+    state: dict[str, torch.Tensor], name: str
+) -> tuple[DeepDeblurConfig, dict[str, torch.Tensor]]:
+    """Map an official state dict to our [0, 1] convention.
+
+    The official network computes y = f(255 x - 127.5) + 127.5. Convolutions, ReLU,
+    PixelShuffle and the residual sums are positively homogeneous once every bias is scaled
+    with the input, so dividing all biases by 255 gives f'(x - 0.5) = f(255 x - 127.5) / 255:
+    the same network on RGB in [0, 1]. Weights are unchanged.
+    """
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    converted = {
+        k: (v / OFFICIAL_RGB_RANGE if k.endswith(".bias") else v) for k, v in state.items()
+    }
+    return _infer_config(converted, name=name), converted
+
+
+def _infer_config(state: dict[str, torch.Tensor], name: str) -> DeepDeblurConfig:
+    """Read the architecture off the tensor shapes of a state dict."""
+    try:
+        head = state["body_models.0.body.0.weight"]
+    except KeyError:
+        raise BadInput(f"weights {name}: missing body_models.0.body.0.weight") from None
+    scales = {int(m.group(1)) for k in state if (m := re.match(r"body_models\.(\d+)\.", k))}
+    blocks = {
+        int(m.group(1)) for k in state if (m := re.match(r"body_models\.0\.body\.(\d+)\.body\.", k))
+    }
+    return DeepDeblurConfig(
+        name=name,
+        n_scales=len(scales),
+        n_feats=int(head.shape[0]),
+        n_resblocks=len(blocks),
+        kernel_size=int(head.shape[-1]),
+    )

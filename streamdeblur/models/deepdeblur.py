@@ -1,0 +1,111 @@
+"""DeepDeblur: multi-scale convolutional deblurring (Nah, Kim and Lee, CVPR 2017).
+
+Module and parameter names follow the official DeepDeblur-PyTorch code (`body_models.S.body.I`,
+`conv_end_models.S.uppath.0`), so its checkpoints map onto this module key for key. Scale 0 is
+the finest. Unlike the official code, the input pyramid is built inside the network and the
+model works on RGB in [0, 1], so it takes one image tensor and exports as one graph.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from streamdeblur.models.config import DeepDeblurConfig
+
+# The official code shifts inputs by half the RGB range before each scale and back after.
+MEAN_SHIFT = 0.5
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+
+class ResBlock(nn.Module):
+    """conv-ReLU-conv plus identity, no normalisation."""
+
+    def __init__(self, n_feats: int, kernel_size: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(n_feats, n_feats, kernel_size),
+            nn.ReLU(inplace=True),
+            _conv(n_feats, n_feats, kernel_size),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ScaleNet(nn.Module):
+    """One scale: a conv to n_feats, the ResBlocks, a conv back to 3 channels."""
+
+    def __init__(self, in_channels: int, cfg: DeepDeblurConfig) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(in_channels, cfg.n_feats, cfg.kernel_size),
+            *(ResBlock(cfg.n_feats, cfg.kernel_size) for _ in range(cfg.n_resblocks)),
+            _conv(cfg.n_feats, 3, cfg.kernel_size),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class UpConv(nn.Module):
+    """Upsamples a coarse output by 2: a conv to 12 channels, then PixelShuffle(2)."""
+
+    def __init__(self, kernel_size: int) -> None:
+        super().__init__()
+        self.uppath = nn.Sequential(_conv(3, 12, kernel_size), nn.PixelShuffle(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.uppath(x)
+
+
+class DeepDeblur(nn.Module):
+    """Coarse-to-fine deblurring network taking (N, 3, H, W) RGB in [0, 1], any H and W."""
+
+    def __init__(self, cfg: DeepDeblurConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        # The coarsest scale sees the blurry image alone; finer ones also see the upsampled
+        # coarser result (3 + 3 channels).
+        self.body_models = nn.ModuleList(
+            ScaleNet(3 if s == cfg.n_scales - 1 else 6, cfg) for s in range(cfg.n_scales)
+        )
+        # Index 0 is a parameterless placeholder, as the official code's `None`.
+        self.conv_end_models = nn.ModuleList(
+            [nn.Identity()] + [UpConv(cfg.kernel_size) for _ in range(1, cfg.n_scales)]
+        )
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this for the pyramid; forward pads to it."""
+        return 2 ** (self.cfg.n_scales - 1)
+
+    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs at every scale, finest first; H and W must be multiples of size_multiple."""
+        pyramid = [x - MEAN_SHIFT]
+        for _ in range(1, self.cfg.n_scales):
+            pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+        outputs: list[torch.Tensor] = [x] * self.cfg.n_scales
+        scale_input = pyramid[-1]
+        for s in reversed(range(self.cfg.n_scales)):
+            outputs[s] = self.body_models[s](scale_input)
+            if s > 0:
+                upsampled = self.conv_end_models[s](outputs[s])
+                scale_input = torch.cat((pyramid[s - 1], upsampled), dim=1)
+        return [out + MEAN_SHIFT for out in outputs]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2], x.shape[-1]
+        m = self.size_multiple
+        # Edge padding up to the pyramid's multiple, cropped back after; always applied (a
+        # no-op pad when aligned) so the exported graph has no shape-dependent branch.
+        x = F.pad(x, (0, (m - width % m) % m, 0, (m - height % m) % m), mode="replicate")
+        return self.forward_pyramid(x)[0][..., :height, :width]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

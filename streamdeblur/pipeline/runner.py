@@ -1,0 +1,112 @@
+"""Three threads joined by bounded queues: reader -> processor -> writer.
+
+The calling (main) thread only supervises, so it stays free to take SIGINT/SIGTERM. A
+graceful stop ends reading, drops decoded frames not yet started, lets the processor finish
+what is in flight and the writer write it. An error in any stage aborts all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streamdeblur.errors import ProcessingError, StreamdeblurError
+from streamdeblur.inference.processor import FrameProcessor
+from streamdeblur.io import Sink, Source
+from streamdeblur.pipeline.queues import Aborted, StageQueue
+from streamdeblur.pipeline.stats import RunStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageFailure:
+    stage: str
+    error: BaseException
+    frame_index: int | None
+
+
+class Pipeline:
+    def __init__(
+        self, source: Source, processor: FrameProcessor, sink: Sink, stats: RunStats,
+        queue_size: int = 8, on_frame_written: Callable[[], None] | None = None,
+    ) -> None:
+        self.source, self.processor, self.sink, self.stats = source, processor, sink, stats
+        self.abort = threading.Event()
+        self.decoded = StageQueue(queue_size, self.abort)
+        self.processed = StageQueue(queue_size, self.abort)
+        self.on_frame_written = on_frame_written
+        self.failures: list[StageFailure] = []
+        self._current: dict[str, int | None] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        """Run to the end of the input or until `stop` is set; raise if a stage failed."""
+        self._stop = stop
+        threads = [
+            threading.Thread(target=self._guard, args=(name, body, out), name=f"streamdeblur-{name}", daemon=True)
+            for name, body, out in (
+                ("reader", self._read, self.decoded),
+                ("processor", self._process, self.processed),
+                ("writer", self._write, None),
+            )
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():  # short joins keep the main thread responsive to signals
+                thread.join(0.1)
+        if self.failures:
+            first = self.failures[0]
+            if isinstance(first.error, StreamdeblurError):
+                raise first.error
+            where = f" at frame {first.frame_index}" if first.frame_index is not None else ""
+            detail = str(first.error).splitlines()[0] if str(first.error) else ""
+            raise ProcessingError(
+                f"{first.stage} stage failed{where}: {type(first.error).__name__}: {detail}".rstrip(": ")
+            ) from first.error
+
+    def _guard(self, name: str, body: Callable[[], None], output: StageQueue | None) -> None:
+        try:
+            body()
+        except Aborted:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported by run() in the main thread
+            log.debug("%s stage failed", name, exc_info=True)
+            self.failures.append(StageFailure(name, exc, self._current.get(name)))
+            self.abort.set()
+        finally:
+            if output is not None:
+                output.close()
+
+    def _read(self) -> None:
+        for frame in self.source.frames():
+            if self._stop.is_set():
+                break
+            self._current["reader"] = frame.index
+            self.stats.frame_in(frame.index)
+            self.decoded.put(frame)
+
+    def _process(self) -> None:
+        batch_size = self.processor.batch_size
+        while (batch := self.decoded.get_batch(batch_size)) is not None:
+            if self._stop.is_set():
+                # Stopping: whatever arrives from now on is left unprocessed, so the output
+                # ends at a clean prefix of the input.
+                for frame in batch:
+                    self.stats.frame_discarded(frame.index)
+                continue
+            self._current["processor"] = batch[0].index
+            for frame in self.processor.submit(batch):
+                self.processed.put(frame)
+        for frame in self.processor.flush():
+            self.processed.put(frame)
+
+    def _write(self) -> None:
+        while (frame := self.processed.get()) is not None:
+            self._current["writer"] = frame.index
+            self.sink.write(frame)
+            self.stats.frame_out(frame.index)
+            if self.on_frame_written is not None:
+                self.on_frame_written()

@@ -1,0 +1,189 @@
+"""Paired training data: GoPro, REDS and plain blur/sharp folders, and synthetic blur.
+
+Every sample is a pure function of (item, sample_seed), which StepSampler derives from the
+global step: a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from streamdeblur.errors import BadInput
+from streamdeblur.training.augment import Augment
+from streamdeblur.training.synthetic import BlurRecipe, render_pair
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+Pair = tuple[Path, Path]
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def _match(blur_dir: Path, sharp_dir: Path) -> list[Pair]:
+    blur, sharp = _images(blur_dir), _images(sharp_dir)
+    missing = sorted(set(blur) ^ set(sharp))
+    if missing:
+        raise BadInput(
+            f"unmatched pairs between {blur_dir} and {sharp_dir}: {len(missing)} file(s), "
+            f"e.g. {missing[0]}"
+        )
+    return [(blur[name], sharp[name]) for name in sorted(blur)]
+
+
+def find_pairs(root: str | Path, split: str = "train", blur_kind: str = "blur") -> list[Pair]:
+    """Blur/sharp pairs under root, whichever supported layout it has.
+
+    - GoPro: root[/GOPRO_Large]/<split>/<sequence>/{blur,blur_gamma,sharp}/*.png
+      (`blur_kind` picks blur or blur_gamma)
+    - REDS: root/<split>/<split>_blur/<sequence>/*.png beside <split>_sharp, or
+      root/<split>_blur/... at the top
+    - folder pair: root/blur/*.png and root/sharp/*.png with matching names
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise BadInput(f"data folder not found: {root}")
+    if (root / "GOPRO_Large").is_dir():
+        root = root / "GOPRO_Large"
+    if (root / "blur").is_dir() and (root / "sharp").is_dir():
+        return _nonempty(_match(root / "blur", root / "sharp"), root)
+    if (root / split).is_dir() and any((seq / "sharp").is_dir() for seq in (root / split).iterdir()):
+        pairs = []
+        for seq in sorted(p for p in (root / split).iterdir() if p.is_dir()):
+            if not (seq / blur_kind).is_dir() or not (seq / "sharp").is_dir():
+                raise BadInput(f"GoPro layout: {seq} lacks {blur_kind}/ or sharp/")
+            pairs += _match(seq / blur_kind, seq / "sharp")
+        return _nonempty(pairs, root)
+    for base in (root / split, root):
+        blur_root, sharp_root = base / f"{split}_blur", base / f"{split}_sharp"
+        if blur_root.is_dir() and sharp_root.is_dir():
+            pairs = []
+            for seq in sorted(p for p in blur_root.iterdir() if p.is_dir()):
+                pairs += _match(seq, sharp_root / seq.name)
+            return _nonempty(pairs, root)
+    raise BadInput(
+        f"{root}: not a GoPro (<split>/<seq>/blur,sharp), REDS (<split>_blur, <split>_sharp) "
+        "or blur/ + sharp/ folder layout"
+    )
+
+
+def _nonempty(pairs: list[Pair], root: Path) -> list[Pair]:
+    if not pairs:
+        raise BadInput(f"no image pairs found under {root}")
+    return pairs
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as float32 RGB in [0, 1] (8- or 16-bit)."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise BadInput(f"cannot read image {path}")
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    else:
+        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+    return image.astype(np.float32) / np.float32(scale)
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def _random_crop(
+    rng: np.random.Generator, blur: np.ndarray, sharp: np.ndarray, size: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if size is None:
+        return blur, sharp
+    height, width = blur.shape[:2]
+    if height < size or width < size:
+        raise BadInput(f"image {width}x{height} is smaller than the {size}px training patch")
+    top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+    return blur[top : top + size, left : left + size], sharp[top : top + size, left : left + size]
+
+
+class PairedImages(Dataset):
+    """Pairs from disk; patches are random crops, augmented when `augment` is given."""
+
+    def __init__(self, pairs: list[Pair], patch_size: int | None, augment: Augment | None) -> None:
+        self.pairs, self.patch_size, self.augment = pairs, patch_size, augment
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, sample_seed = key
+        rng = np.random.default_rng(sample_seed)
+        blur_path, sharp_path = self.pairs[index]
+        blur, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+        if blur.shape != sharp.shape:
+            raise BadInput(f"{blur_path} and {sharp_path} differ in size")
+        blur, sharp = _random_crop(rng, blur, sharp, self.patch_size)
+        if self.augment is not None:
+            blur, sharp = self.augment(rng, blur, sharp)
+        return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp)}
+
+
+class SyntheticPairs(Dataset):
+    """Pairs rendered on the fly from a seed (no disk); `length` sets the epoch size."""
+
+    def __init__(
+        self, patch_size: int, length: int, photos: tuple[str, ...] | None,
+        recipe: BlurRecipe = BlurRecipe(), augment: Augment | None = None,
+    ) -> None:
+        self.patch_size, self.length, self.photos = patch_size, length, photos
+        self.recipe, self.augment = recipe, augment
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        _, sample_seed = key
+        rng = np.random.default_rng(sample_seed)
+        pair = render_pair(rng, self.patch_size, self.patch_size, self.recipe, self.photos)
+        blur, sharp = pair.blurry, pair.sharp
+        if self.augment is not None:
+            blur, sharp = self.augment(rng, blur, sharp)
+        return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp)}
+
+
+class StepSampler(Sampler[tuple[int, int]]):
+    """Deterministic (item, sample_seed) keys as a function of the global step.
+
+    Sample number n = (step * world_size + rank) * batch_size + k; items are visited in a
+    fresh permutation each epoch. Starting at `start_step` resumes the exact stream.
+    """
+
+    def __init__(
+        self, length: int, batch_size: int, seed: int, start_step: int = 0,
+        rank: int = 0, world_size: int = 1,
+    ) -> None:
+        self.length, self.batch_size, self.seed = length, batch_size, seed
+        self.start_step, self.rank, self.world_size = start_step, rank, world_size
+        self._perm_epoch, self._perm = -1, np.arange(length)
+
+    def __len__(self) -> int:  # endless; the training loop counts steps
+        return 2**62
+
+    def key(self, sample_number: int) -> tuple[int, int]:
+        epoch, offset = divmod(sample_number, self.length)
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.length)
+            self._perm_epoch = epoch
+        sample_seed = int(np.random.SeedSequence([self.seed, sample_number]).generate_state(1)[0])
+        return int(self._perm[offset]), sample_seed
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        step = self.start_step
+        while True:
+            first = (step * self.world_size + self.rank) * self.batch_size
+            for k in range(self.batch_size):
+                yield self.key(first + k)
+            step += 1

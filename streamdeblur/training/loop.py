@@ -1,0 +1,298 @@
+"""The training loop: multi-scale content loss (+ optional adversarial), Adam, MultiStepLR,
+AMP on CUDA, DDP through torchrun, exact resume, TensorBoard and JSON-lines logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from streamdeblur.errors import BadUsage
+from streamdeblur.models import DeepDeblur, load_model_config, save_weights
+from streamdeblur.training import distributed
+from streamdeblur.training.augment import Augment
+from streamdeblur.training.checkpointing import load_checkpoint_state, save_checkpoint
+from streamdeblur.training.datasets import PairedImages, StepSampler, SyntheticPairs, find_pairs
+from streamdeblur.training.losses import (
+    Discriminator,
+    content_loss,
+    discriminator_loss,
+    generator_adversarial_loss,
+)
+from streamdeblur.training.metrics import psnr
+from streamdeblur.training.recipe import TrainRecipe
+from streamdeblur.training.scenes import TRAIN_PHOTOS
+from streamdeblur.training.synthetic import render_pair
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+FINAL_WEIGHTS = "final.safetensors"
+
+
+class _Pyramid(nn.Module):
+    """Makes forward() return every scale, so DDP's hooks see the multi-scale forward."""
+
+    def __init__(self, model: DeepDeblur) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_pyramid(x)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    step: int
+    finished: bool
+    interrupted: bool
+
+
+def _train_dataset(recipe: TrainRecipe) -> Dataset:
+    spec = recipe.data
+    if spec.kind == "synthetic":
+        return SyntheticPairs(
+            spec.patch_size, spec.synthetic_length, TRAIN_PHOTOS if spec.photos else None,
+            augment=Augment(),
+        )
+    assert spec.root is not None
+    return PairedImages(find_pairs(spec.root, spec.split, spec.blur_kind), spec.patch_size, Augment())
+
+
+def _val_pairs(recipe: TrainRecipe) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A small fixed validation set: synthetic from its own seed, or the data's val split."""
+    spec = recipe.data
+    if spec.kind == "synthetic":
+        rng = np.random.default_rng([recipe.seed, 7_000_001])
+        photos = TRAIN_PHOTOS if spec.photos else None
+        pairs = [render_pair(rng, recipe.val_size, recipe.val_size, photos=photos) for _ in range(recipe.val_count)]
+        return [(p.blurry, p.sharp) for p in pairs]
+    if spec.val_split is None:
+        return []
+    assert spec.root is not None
+    dataset = PairedImages(find_pairs(spec.root, spec.val_split, spec.blur_kind)[: recipe.val_count], recipe.val_size, None)
+    items = [dataset[(i, i)] for i in range(len(dataset))]
+    return [(it["blur"].permute(1, 2, 0).numpy(), it["sharp"].permute(1, 2, 0).numpy()) for it in items]
+
+
+@torch.no_grad()
+def _validate(model: DeepDeblur, pairs: list[tuple[np.ndarray, np.ndarray]], device: torch.device) -> dict[str, float]:
+    model.eval()
+    before, after = [], []
+    for blur, sharp in pairs:
+        x = torch.from_numpy(blur).permute(2, 0, 1)[None].to(device)
+        y = model(x).clamp(0, 1)[0].permute(1, 2, 0).float().cpu().numpy()
+        before.append(psnr(blur, sharp))
+        after.append(psnr(y, sharp))
+    model.train()
+    return {"val_psnr_input": float(np.mean(before)), "val_psnr": float(np.mean(after))}
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM end training after the current step, with a checkpoint."""
+
+    def __init__(self) -> None:
+        self.set = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.set = True
+
+
+def train(
+    recipe: TrainRecipe, out_dir: Path, resume: bool = False, until_step: int | None = None,
+    device: str | None = None,
+) -> TrainResult:
+    ctx = distributed.setup(device)
+    try:
+        return _train(recipe, out_dir, resume, until_step, ctx)
+    finally:
+        ctx.close()
+
+
+def _train(
+    recipe: TrainRecipe, out_dir: Path, resume: bool, until_step: int | None,
+    ctx: distributed.DistContext,
+) -> TrainResult:
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    cfg = load_model_config(recipe.model)
+    model = DeepDeblur(cfg).to(ctx.device)
+    use_amp = recipe.amp and ctx.device.type == "cuda"
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, recipe.milestone_steps(), recipe.gamma)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    disc: nn.Module | None = None
+    disc_optimizer = None
+    if recipe.adversarial_weight > 0:
+        disc = Discriminator().to(ctx.device)
+        disc_optimizer = torch.optim.Adam(disc.parameters(), lr=recipe.lr, betas=(0.9, 0.999))
+
+    ckpt_dir = out_dir / "checkpoints"
+    step = 0
+    if resume:
+        state = load_checkpoint_state(ckpt_dir)
+        if state is None:
+            raise BadUsage(f"--resume: no checkpoint in {ckpt_dir}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if disc is not None and disc_optimizer is not None and "discriminator" in state:
+            disc.load_state_dict(state["discriminator"])
+            disc_optimizer.load_state_dict(state["disc_optimizer"])
+        step = int(state["step"])
+    elif ctx.is_main and (ckpt_dir / "last.pt").exists():
+        raise BadUsage(f"{out_dir} already holds a run; pass --resume to continue it")
+
+    net: nn.Module = _Pyramid(model)
+    if ctx.enabled:
+        net = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        if disc is not None:
+            disc = DistributedDataParallel(disc, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+    dataset = _train_dataset(recipe)
+    sampler = StepSampler(len(dataset), recipe.batch_size, recipe.seed, step, ctx.rank, ctx.world_size)  # type: ignore[arg-type]
+    loader = DataLoader(
+        dataset, batch_size=recipe.batch_size, sampler=sampler, num_workers=recipe.workers,
+        pin_memory=ctx.device.type == "cuda", persistent_workers=recipe.workers > 0,
+    )
+    val_pairs = _val_pairs(recipe) if ctx.is_main else []
+
+    tb = None
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(str(out_dir / "tensorboard"))
+        except ImportError:
+            log.warning("tensorboard is not installed: logging to %s only", METRICS_FILE)
+
+    stop = _StopFlag()
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    last_step = min(recipe.steps, until_step) if until_step is not None else recipe.steps
+    progress = None
+    if ctx.is_main:
+        from tqdm import tqdm
+
+        progress = tqdm(total=recipe.steps, initial=step, unit="step", dynamic_ncols=True, disable=None)
+
+    def write_checkpoint() -> None:
+        if not ctx.is_main:
+            return
+        state = {
+            "model": model.state_dict(), "model_config": cfg.to_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
+            "recipe": recipe.to_dict(),
+        }
+        if disc is not None and disc_optimizer is not None:
+            state["discriminator"] = (disc.module if isinstance(disc, DistributedDataParallel) else disc).state_dict()
+            state["disc_optimizer"] = disc_optimizer.state_dict()
+        save_checkpoint(ckpt_dir, state)
+
+    metrics_file = (out_dir / METRICS_FILE).open("a") if ctx.is_main else None
+    started, window_start = time.perf_counter(), step
+    batches = iter(loader)
+    model.train()
+    try:
+        while step < last_step and not stop.set:
+            batch = next(batches)
+            blur = batch["blur"].to(ctx.device, non_blocking=True)
+            sharp = batch["sharp"].to(ctx.device, non_blocking=True)
+            with torch.autocast(ctx.device.type, dtype=torch.float16, enabled=use_amp):
+                outputs = net(blur)
+                loss_content = content_loss(outputs, sharp, recipe.loss)
+                loss = loss_content
+                loss_adv = torch.zeros(())
+                if disc is not None:
+                    loss_adv = generator_adversarial_loss(disc(outputs[0]))
+                    loss = loss + recipe.adversarial_weight * loss_adv
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            if disc is not None and disc_optimizer is not None:
+                with torch.autocast(ctx.device.type, dtype=torch.float16, enabled=use_amp):
+                    loss_d = discriminator_loss(disc(sharp), disc(outputs[0].detach()))
+                disc_optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss_d).backward()
+                scaler.step(disc_optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss.item():.4f}")
+            if metrics_file is not None and (step % recipe.log_every == 0 or step == last_step):
+                elapsed = time.perf_counter() - started
+                record = {
+                    "step": step, "loss": float(loss.item()), "content": float(loss_content.item()),
+                    "adversarial": float(loss_adv.item()), "lr": scheduler.get_last_lr()[0],
+                    "steps_per_s": (step - window_start) / max(elapsed, 1e-9),
+                }
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                if tb is not None:
+                    for key in ("loss", "content", "adversarial", "lr"):
+                        tb.add_scalar(f"train/{key}", record[key], step)
+            if ctx.is_main and val_pairs and (step % recipe.eval_every == 0 or step == recipe.steps):
+                scores = _validate(model, val_pairs, ctx.device)
+                assert metrics_file is not None
+                metrics_file.write(json.dumps({"step": step, **scores}) + "\n")
+                metrics_file.flush()
+                if tb is not None:
+                    tb.add_scalar("val/psnr", scores["val_psnr"], step)
+                    tb.add_scalar("val/psnr_input", scores["val_psnr_input"], step)
+                    _log_images(tb, model, val_pairs[:4], ctx.device, step)
+            if step % recipe.checkpoint_every == 0:
+                write_checkpoint()
+        write_checkpoint()
+        finished = step >= recipe.steps
+        if finished and ctx.is_main:
+            save_weights(model, out_dir / FINAL_WEIGHTS, _card(recipe, step, time.perf_counter() - started))
+        ctx.barrier()
+        return TrainResult(out_dir, step, finished, stop.set)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if progress is not None:
+            progress.close()
+        if metrics_file is not None:
+            metrics_file.close()
+        if tb is not None:
+            tb.close()
+
+
+@torch.no_grad()
+def _log_images(tb: Any, model: DeepDeblur, pairs: list[tuple[np.ndarray, np.ndarray]], device: torch.device, step: int) -> None:
+    model.eval()
+    rows = []
+    for blur, sharp in pairs:
+        x = torch.from_numpy(blur).permute(2, 0, 1)[None].to(device)
+        y = model(x).clamp(0, 1)[0].cpu()
+        rows.append(torch.cat([x[0].cpu(), y, torch.from_numpy(sharp).permute(2, 0, 1)], dim=2))
+    tb.add_image("val/blurry|deblurred|sharp", torch.cat(rows, dim=1), step)
+    model.train()
+
+
+def _card(recipe: TrainRecipe, step: int, seconds: float) -> dict[str, Any]:
+    hardware = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {
+        "training": {
+            "recipe": recipe.to_dict(), "steps": step, "hardware": hardware,
+            "wall_s_last_session": round(seconds, 1),
+        },
+    }

@@ -1,0 +1,88 @@
+"""Training recipes as data (YAML under configs/train/)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streamdeblur.errors import BadUsage
+
+
+@dataclass
+class DataSpec:
+    kind: str = "synthetic"  # synthetic (rendered on the fly) or paired (files on disk)
+    root: str | None = None  # paired: a GoPro, REDS or blur/+sharp/ folder
+    split: str = "train"
+    blur_kind: str = "blur"  # GoPro: blur or blur_gamma
+    val_split: str | None = "test"  # paired: validation pairs (None: no validation)
+    patch_size: int = 128
+    synthetic_length: int = 1_000_000  # synthetic: samples per "epoch"
+    photos: bool = True  # synthetic: also use scikit-image's training photos
+
+
+@dataclass
+class TrainRecipe:
+    name: str
+    model: str = "deepdeblur-light"  # a configs/models name or a YAML path
+    data: DataSpec = field(default_factory=DataSpec)
+    batch_size: int = 8
+    steps: int = 20_000
+    lr: float = 1e-4
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75, 0.9])  # of steps
+    gamma: float = 0.5
+    loss: str = "l1"  # l1 or mse
+    adversarial_weight: float = 0.0  # the paper's 1e-4 turns on the GAN term
+    amp: bool = True  # CUDA only
+    seed: int = 0
+    workers: int = 1
+    log_every: int = 20
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    val_count: int = 16
+    val_size: int = 128
+    threads: int | None = None  # CPU intra-op threads; None keeps PyTorch's default
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("l1", "mse"):
+            raise BadUsage(f"recipe {self.name}: loss must be l1 or mse, not {self.loss!r}")
+        if self.data.kind not in ("synthetic", "paired"):
+            raise BadUsage(f"recipe {self.name}: data.kind must be synthetic or paired")
+        if self.data.kind == "paired" and not self.data.root:
+            raise BadUsage(f"recipe {self.name}: paired data needs data.root")
+        if self.steps < 1 or self.batch_size < 1:
+            raise BadUsage(f"recipe {self.name}: steps and batch_size must be positive")
+
+    def milestone_steps(self) -> list[int]:
+        return [max(1, int(f * self.steps)) for f in self.milestones]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise BadUsage(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    return cls(**data)
+
+
+def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> TrainRecipe:
+    data = dict(data)
+    data["data"] = _build(DataSpec, dict(data.get("data") or {}), f"{where} data")
+    return _build(TrainRecipe, data, where)
+
+
+def load_recipe(path: str | Path) -> TrainRecipe:
+    path = Path(path)
+    if not path.is_file():
+        raise BadUsage(f"training recipe not found: {path}")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise BadUsage(f"training recipe {path} is not a YAML mapping")
+    data.setdefault("name", path.stem)
+    return recipe_from_dict(data, where=str(path))

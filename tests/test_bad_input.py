@@ -1,0 +1,108 @@
+"""Bad input and bad usage: one clear line, the documented exit code, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.media import decodes_cleanly, ffmpeg, make_clip
+
+
+def _assert_clean_failure(result, code: int, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("streamdeblur: error:")]
+    assert len(errors) == 1, result.stderr
+    assert [p.name for p in out_dir.iterdir() if p.name.startswith(("out", ".out"))] == []
+
+
+@pytest.fixture()
+def bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "random.mp4").write_bytes(bytes(range(256)) * 400)
+    (tmp_path / "notes.txt").write_text("not a video\n" * 50)
+    (tmp_path / "folder").mkdir()
+    return {
+        "missing": tmp_path / "missing.mp4",
+        "empty": tmp_path / "empty.mp4",
+        "random bytes": tmp_path / "random.mp4",
+        "text": tmp_path / "notes.txt",
+        "folder without images": tmp_path / "folder",
+    }
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "random bytes", "text", "folder without images"])
+def test_unreadable_input_exits_2(kind: str, bad_inputs: dict[str, Path], tmp_path: Path, tiny_weights: Path) -> None:
+    out_dir = tmp_path / "results"
+    out_dir.mkdir()
+    result = run_cli("run", str(bad_inputs[kind]), str(out_dir / "out.mp4"), "--weights", str(tiny_weights))
+    _assert_clean_failure(result, 2, out_dir)
+
+
+def test_truncated_video_keeps_what_decodes_and_counts_the_loss(tmp_path: Path, tiny_weights: Path) -> None:
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", "2", "-c:v", "libx264",
+           "-movflags", "+faststart", str(whole))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    result = run_cli("run", str(cut), str(out), "--weights", str(tiny_weights), "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    assert "lost" in result.stderr and "Traceback" not in result.stderr
+    stats = json.loads(report.read_text())
+    assert 0 < stats["frames_out"] < 50
+    assert stats["frames_lost"] == 50 - stats["frames_out"]
+    assert decodes_cleanly(out) == stats["frames_out"]
+
+
+@pytest.mark.parametrize(
+    "output, extra",
+    [
+        ("no/such/folder/out.mp4", []),
+        ("notes.txt/out.mp4", []),  # parent is a file
+        ("out.unknownsuffix", []),
+        ("out.mp4", ["--precision", "fp16", "--device", "cpu"]),
+        ("out.mp4", ["--tile", "64", "--tile-overlap", "40"]),
+        ("out.mp4", ["--codec", "no-such-encoder"]),
+        ("out.mp4", ["--preset", "no-such-preset"]),
+        ("out.mp4", ["--backend", "nope"]),
+        ("out_frames/", ["--codec", "libx264"]),
+        ("out.mp4", ["--fps", "fast"]),
+        ("out.webm", ["--codec", "libx264"]),  # WebM holds VP8/VP9/AV1 only
+    ],
+)
+def test_bad_output_or_options_exit_2(output: str, extra: list[str], media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    src = make_clip("one_frame", media_dir)
+    result = run_cli("run", str(src), str(tmp_path / output), "--weights", str(tiny_weights), *extra)
+    _assert_clean_failure(result, 2, tmp_path)
+
+
+def test_bad_weights_exit_2(media_dir: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "model-1.pt"
+    weights.write_bytes(b"\x80\x04not a checkpoint")
+    result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"), "--weights", str(weights))
+    _assert_clean_failure(result, 2, tmp_path)
+
+
+def test_existing_output_is_kept_without_overwrite(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    src = make_clip("one_frame", media_dir)
+    existing = tmp_path / "out.mp4"
+    existing.write_bytes(b"precious")
+    result = run_cli("run", str(src), str(existing), "--weights", str(tiny_weights))
+    assert result.returncode == 2 and "--overwrite" in result.stderr
+    assert existing.read_bytes() == b"precious"
+    assert run_cli("run", str(src), str(existing), "--weights", str(tiny_weights), "--overwrite").returncode == 0
+    assert decodes_cleanly(existing) == 1
+
+
+def test_input_is_never_its_own_output(media_dir: Path, tiny_weights: Path) -> None:
+    src = make_clip("one_frame", media_dir)
+    before = src.read_bytes()
+    result = run_cli("run", str(src), str(src), "--weights", str(tiny_weights), "--overwrite")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert src.read_bytes() == before
