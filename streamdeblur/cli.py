@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -150,6 +152,82 @@ def demo(
         if not quiet:
             log.info("wrote %s (%d frames); now try: streamdeblur run %s %s", output, count, output,
                      output.with_name(output.stem.replace("_blurry", "") + "_sharp" + output.suffix))
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="Training recipe (YAML), e.g. configs/train/light-synthetic.yaml.")],
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoints, logs, final weights). Default: runs/RECIPE_NAME.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    until_step: Annotated[Optional[int], typer.Option(help="Stop (with a checkpoint) at this step; resume later.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda. Default: cuda when there is one. Under torchrun each rank takes its local GPU.")] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train a DeepDeblur model; works under `torchrun --nproc_per_node N` (DDP)."""
+    _setup_logging(quiet, verbose)
+    with _exit_codes():
+        from streamdeblur.training.loop import train as run_training
+        from streamdeblur.training.recipe import load_recipe
+
+        loaded = load_recipe(recipe)
+        result = run_training(loaded, out or Path("runs") / loaded.name, resume=resume, until_step=until_step, device=device)
+        if result.interrupted:
+            log.warning("stopped at step %d; continue with --resume", result.step)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if not quiet and os.environ.get("RANK", "0") == "0":  # one report under torchrun
+            done = "finished" if result.finished else "paused"
+            log.info("%s at step %d; run folder %s", done, result.step, result.out_dir)
+
+
+@app.command("eval")
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="Pairs: a GoPro, REDS or blur/+sharp/ folder (e.g. from `streamdeblur synth`).")],
+    model: Annotated[Optional[Path], typer.Option(help="Weights to score. Default: the shipped light model.")] = None,
+    backend: Annotated[str, typer.Option(help="torch, or passthrough to score the blurry input against itself.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    split: Annotated[str, typer.Option(help="Which split of a GoPro/REDS folder.")] = "test",
+    limit: Annotated[Optional[int], typer.Option(help="Score only the first N pairs.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write metrics.json and blurry|deblurred|sharp pictures here.")] = None,
+    run: Annotated[Optional[Path], typer.Option(help="A training run folder: also plot its loss and PSNR curves into --out.")] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """PSNR and SSIM (scikit-image) of the blurry input and of the deblurred output."""
+    _setup_logging(quiet, verbose)
+    with _exit_codes():
+        from streamdeblur.inference import create_backend
+        from streamdeblur.training.evaluate import evaluate as run_eval
+        from streamdeblur.training.evaluate import plot_training_curves
+
+        scorer = create_backend(backend, model, device)
+        result = run_eval(scorer, data, out, split=split, limit=limit)
+        typer.echo(json.dumps({"model": scorer.model_name, "data": str(data), **result.to_dict()}, indent=2))
+        if run is not None:
+            if out is None:
+                raise BadUsage("--run needs --out for the curves picture")
+            plot_training_curves(run, out)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write the GoPro-layout set into.")],
+    count: Annotated[int, typer.Option(help="Number of blurry/sharp pairs.")] = 100,
+    size: Annotated[str, typer.Option(help="WIDTHxHEIGHT of each pair.")] = "256x256",
+    seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same set.")] = 0,
+    held_out: Annotated[bool, typer.Option("--held-out", help="Photos and seeds that training never sees (for measuring quality).")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write synthetic motion-blur pairs (GoPro layout) to inspect or to train on."""
+    _setup_logging(quiet, verbose)
+    with _exit_codes():
+        from streamdeblur.training.synth_dataset import write_synthetic_set
+
+        width, height = _parse_size(size)
+        sequences = write_synthetic_set(out, count, width, height, seed, held_out)
+        if not quiet:
+            log.info("wrote %d pairs in %d sequence folders under %s", count, len(sequences), out)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
