@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from streamdeblur.errors import ProcessingError, StreamdeblurError
-from streamdeblur.inference.processor import FrameProcessor
+from streamdeblur.inference.processor import Processor
 from streamdeblur.io import Sink, Source
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats
@@ -30,7 +30,7 @@ class StageFailure:
 
 class Pipeline:
     def __init__(
-        self, source: Source, processor: FrameProcessor, sink: Sink, stats: RunStats,
+        self, source: Source, processor: Processor, sink: Sink, stats: RunStats,
         queue_size: int = 8, on_frame_written: Callable[[], None] | None = None,
     ) -> None:
         self.source, self.processor, self.sink, self.stats = source, processor, sink, stats

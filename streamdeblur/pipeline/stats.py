@@ -72,6 +72,9 @@ class RunStats:
             if arrived is not None:
                 self.latency.add(now - arrived)
 
+    def start(self) -> None:
+        self.started = time.monotonic()
+
     @property
     def wall_s(self) -> float:
         return time.monotonic() - self.started
