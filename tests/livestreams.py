@@ -51,8 +51,11 @@ def free_udp_block(count: int) -> int:
 
 
 def send(url: str, *, pattern: str = "testsrc2", rate: int = RATE, seconds: float = 60, audio: bool = False,
-         fmt: str = "mpegts", transport: str | None = None) -> subprocess.Popen[bytes]:
-    """An ffmpeg process sending a test pattern to `url` at real-time speed (H.264, 1 s GOP)."""
+         fmt: str = "mpegts", transport: str | None = None, listen: bool = False) -> subprocess.Popen[bytes]:
+    """An ffmpeg process sending a test pattern to `url` at real-time speed (H.264, 1 s GOP).
+
+    With `listen` it is the server instead: it waits at `url` for a player to connect (RTMP).
+    """
     assert FFMPEG, "ffmpeg is needed (.ci/run installs Debian's ffmpeg)"
     source = f"{pattern}{':' if '=' in pattern else '='}size={SIZE}:rate={rate}"
     args = [FFMPEG, "-v", "error", "-re", "-f", "lavfi", "-i", source]
@@ -62,6 +65,8 @@ def send(url: str, *, pattern: str = "testsrc2", rate: int = RATE, seconds: floa
              "-pix_fmt", "yuv420p"]
     if transport:
         args += ["-rtsp_transport", transport]
+    if listen:
+        args += ["-listen", "1"]
     proc = subprocess.Popen([*args, "-f", fmt, url], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.3)
     if proc.poll() is not None:

@@ -3,12 +3,18 @@ the side-by-side view, detection, and bad live usage (one line, exit 2, nothing 
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -22,7 +28,7 @@ from streamdeblur.io.camera import CameraSource
 from streamdeblur.io.live_source import Backoff, LiveSource
 from streamdeblur.io.media_info import MediaInfo, VideoInfo
 from streamdeblur.io.passthrough import PacketBuffer
-from streamdeblur.io.preview import CompareSink, OriginalFrames
+from streamdeblur.io.preview import CompareSink, OriginalFrames, PreviewSink
 from streamdeblur.io.urls import camera_index, is_live_input, push_format
 from streamdeblur.io.video_sink import EncodeOptions, VideoSink
 from streamdeblur.io.video_source import ReadStats, VideoSource
@@ -264,3 +270,67 @@ def test_live_output_has_a_keyframe_every_second_despite_drops(tmp_path: Path) -
     sink.close()
     keys = keyframe_times(out)
     assert [round(t - keys[0], 2) for t in keys] == [0.0, 1.0, 2.0, 3.0]  # with a 25-frame GOP there would be one, at 0
+
+
+# --- the preview window, on a virtual display ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """A virtual X display (Debian's xvfb; .ci/run installs it) for the OpenCV window."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb is not installed (.ci/run installs it)")
+    number = next(n for n in range(150, 250) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+        time.sleep(0.1)
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_preview_window_shows_frames_written_by_another_thread(display: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", display)
+    quit_requested, inner = threading.Event(), ListSink()
+    preview = PreviewSink(inner, "streamdeblur test", quit_requested.set)
+
+    def write_frames() -> None:  # the writer thread's part
+        for i in range(30):
+            preview.write(Frame(np.full((48, 64, 3), i, np.uint8), i, TB, i))
+            time.sleep(0.01)
+
+    writer = threading.Thread(target=write_frames)
+    writer.start()
+    while writer.is_alive():  # as Pipeline.run does with its `idle`
+        writer.join(0.02)
+        preview.show()
+    preview.show()
+    assert len(inner.frames) == 30 and preview.frames_written == 30
+    assert preview.shown >= 2  # drawn as they came, in the main thread
+    assert cv2.getWindowProperty("streamdeblur test", cv2.WND_PROP_VISIBLE) == 1
+    assert not quit_requested.is_set()
+    preview.close()
+
+
+def test_live_to_a_preview_window_only(display: str, tmp_path: Path) -> None:
+    port = free_port()
+    url = f"udp://127.0.0.1:{port}"
+    sender = send(url)
+    report = tmp_path / "report.json"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "streamdeblur", "live", url, "preview", "--backend", "passthrough",
+             "--duration", "3", "--report", str(report)],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "DISPLAY": display},
+        )
+    finally:
+        stop(sender)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    stats = json.loads(report.read_text())
+    assert stats["frames_out"] > 25
+    assert list(tmp_path.iterdir()) == [report]

@@ -176,3 +176,26 @@ def test_rtsp_in_deblurred_rtsp_out_read_by_a_third_client(tmp_path: Path, tiny_
     with av.open(str(received)) as container:
         video = container.streams.video[0]
         assert (video.codec_context.name, video.width, video.height) == ("h264", 320, 120)  # original | deblurred
+
+
+def test_rtmp_in_and_rtmp_out(tmp_path: Path) -> None:
+    """RTMP both ways, with ffmpeg as the servers: one serves the camera stream (`-listen`),
+    the other takes our pushed stream and records it. TCP loses nothing on the way."""
+    assert FFMPEG
+    camera = f"rtmp://127.0.0.1:{free_port()}/live/camera"
+    pushed = f"rtmp://127.0.0.1:{free_port()}/live/deblurred"
+    received, report_path = tmp_path / "received.flv", tmp_path / "report.json"
+    server = send(camera, fmt="flv", listen=True)
+    receiver = subprocess.Popen([FFMPEG, "-v", "error", "-y", "-listen", "1", "-i", pushed, "-c", "copy", str(received)],
+                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        proc = start_live(camera, pushed, "--backend", "passthrough", "--duration", "4", "--report", str(report_path))
+        stderr = finish(proc)
+        receiver.wait(30)  # it ends when our stream does
+    finally:
+        stop(server)
+        stop(receiver)
+    assert proc.returncode == 0, stderr
+    report = json.loads(report_path.read_text())
+    assert report["frames_out"] > 2 * RATE and adds_up(report)
+    assert decodes_cleanly(received) == report["frames_out"]

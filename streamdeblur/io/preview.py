@@ -78,8 +78,10 @@ def has_display() -> bool:
 
 
 class PreviewSink:
-    """Shows every frame in an OpenCV window, then hands it on to `inner` (if any).
+    """Shows the frames in an OpenCV window, and hands each on to `inner` (if any).
 
+    OpenCV's window toolkit (Qt) only works from the main thread, so the writer thread just
+    leaves the newest frame here and the main thread calls `show()` while it supervises.
     Closing the window or pressing q or Esc calls `on_quit` (the run then ends normally).
     """
 
@@ -87,18 +89,30 @@ class PreviewSink:
         if not has_display():
             raise BadUsage("--preview needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set")
         self.inner, self.title, self.on_quit = inner, title, on_quit
-        self._shown = 0
+        self.shown = 0
+        self._received = 0
+        self._newest: np.ndarray | None = None
+        self._lock = threading.Lock()
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
 
     @property
     def frames_written(self) -> int:
-        return self.inner.frames_written if self.inner is not None else self._shown
+        return self.inner.frames_written if self.inner is not None else self._received
 
     def write(self, frame: Frame) -> None:
         if self.inner is not None:
             self.inner.write(frame)
-        cv2.imshow(self.title, cv2.cvtColor(frame.pixels, cv2.COLOR_RGB2BGR))
-        self._shown += 1
+        with self._lock:
+            self._newest = frame.pixels
+            self._received += 1
+
+    def show(self) -> None:
+        """Draw the newest frame and handle the window's events (main thread only)."""
+        with self._lock:
+            pixels, self._newest = self._newest, None
+        if pixels is not None:
+            cv2.imshow(self.title, cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
+            self.shown += 1
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), 27) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             self.on_quit()

@@ -91,7 +91,7 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
                                 **(session.pipeline_options() if session else {}))
             try:
                 with session.running(stats) if session else nullcontext():
-                    pipeline.run(stop, session.finish if session else None)
+                    pipeline.run(stop, session.finish if session else None, session.idle if session else None)
             except BaseException:
                 sink.discard()
                 raise

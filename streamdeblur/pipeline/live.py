@@ -7,7 +7,7 @@ source and sink, for the pipeline's latency bound, and runs inside `session.runn
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -66,6 +66,7 @@ class LiveSession:
         self.originals = OriginalFrames() if options.compare else None
         self.source: Source | None = None
         self.segments: SegmentedSink | None = None
+        self.preview: PreviewSink | None = None
 
     def open_source(self, spec: str, fps: Fraction) -> Source:
         """A LiveSource for cameras, streams and forced-live files; other inputs as `run` opens them."""
@@ -123,7 +124,14 @@ class LiveSession:
         return sink
 
     def _preview(self, inner: Sink | None) -> Sink:
-        return PreviewSink(inner, f"streamdeblur: {self.source.info.source if self.source else ''}", self.finish.set)
+        title = f"streamdeblur: {self.source.info.source if self.source else ''}"
+        self.preview = PreviewSink(inner, title, self.finish.set)
+        return self.preview
+
+    @property
+    def idle(self) -> Callable[[], None] | None:
+        """What the main thread does while the pipeline runs: draw the preview window."""
+        return self.preview.show if self.preview is not None else None
 
     def pipeline_options(self) -> dict[str, Any]:
         """The latency bound and drop policy apply to live inputs only."""

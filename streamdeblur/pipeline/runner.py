@@ -51,8 +51,14 @@ class Pipeline:
         self.failures: list[StageFailure] = []
         self._current: dict[str, int | None] = {}
 
-    def run(self, stop: threading.Event, finish: threading.Event | None = None) -> None:
-        """Run to the end of the input, or until `stop` or `finish` is set; raise if a stage failed."""
+    def run(
+        self, stop: threading.Event, finish: threading.Event | None = None, idle: Callable[[], None] | None = None,
+    ) -> None:
+        """Run to the end of the input, or until `stop` or `finish` is set; raise if a stage failed.
+
+        `idle` is called often from this (the main) thread while the stages run: for work that
+        must happen there, such as drawing a preview window.
+        """
         self._stop, self._finish = stop, finish or threading.Event()
         threads = [
             threading.Thread(target=self._guard, args=(name, body, out), name=f"streamdeblur-{name}", daemon=True)
@@ -66,7 +72,9 @@ class Pipeline:
             thread.start()
         for thread in threads:
             while thread.is_alive():  # short joins keep the main thread responsive to signals
-                thread.join(0.1)
+                thread.join(0.1 if idle is None else 0.02)
+                if idle is not None:
+                    idle()
         if self.failures:
             first = self.failures[0]
             if isinstance(first.error, StreamdeblurError):
