@@ -37,6 +37,7 @@ from streamdeblur.pipeline.job import RunOptions, run_job
 from streamdeblur.pipeline.live import LiveOptions
 from tests.livestreams import free_port, keyframe_times, send, stop
 from tests.media import decodes_cleanly, make_clip
+from tests.test_pipeline import ListSink
 
 TB = Fraction(1, 90_000)
 
@@ -173,22 +174,6 @@ def test_camera_source_stamps_frames_by_clock(media_dir: Path) -> None:
 
 
 # --- the side-by-side view --------------------------------------------------------------------
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.frames: list[Frame] = []
-        self.frames_written = 0
-
-    def write(self, frame: Frame) -> None:
-        self.frames.append(frame)
-        self.frames_written += 1
-
-    def close(self, complete: bool = True) -> None:
-        pass
-
-    def discard(self) -> None:
-        pass
 
 
 def test_compare_puts_original_left_and_deblurred_right_and_forgets_dropped_frames() -> None:

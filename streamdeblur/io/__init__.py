@@ -33,7 +33,8 @@ class Source(Protocol):
 
 
 class Sink(Protocol):
-    frames_written: int
+    @property
+    def frames_written(self) -> int: ...
 
     def write(self, frame: Frame) -> None: ...
 

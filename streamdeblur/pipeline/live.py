@@ -72,6 +72,7 @@ class LiveSession:
         """A LiveSource for cameras, streams and forced-live files; other inputs as `run` opens them."""
         opts = self.options
         index = camera_index(spec)
+        connect: Callable[[], Source]
         if index is not None:
             connect = lambda: CameraSource(index)  # noqa: E731
         elif is_v4l2_device(spec):

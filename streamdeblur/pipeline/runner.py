@@ -13,6 +13,7 @@ Every such frame is counted as dropped.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,8 +44,13 @@ class Pipeline:
         self.source, self.processor, self.sink, self.stats = source, processor, sink, stats
         self.abort = threading.Event()
         self.budget = LatencyBudget(max_latency_s, stats) if max_latency_s is not None else None
+        decoded_size = queue_size
+        if max_latency_s is not None:
+            # Room for the bound's worth of frames: a smaller queue would drop frames (say, the
+            # burst a stream delivers after opening) that could still be written in time.
+            decoded_size = max(queue_size, math.ceil(max_latency_s * source.info.video.rate_or_default) + 1)
         self.decoded = StageQueue(
-            queue_size, self.abort, drop_oldest=self.budget is not None, on_drop=lambda f: stats.frame_dropped(f.index)
+            decoded_size, self.abort, drop_oldest=self.budget is not None, on_drop=lambda f: stats.frame_dropped(f.index)
         )
         self.processed = StageQueue(queue_size, self.abort)
         self.on_frame_written, self.on_frame_read = on_frame_written, on_frame_read
