@@ -226,7 +226,9 @@ def test_names_of_cameras_and_pushed_stream_formats(tmp_path: Path) -> None:
     (["rtsp://127.0.0.1:PORT/none", "OUT/rec.mp4", "--timeout", "2"], "cannot open rtsp://127.0.0.1:"),
     (["udp://127.0.0.1:PORT", "OUT/rec.mp4", "--preview"], "--preview needs a display"),
 ])  # fmt: skip
-def test_bad_live_usage_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_live_usage_is_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     port = free_port()

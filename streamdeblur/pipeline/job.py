@@ -45,7 +45,8 @@ def check_options(opts: RunOptions) -> None:
 
     if Path(opts.input).resolve() == Path(opts.output).resolve():
         raise BadUsage("output would overwrite the input; choose another output path")
-    if opts.output != PREVIEW_ONLY and output_is_folder(opts.output) and (opts.encode.codec or opts.encode.pix_fmt or opts.encode.preset):
+    encoder_options = opts.encode.codec or opts.encode.pix_fmt or opts.encode.preset
+    if encoder_options and opts.output != PREVIEW_ONLY and output_is_folder(opts.output):
         raise BadUsage("--codec, --pix-fmt and --preset apply to video output, not an image folder")
     if opts.batch_size < 1 or opts.queue_size < 1:
         raise BadUsage("--batch and queue sizes must be at least 1")

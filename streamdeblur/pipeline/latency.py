@@ -2,8 +2,9 @@
 
 A frame is dropped when its age plus what the rest of its way may take (from the processor
 picking it up to the writer having written it: the slowest of the last few frames, so that a
-frame slower than average still arrives in time) would exceed `--max-latency-ms`. The newest frame available is always kept, so the output never stalls,
-even when the processor alone takes longer than the bound.
+frame slower than average still arrives in time) would exceed `--max-latency-ms`. The newest
+frame available is always kept, so the output never stalls, even when the processor alone
+takes longer than the bound.
 """
 
 from __future__ import annotations

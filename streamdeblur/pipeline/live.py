@@ -110,7 +110,8 @@ class LiveSession:
         info = doubled_width(source.info) if opts.compare else source.info
         inner: Sink | None = None
         if opts.segment_seconds is not None:
-            inner = self.segments = SegmentedSink(Path(spec), opts.segment_seconds, info, source.passthrough, encode, overwrite)
+            self.segments = SegmentedSink(Path(spec), opts.segment_seconds, info, source.passthrough, encode, overwrite)
+            inner = self.segments
         elif spec != PREVIEW_ONLY:
             pushed = scheme(spec) is not None
             if pushed and source.info.live:
