@@ -11,11 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, StreamdeblurError
+
+if TYPE_CHECKING:
+    from streamdeblur.pipeline.job import RunOptions
+    from streamdeblur.pipeline.live import LiveOptions
 
 app = typer.Typer(
     name="streamdeblur",
@@ -83,54 +87,147 @@ def _parse_fraction(text: str, option: str) -> Fraction:
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
+# The options `run` and `live` share: one definition, the same help.
+WeightsOpt = Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, or an official DeepDeblur-PyTorch model-*.pt. Default: the shipped light model.")]
+BackendOpt = Annotated[str, typer.Option(help="auto, tensorrt, torch, onnxruntime, or passthrough (no network: checks the I/O path).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+PrecisionOpt = Annotated[str, typer.Option(help="fp32, or fp16/bf16 on CUDA.")]
+BatchOpt = Annotated[int, typer.Option(help="Frames (or tiles) per network call.")]
+TileOpt = Annotated[int, typer.Option(help="Run the network on TILE x TILE tiles (0: whole frames).")]
+TileOverlapOpt = Annotated[int, typer.Option(help="Pixels neighbouring tiles share; blended, not cropped.")]
+StreamsOpt = Annotated[int, typer.Option(help="CUDA: batches in flight, copies overlapping compute (1: no overlap).")]
+EngineOpt = Annotated[Optional[Path], typer.Option(help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime) to use as is.")]
+CudaGraphsOpt = Annotated[bool, typer.Option("--cuda-graphs", help="torch on CUDA: replay captured CUDA graphs.")]
+ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="torch: NHWC memory layout (faster fp16 convolutions on CUDA).")]
+CodecOpt = Annotated[Optional[str], typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")]
+CrfOpt = Annotated[Optional[int], typer.Option(help="Constant-quality level where the encoder has one. Default 18.")]
+PresetOpt = Annotated[Optional[str], typer.Option(help="Encoder preset, e.g. medium, slow, veryfast.")]
+PixFmtOpt = Annotated[Optional[str], typer.Option(help="Output pixel format. Default: the input's, where the encoder takes it.")]
+FpsOpt = Annotated[str, typer.Option(help="Frame rate given to image-folder input.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
+ReportOpt = Annotated[Optional[Path], typer.Option(help="Write the JSON run report here.")]
+
+
+def _run_options(
+    *, input: str, output: str, weights: Path | None, backend: str, device: str, precision: str, batch: int,
+    tile: int, tile_overlap: int, streams: int, engine: Path | None, cuda_graphs: bool, channels_last: bool,
+    codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, fps: str, overwrite: bool,
+    report: Path | None, quiet: bool, live: LiveOptions | None = None,
+) -> RunOptions:
+    """The options `run` and `live` share, as RunOptions (keyword-only: they are many)."""
+    from streamdeblur.io import EncodeOptions
+    from streamdeblur.pipeline.job import RunOptions
+
+    return RunOptions(
+        input=input, output=output, weights=str(weights) if weights else None, backend=backend,
+        device=device, precision=precision, batch_size=batch, tile=tile, tile_overlap=tile_overlap,
+        in_flight=streams, engine=str(engine) if engine else None, cuda_graphs=cuda_graphs,
+        channels_last=channels_last, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+        overwrite=overwrite, fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report, live=live,
+    )
+
+
+def _execute(opts: RunOptions, quiet: bool) -> None:
+    """Run the job with SIGINT/SIGTERM as a graceful stop; 130 once the output is finalized."""
+    from streamdeblur.pipeline.job import run_job
+    from streamdeblur.pipeline.signals import stop_on_signals
+
+    with stop_on_signals(threading.Event()) as stop:
+        result = run_job(opts, stop)
+    if result.interrupted:
+        log.warning("interrupted: %s holds the %d frames processed", opts.output, result.frames_out)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if not quiet:
+        log.info("%d frames in %.1f s (%.2f frames/s) -> %s", result.frames_out, result.wall_s, result.fps, opts.output)
 
 
 @app.command()
 def run(
     input: Annotated[str, typer.Argument(help="Video file, URL, or folder of images.")],
     output: Annotated[str, typer.Argument(help="Video file (format from the suffix), URL, or folder for PNGs.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, or an official DeepDeblur-PyTorch model-*.pt. Default: the shipped light model.")] = None,
-    backend: Annotated[str, typer.Option(help="auto, tensorrt, torch, onnxruntime, or passthrough (no network: checks the I/O path).")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, or fp16/bf16 on CUDA.")] = "fp32",
-    batch: Annotated[int, typer.Option(help="Frames (or tiles) per network call.")] = 1,
-    tile: Annotated[int, typer.Option(help="Run the network on TILE x TILE tiles (0: whole frames).")] = 0,
-    tile_overlap: Annotated[int, typer.Option(help="Pixels neighbouring tiles share; blended, not cropped.")] = 32,
-    streams: Annotated[int, typer.Option(help="CUDA: batches in flight, copies overlapping compute (1: no overlap).")] = 3,
-    engine: Annotated[Optional[Path], typer.Option(help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime) to use as is.")] = None,
-    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="torch on CUDA: replay captured CUDA graphs.")] = False,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="torch: NHWC memory layout (faster fp16 convolutions on CUDA).")] = False,
-    codec: Annotated[Optional[str], typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")] = None,
-    crf: Annotated[Optional[int], typer.Option(help="Constant-quality level where the encoder has one. Default 18.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Encoder preset, e.g. medium, slow, veryfast.")] = None,
-    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format. Default: the input's, where the encoder takes it.")] = None,
-    fps: Annotated[str, typer.Option(help="Frame rate given to image-folder input.")] = "25",
-    overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")] = False,
-    report: Annotated[Optional[Path], typer.Option(help="Write the JSON run report here.")] = None,
+    weights: WeightsOpt = None,
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
+    batch: BatchOpt = 1,
+    tile: TileOpt = 0,
+    tile_overlap: TileOverlapOpt = 32,
+    streams: StreamsOpt = 3,
+    engine: EngineOpt = None,
+    cuda_graphs: CudaGraphsOpt = False,
+    channels_last: ChannelsLastOpt = False,
+    codec: CodecOpt = None,
+    crf: CrfOpt = None,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = None,
+    fps: FpsOpt = "25",
+    overwrite: OverwriteOpt = False,
+    report: ReportOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Deblur INPUT into OUTPUT, keeping timestamps, audio, subtitles, rotation and colour."""
-    from streamdeblur.io import EncodeOptions
-    from streamdeblur.pipeline.job import RunOptions, run_job
-    from streamdeblur.pipeline.signals import stop_on_signals
+    _setup_logging(quiet, verbose)
+    with _exit_codes():
+        _execute(_run_options(
+            input=input, output=output, weights=weights, backend=backend, device=device, precision=precision,
+            batch=batch, tile=tile, tile_overlap=tile_overlap, streams=streams, engine=engine,
+            cuda_graphs=cuda_graphs, channels_last=channels_last, codec=codec, crf=crf, preset=preset,
+            pix_fmt=pix_fmt, fps=fps, overwrite=overwrite, report=report, quiet=quiet,
+        ), quiet)
+
+
+@app.command()
+def live(
+    source: Annotated[str, typer.Argument(help="Camera (/dev/videoN or an index such as 0), stream URL (rtsp, rtmp, srt, udp, rtp, http), or file.")],
+    sink: Annotated[str, typer.Argument(help="Video file, pushed stream URL (rtsp, rtmp, srt, udp), or 'preview' for a window only.")],
+    force_live: Annotated[bool, typer.Option("--live", help="Treat SOURCE as live even if it is a file (read at its own frame rate).")] = False,
+    max_latency_ms: Annotated[float, typer.Option(help="Drop the oldest decoded frames to keep arrival-to-written latency under this.")] = 500.0,
+    reconnect: Annotated[bool, typer.Option(help="Reopen a lost or stalled live source, with backoff.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds a network source may stay silent, or take to open (it waits for a keyframe), before it counts as lost.")] = 5.0,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (exit 0).")] = None,
+    stats_interval: Annotated[float, typer.Option(help="Seconds between stats lines in the log.")] = 5.0,
+    rtsp_transport: Annotated[str, typer.Option(help="RTP over tcp or udp, for RTSP sources and pushed RTSP.")] = "tcp",
+    segment_seconds: Annotated[Optional[float], typer.Option(help="Record SINK in files of this length: NAME_000.mp4, NAME_001.mp4, ...")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Also show the output in a window (needs a display).")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="Output original | deblurred side by side.")] = False,
+    weights: WeightsOpt = None,
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
+    batch: BatchOpt = 1,
+    tile: TileOpt = 0,
+    tile_overlap: TileOverlapOpt = 32,
+    streams: StreamsOpt = 3,
+    engine: EngineOpt = None,
+    cuda_graphs: CudaGraphsOpt = False,
+    channels_last: ChannelsLastOpt = False,
+    codec: CodecOpt = None,
+    crf: CrfOpt = None,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = None,
+    fps: FpsOpt = "25",
+    overwrite: OverwriteOpt = False,
+    report: ReportOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Deblur a camera or network stream into a file, segments, a pushed stream or a window, with bounded latency."""
+    from streamdeblur.pipeline.live import LiveOptions
 
     _setup_logging(quiet, verbose)
     with _exit_codes():
-        opts = RunOptions(
-            input=input, output=output, weights=str(weights) if weights else None, backend=backend,
-            device=device, precision=precision, batch_size=batch, tile=tile, tile_overlap=tile_overlap,
-            in_flight=streams, engine=str(engine) if engine else None, cuda_graphs=cuda_graphs,
-            channels_last=channels_last, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
-            overwrite=overwrite, fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report,
+        options = LiveOptions(
+            force=force_live, max_latency_ms=max_latency_ms, reconnect=reconnect, timeout_s=timeout, duration_s=duration,
+            stats_interval_s=stats_interval, rtsp_transport=rtsp_transport, segment_seconds=segment_seconds,
+            preview=preview, compare=compare,
         )
-        with stop_on_signals(threading.Event()) as stop:
-            result = run_job(opts, stop)
-        if result.interrupted:
-            log.warning("interrupted: %s holds the %d frames processed", output, result.frames_out)
-            raise typer.Exit(EXIT_INTERRUPTED)
-        if not quiet:
-            log.info("%d frames in %.1f s (%.2f frames/s) -> %s", result.frames_out, result.wall_s, result.fps, output)
+        _execute(_run_options(
+            input=source, output=sink, weights=weights, backend=backend, device=device, precision=precision,
+            batch=batch, tile=tile, tile_overlap=tile_overlap, streams=streams, engine=engine,
+            cuda_graphs=cuda_graphs, channels_last=channels_last, codec=codec, crf=crf, preset=preset,
+            pix_fmt=pix_fmt, fps=fps, overwrite=overwrite, report=report, quiet=quiet, live=options,
+        ), quiet)
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +14,7 @@ from tqdm import tqdm
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference import create_backend, make_processor
 from streamdeblur.io import EncodeOptions, Sink, Source, open_sink, open_source, output_is_folder
+from streamdeblur.pipeline.live import PREVIEW_ONLY, LiveOptions, LiveSession
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
 
@@ -39,18 +40,22 @@ class RunOptions:
     queue_size: int = 8
     progress: bool = True  # a progress bar, when stderr is a terminal
     report: Path | None = None
+    live: LiveOptions | None = None  # the `live` command: live inputs and outputs, drops, stats lines
 
 
 def check_options(opts: RunOptions) -> None:
     """Contradictions that need no input to detect."""
     if Path(opts.input).resolve() == Path(opts.output).resolve():
         raise BadUsage("output would overwrite the input; choose another output path")
-    if output_is_folder(opts.output) and (opts.encode.codec or opts.encode.pix_fmt or opts.encode.preset):
+    encoder_options = opts.encode.codec or opts.encode.pix_fmt or opts.encode.preset
+    if encoder_options and opts.output != PREVIEW_ONLY and output_is_folder(opts.output):
         raise BadUsage("--codec, --pix-fmt and --preset apply to video output, not an image folder")
     if opts.batch_size < 1 or opts.queue_size < 1 or opts.in_flight < 1:
         raise BadUsage("--batch, --streams and queue sizes must be at least 1")
     if opts.fps <= 0:
         raise BadUsage("--fps must be positive")
+    if opts.live is not None:
+        opts.live.check(opts.output)
 
 
 def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
@@ -58,20 +63,25 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
 
     Raises StreamdeblurError subclasses for bad input/usage and processing failures; the
     output is then left absent. If `stop` is set mid-run the output is finalized with the
-    frames processed so far and the report says interrupted.
+    frames processed so far and the report says interrupted. With `opts.live` the input and
+    output come from a LiveSession, which also ends the run at its duration.
     """
     stop = stop or threading.Event()
+    session = LiveSession(opts.live, stop) if opts.live is not None else None
     report = RunReport(input=opts.input, output=opts.output, backend=opts.backend, device=opts.device,
                        precision=opts.precision, model="")
     stats = RunStats()
     try:
         check_options(opts)
         with ExitStack() as cleanup:
-            source = open_source(opts.input, opts.fps)
+            source = session.open_source(opts.input, opts.fps) if session else open_source(opts.input, opts.fps)
             cleanup.callback(source.close)
-            sink = open_sink(opts.output, source.info, source.passthrough, opts.encode, opts.overwrite)
+            if session:
+                sink = session.open_sink(opts.output, source, opts.encode, opts.overwrite)
+            else:
+                sink = open_sink(opts.output, source.info, source.passthrough, opts.encode, opts.overwrite)
             try:
-                _process(opts, source, sink, report, stats, stop, cleanup)
+                _process(opts, source, sink, report, stats, stop, cleanup, session)
                 if stop.is_set() and sink.frames_written == 0:
                     sink.discard()  # stopped before any frame was done: leave nothing
                 else:
@@ -87,6 +97,8 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
         raise
     finally:
         report.fill_from(stats)
+        if session is not None:
+            session.fill_report(report)
         if opts.report is not None:
             report.write(opts.report)
     return report
@@ -94,7 +106,7 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
 
 def _process(
     opts: RunOptions, source: Source, sink: Sink, report: RunReport, stats: RunStats, stop: threading.Event,
-    cleanup: ExitStack,
+    cleanup: ExitStack, session: LiveSession | None,
 ) -> None:
     """Build the backend and processor, then run the three stages until the input ends or `stop`."""
     video = source.info.video
@@ -106,7 +118,13 @@ def _process(
     report.backend, report.device = backend.name, str(backend.device)
     report.precision, report.model = backend.precision, backend.model_name
     processor = make_processor(backend, opts.tile, opts.tile_overlap, opts.batch_size, opts.in_flight)
-    bar = tqdm(total=video.frame_count, unit="frame", dynamic_ncols=True, disable=not (opts.progress and sys.stderr.isatty()))
+    bar = tqdm(
+        total=video.frame_count, unit="frame", dynamic_ncols=True,
+        disable=not (opts.progress and sys.stderr.isatty()) or session is not None,  # live: stats lines
+    )
     cleanup.callback(bar.close)
+    pipeline = Pipeline(source, processor, sink, stats, opts.queue_size, on_frame_written=bar.update,
+                        **(session.pipeline_options() if session else {}))
     stats.start()  # wall time and fps count the frames' journey, not model loading
-    Pipeline(source, processor, sink, stats, opts.queue_size, on_frame_written=bar.update).run(stop)
+    with session.running(stats) if session else nullcontext():
+        pipeline.run(stop, session.finish if session else None, session.idle if session else None)
