@@ -75,7 +75,8 @@ class RunStats:
         self._arrivals: dict[int, float] = {}
         self._lock = threading.Lock()
         self._interval_start = (self.started, 0, 0, 0)
-        self._interval_latencies: list[float] = []
+        # Kept only while periodic stats lines are on, so a long file run's memory stays flat.
+        self._interval_latencies: list[float] | None = None
 
     def frame_in(self, index: int) -> None:
         with self._lock:
@@ -100,7 +101,8 @@ class RunStats:
             arrived = self._arrivals.pop(index, None)
             if arrived is not None:
                 self.latency.add(now - arrived)
-                self._interval_latencies.append(now - arrived)
+                if self._interval_latencies is not None:
+                    self._interval_latencies.append(now - arrived)
 
     def age(self, index: int) -> float:
         """Seconds since frame `index` arrived (0 if it is not in flight)."""
@@ -114,7 +116,7 @@ class RunStats:
         with self._lock:
             since, was_in, was_out, was_dropped = self._interval_start
             interval = Interval(self.frames_in - was_in, self.frames_out - was_out,
-                                self.frames_dropped - was_dropped, now - since, self._interval_latencies)
+                                self.frames_dropped - was_dropped, now - since, self._interval_latencies or [])
             self._interval_start = (now, self.frames_in, self.frames_out, self.frames_dropped)
             self._interval_latencies = []
         return interval
@@ -136,6 +138,7 @@ class StatsLog:
         self._thread = threading.Thread(target=self._run, name="streamdeblur-stats", daemon=True)
 
     def __enter__(self) -> StatsLog:
+        self.stats.take_interval()  # starts collecting interval latencies
         self._thread.start()
         return self
 

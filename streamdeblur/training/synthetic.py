@@ -24,10 +24,16 @@ class BlurRecipe:
     """Ranges the generator samples from; pixel figures are per exposure."""
 
     subframes: tuple[int, int] = (7, 13)
-    max_translation: float = 24.0
+    max_translation: float = 32.0
     max_rotation_deg: float = 2.0
     max_zoom: float = 0.04
-    shake_fraction: float = 0.3
+    # Within one exposure (1/30 s or shorter) camera motion is nearly linear: some curvature,
+    # and shake at under one cycle per exposure. Faster, larger wiggles would put the middle
+    # sub-frame (the target) several pixels from the blur's centre in a direction the blurry
+    # image does not reveal, which no network can learn.
+    acceleration_fraction: float = 0.2
+    shake_fraction: float = 0.1
+    shake_cycles: tuple[float, float] = (0.2, 0.7)
     max_objects: int = 3
     max_object_speed: float = 32.0
     max_read_noise: float = 0.015
@@ -72,11 +78,12 @@ def pose_matrix(
 class _Trajectory:
     """A smooth random path over normalised exposure time t in [-0.5, 0.5], zero at t=0."""
 
-    def __init__(self, rng: np.random.Generator, magnitude: float, shake_fraction: float) -> None:
+    def __init__(self, rng: np.random.Generator, magnitude: float, recipe: BlurRecipe, shake: bool = True) -> None:
         self.velocity = magnitude * rng.uniform(-1, 1)
-        self.acceleration = magnitude * rng.uniform(-1, 1)
+        self.acceleration = recipe.acceleration_fraction * magnitude * rng.uniform(-1, 1)
+        amplitude = recipe.shake_fraction * magnitude if shake else 0.0
         self.shake = [
-            (shake_fraction * magnitude * rng.uniform(-1, 1), rng.uniform(1, 3), rng.uniform(0, 2 * np.pi))
+            (amplitude * rng.uniform(-1, 1), rng.uniform(*recipe.shake_cycles), rng.uniform(0, 2 * np.pi))
             for _ in range(2)
         ]
 
@@ -117,10 +124,10 @@ def render_pair(
     n = int(rng.integers(recipe.subframes[0], recipe.subframes[1] + 1))
     times = np.linspace(-0.5, 0.5, n)
     strength = float(rng.uniform(0.0, 1.0)) ** 1.5  # more small blurs than large ones
-    tx = _Trajectory(rng, recipe.max_translation * strength, recipe.shake_fraction)
-    ty = _Trajectory(rng, recipe.max_translation * strength, recipe.shake_fraction)
-    rot = _Trajectory(rng, recipe.max_rotation_deg * strength, recipe.shake_fraction)
-    zoom = _Trajectory(rng, recipe.max_zoom * strength, 0.0)
+    tx = _Trajectory(rng, recipe.max_translation * strength, recipe)
+    ty = _Trajectory(rng, recipe.max_translation * strength, recipe)
+    rot = _Trajectory(rng, recipe.max_rotation_deg * strength, recipe)
+    zoom = _Trajectory(rng, recipe.max_zoom * strength, recipe, shake=False)
 
     # A margin so the moving camera never shows the canvas edge.
     diagonal = float(np.hypot(height, width))
