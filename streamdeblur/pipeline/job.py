@@ -35,6 +35,8 @@ class RunOptions:
     queue_size: int = 8
     progress: bool = True  # a progress bar, when stderr is a terminal
     report: Path | None = None
+    # `run` keeps what was done on a stop; `batch` rolls the file back and redoes it later.
+    keep_partial_on_stop: bool = True
 
 
 def check_options(opts: RunOptions) -> None:
@@ -55,8 +57,9 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
     """Deblur opts.input into opts.output; the report is also written to opts.report if set.
 
     Raises StreamdeblurError subclasses for bad input/usage and processing failures; the
-    output is then left absent. If `stop` is set mid-run the output is finalized with the
-    frames processed so far and the report says interrupted.
+    output is then left absent. If `stop` is set mid-run the report says interrupted and the
+    output holds the frames processed so far, or, without opts.keep_partial_on_stop, is
+    left absent.
     """
     stop = stop or threading.Event()
     report = RunReport(input=opts.input, output=opts.output, backend=opts.backend, device=opts.device,
@@ -84,8 +87,8 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
             except BaseException:
                 sink.discard()
                 raise
-            if stop.is_set() and sink.frames_written == 0:
-                sink.discard()  # stopped before any frame was done: leave nothing
+            if stop.is_set() and (sink.frames_written == 0 or not opts.keep_partial_on_stop):
+                sink.discard()  # stopped before any frame was done, or asked to roll back
             else:
                 sink.close(complete=not stop.is_set())
             report.interrupted = stop.is_set()
