@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, StreamdeblurError
+from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError, StreamdeblurError
+
+if TYPE_CHECKING:
+    from streamdeblur.pipeline.job import RunOptions
 
 app = typer.Typer(
     name="streamdeblur",
@@ -83,39 +86,67 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
 
 
+# The options `run` and `batch` share: what model runs where, and how the output is encoded.
+WeightsOpt = Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, or an official DeepDeblur-PyTorch model-*.pt. Default: the shipped light model.")]
+BackendOpt = Annotated[str, typer.Option(help="auto, torch, or passthrough (no network: checks the I/O path).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+PrecisionOpt = Annotated[str, typer.Option(help="fp32, or fp16/bf16 on CUDA.")]
+BatchOpt = Annotated[int, typer.Option(help="Frames (or tiles) per network call.")]
+TileOpt = Annotated[int, typer.Option(help="Run the network on TILE x TILE tiles (0: whole frames).")]
+TileOverlapOpt = Annotated[int, typer.Option(help="Pixels neighbouring tiles share; blended, not cropped.")]
+CodecOpt = Annotated[Optional[str], typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")]
+CrfOpt = Annotated[Optional[int], typer.Option(help="Constant-quality level where the encoder has one. Default 18.")]
+PresetOpt = Annotated[Optional[str], typer.Option(help="Encoder preset, e.g. medium, slow, veryfast.")]
+PixFmtOpt = Annotated[Optional[str], typer.Option(help="Output pixel format. Default: the input's, where the encoder takes it.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
+
+
+def _run_options(
+    weights: Optional[Path], backend: str, device: str, precision: str, batch: int, tile: int, tile_overlap: int,
+    codec: Optional[str], crf: Optional[int], preset: Optional[str], pix_fmt: Optional[str], overwrite: bool,
+    **rest: Any,
+) -> RunOptions:
+    """The shared options as RunOptions; `rest` holds the command's own fields (input, output, ...)."""
+    from streamdeblur.io import EncodeOptions
+    from streamdeblur.pipeline.job import RunOptions
+
+    return RunOptions(
+        weights=str(weights) if weights else None, backend=backend, device=device, precision=precision,
+        batch_size=batch, tile=tile, tile_overlap=tile_overlap,
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt), overwrite=overwrite, **rest,
+    )
+
+
 @app.command()
 def run(
     input: Annotated[str, typer.Argument(help="Video file, URL, or folder of images.")],
     output: Annotated[str, typer.Argument(help="Video file (format from the suffix), URL, or folder for PNGs.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, or an official DeepDeblur-PyTorch model-*.pt. Default: the shipped light model.")] = None,
-    backend: Annotated[str, typer.Option(help="auto, torch, or passthrough (no network: checks the I/O path).")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, or fp16/bf16 on CUDA.")] = "fp32",
-    batch: Annotated[int, typer.Option(help="Frames (or tiles) per network call.")] = 1,
-    tile: Annotated[int, typer.Option(help="Run the network on TILE x TILE tiles (0: whole frames).")] = 0,
-    tile_overlap: Annotated[int, typer.Option(help="Pixels neighbouring tiles share; blended, not cropped.")] = 32,
-    codec: Annotated[Optional[str], typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")] = None,
-    crf: Annotated[Optional[int], typer.Option(help="Constant-quality level where the encoder has one. Default 18.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Encoder preset, e.g. medium, slow, veryfast.")] = None,
-    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format. Default: the input's, where the encoder takes it.")] = None,
+    weights: WeightsOpt = None,
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
+    batch: BatchOpt = 1,
+    tile: TileOpt = 0,
+    tile_overlap: TileOverlapOpt = 32,
+    codec: CodecOpt = None,
+    crf: CrfOpt = None,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = None,
     fps: Annotated[str, typer.Option(help="Frame rate given to image-folder input.")] = "25",
-    overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")] = False,
+    overwrite: OverwriteOpt = False,
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON run report here.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Deblur INPUT into OUTPUT, keeping timestamps, audio, subtitles, rotation and colour."""
-    from streamdeblur.io import EncodeOptions
-    from streamdeblur.pipeline.job import RunOptions, run_job
+    from streamdeblur.pipeline.job import run_job
     from streamdeblur.pipeline.signals import stop_on_signals
 
     _setup_logging(quiet, verbose)
     with _exit_codes():
-        opts = RunOptions(
-            input=input, output=output, weights=str(weights) if weights else None, backend=backend,
-            device=device, precision=precision, batch_size=batch, tile=tile, tile_overlap=tile_overlap,
-            encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
-            overwrite=overwrite, fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report,
+        opts = _run_options(
+            weights, backend, device, precision, batch, tile, tile_overlap, codec, crf, preset, pix_fmt, overwrite,
+            input=input, output=output, fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report,
         )
         with stop_on_signals(threading.Event()) as stop:
             result = run_job(opts, stop)
@@ -124,6 +155,68 @@ def run(
             raise typer.Exit(EXIT_INTERRUPTED)
         if not quiet:
             log.info("%d frames in %.1f s (%.2f frames/s) -> %s", result.frames_out, result.wall_s, result.fps, output)
+
+
+@app.command("batch")
+def batch_command(
+    input_dir: Annotated[Path, typer.Argument(help="Folder of videos, searched through all its subfolders.")],
+    output_dir: Annotated[Path, typer.Argument(help="Where outputs go, at their inputs' relative paths; holds the manifest.")],
+    glob: Annotated[Optional[str], typer.Option(help="Files to take, relative to INPUT_DIR, e.g. '**/*.mp4' ('**' spans folders). Default: every file with a video suffix.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Files at a time: worker processes (default 1 on the CPU, 2 per GPU); with --ray, tasks in flight (default: twice what the cluster runs at once).")] = None,
+    ray: Annotated[Optional[str], typer.Option(help="One Ray task per file on the cluster at this address (auto, ray://HOST:10001, ...); 'local' starts a local Ray cluster. Needs streamdeblur[ray].")] = None,
+    gpus_per_task: Annotated[float, typer.Option(help="With --ray: GPUs a task asks for when it runs on CUDA; 0.5 runs two files per GPU.")] = 1.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed (failures are recorded either way).")] = False,
+    weights: WeightsOpt = None,
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
+    batch: BatchOpt = 1,
+    tile: TileOpt = 0,
+    tile_overlap: TileOverlapOpt = 32,
+    codec: CodecOpt = None,
+    crf: CrfOpt = None,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = None,
+    overwrite: OverwriteOpt = False,
+    report: Annotated[Optional[Path], typer.Option(help="Write the JSON totals of the batch here.")] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Deblur every video under INPUT_DIR into OUTPUT_DIR; rerun the same command to resume."""
+    import functools
+
+    from streamdeblur.batch import BatchOptions, run_batch
+    from streamdeblur.batch.progress import summary_table
+    from streamdeblur.pipeline.signals import stop_on_signals
+
+    _setup_logging(quiet, verbose)
+    with _exit_codes():
+        opts = BatchOptions(
+            input_dir=input_dir, output_dir=output_dir, pattern=glob, workers=workers, ray_address=ray,
+            gpus_per_task=gpus_per_task, progress=not quiet, verbose=verbose,
+            worker_setup=functools.partial(_setup_logging, quiet, verbose),
+            job=_run_options(
+                weights, backend, device, precision, batch, tile, tile_overlap, codec, crf, preset, pix_fmt,
+                overwrite, input="", output="",
+            ),
+        )
+        with stop_on_signals(threading.Event()) as stop:
+            summary = run_batch(opts, stop)
+        if report is not None:
+            summary.write(report)
+        if not quiet and summary.records:
+            typer.echo(summary_table(summary.records))
+        totals = summary.to_dict()
+        log.info(
+            "%d done, %d failed, %d interrupted, %d done before; %d frames in %.1f s (%.2f frames/s); manifest %s",
+            totals["files_done"], totals["files_failed"], totals["files_interrupted"], totals["files_skipped"],
+            totals["frames_out"], totals["wall_s"], totals["fps"], summary.manifest,
+        )
+        if summary.interrupted:
+            log.warning("interrupted: finished files are kept, unfinished ones rolled back; run the same command to go on")
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if strict and totals["files_failed"]:
+            raise ProcessingError(f"{totals['files_failed']} of {totals['files_total']} files failed (--strict); see {summary.manifest}")
 
 
 @app.command()

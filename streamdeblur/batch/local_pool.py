@@ -1,0 +1,131 @@
+"""Local parallelism: N spawned worker processes, each handed one file at a time over its own pipe.
+
+`spawn`, because forking a process that has started torch's threads is unsafe. Each worker
+has its own pipe, so when one dies (a crash, the OOM killer) the parent knows which file it
+held: that file is recorded failed and a fresh worker takes its place. Workers ignore SIGINT
+(Ctrl-C reaches the whole process group): the parent decides, and tells them through `stop`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as ProcessEvent
+
+from streamdeblur.batch.manifest import FileRecord
+from streamdeblur.batch.task import FileTask, failed, process_file
+
+_CLOSE_TIMEOUT_S = 10.0
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    task: FileTask | None = None
+
+
+def _relay(flag: ProcessEvent, stop: threading.Event) -> None:
+    flag.wait()
+    stop.set()
+
+
+def _worker_main(conn: Connection, flag: ProcessEvent, threads: int, gpu: int | None, setup: Callable[[], None] | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if setup is not None:
+        setup()
+    import torch
+
+    torch.set_num_threads(threads)
+    if gpu is not None:
+        torch.cuda.set_device(gpu)  # `cuda` (and `auto`) then mean this worker's GPU
+    stop = threading.Event()
+    threading.Thread(target=_relay, args=(flag, stop), daemon=True).start()
+    while (task := conn.recv()) is not None:
+        conn.send(process_file(task, stop))
+
+
+def _died(process: BaseProcess) -> str:
+    code = process.exitcode
+    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    return f"the worker process died ({how}) while processing this file"
+
+
+class LocalPool:
+    """`workers` processes of `threads` torch threads each; worker i uses GPU i % gpus if gpus."""
+
+    def __init__(self, workers: int, threads: int, gpus: int = 0, setup: Callable[[], None] | None = None) -> None:
+        self._context = mp.get_context("spawn")
+        self._flag = self._context.Event()
+        self._threads, self._gpus, self._setup = threads, gpus, setup
+        self._workers = [self._start(slot) for slot in range(workers)]
+        self.capacity = workers
+
+    def _start(self, slot: int) -> _Worker:
+        parent_end, child_end = self._context.Pipe()
+        gpu = slot % self._gpus if self._gpus else None
+        process = self._context.Process(
+            target=_worker_main, args=(child_end, self._flag, self._threads, gpu, self._setup),
+            name=f"streamdeblur-batch-{slot}", daemon=True,
+        )
+        # Started with SIGINT blocked, so a Ctrl-C before the worker ignores it cannot kill it;
+        # the parent's own SIGINT is held meanwhile, not lost.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        child_end.close()
+        return _Worker(process, parent_end)
+
+    def submit(self, task: FileTask) -> None:
+        slot = next(i for i, worker in enumerate(self._workers) if worker.task is None)
+        if not self._workers[slot].process.is_alive():  # it died: a fresh one takes its place
+            self._workers[slot].conn.close()
+            self._workers[slot] = self._start(slot)
+        self._workers[slot].task = task
+        self._workers[slot].conn.send(task)
+
+    def finished(self, timeout: float) -> list[FileRecord]:
+        """Records of the files finished within `timeout` seconds (none if none did)."""
+        busy = [worker for worker in self._workers if worker.task is not None]
+        ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
+        records = []
+        for worker in busy:
+            assert worker.task is not None
+            if worker.conn in ready:
+                try:
+                    records.append(worker.conn.recv())
+                    worker.task = None
+                    continue
+                except EOFError:
+                    worker.process.join(_CLOSE_TIMEOUT_S)
+            elif worker.process.sentinel not in ready:
+                continue
+            records.append(failed(worker.task, _died(worker.process)))
+            worker.task = None
+        return records
+
+    def stop(self) -> None:
+        """Running files stop and roll back; their records come back through finished()."""
+        self._flag.set()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            if worker.process.is_alive():
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+        for worker in self._workers:
+            worker.process.join(_CLOSE_TIMEOUT_S)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join()
+            worker.conn.close()
