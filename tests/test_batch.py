@@ -52,7 +52,7 @@ def _partials(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if ".partial." in p.name]
 
 
-def _decoded(path: Path) -> list[tuple[int, np.ndarray]]:
+def _decoded(path: Path) -> list[tuple[int | None, np.ndarray]]:
     """Every video frame's pts and raw planes, as decoded."""
     with av.open(str(path)) as container:
         return [(frame.pts, frame.to_ndarray()) for frame in container.decode(video=0)]

@@ -98,18 +98,18 @@ class LocalPool:
         ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
         records = []
         for worker in busy:
-            assert worker.task is not None
+            task, worker.task = worker.task, None
+            assert task is not None
             if worker.conn in ready:
                 try:
                     records.append(worker.conn.recv())
-                    worker.task = None
                     continue
                 except EOFError:
                     worker.process.join(_CLOSE_TIMEOUT_S)
             elif worker.process.sentinel not in ready:
+                worker.task = task  # still working on it
                 continue
-            records.append(failed(worker.task, _died(worker.process)))
-            worker.task = None
+            records.append(failed(task, _died(worker.process)))
         return records
 
     def stop(self) -> None:
@@ -117,6 +117,8 @@ class LocalPool:
         self._flag.set()
 
     def close(self) -> None:
+        """Workers exit; one still busy (the batch ended abnormally) first rolls its file back."""
+        self._flag.set()
         for worker in self._workers:
             if worker.process.is_alive():
                 try:

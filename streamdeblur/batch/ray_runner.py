@@ -22,6 +22,7 @@ from streamdeblur.errors import BadUsage
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.5
+_CLOSE_TIMEOUT_S = 30.0
 
 
 def import_ray() -> ModuleType:
@@ -93,6 +94,7 @@ class RayRunner:
             ray.init(address=address, logging_level=logging.INFO if verbose else logging.WARNING, **local)
         except ConnectionError as exc:
             raise BadUsage(f"cannot reach the Ray cluster at {address}: {one_line(exc)}") from None
+        self._tasks: dict[Any, FileTask] = {}
         cluster = ray.cluster_resources()
         self.resources = task_resources(backend, device, cluster.get("GPU", 0.0), gpus_per_task)
         if self.resources["num_gpus"] > cluster.get("GPU", 0.0):
@@ -105,7 +107,6 @@ class RayRunner:
         self._remote = ray.remote(_run_file).options(**self.resources)
         self._flag = ray.remote(num_cpus=0)(_StopFlag).remote()
         self._setup = setup
-        self._tasks: dict[Any, FileTask] = {}
         log.info("Ray: %s, %d tasks at a time, each with %s", _describe(cluster), self.capacity, self.resources)
 
     def submit(self, task: FileTask) -> None:
@@ -132,6 +133,10 @@ class RayRunner:
         self._flag.set.remote()
 
     def close(self) -> None:
+        """Disconnects (and stops a local cluster); tasks still running first roll their files back."""
+        if self._tasks:
+            self.stop()
+            self._ray.wait(list(self._tasks), num_returns=len(self._tasks), timeout=_CLOSE_TIMEOUT_S)
         self._ray.shutdown()
 
 

@@ -14,11 +14,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from streamdeblur.batch.discovery import InputFile, check_layout, check_pattern, find_inputs
 from streamdeblur.batch.manifest import DONE, FAILED, INTERRUPTED, FileRecord, Manifest
@@ -195,7 +197,8 @@ def _drive(
     stop: threading.Event, progress: BatchProgress,
 ) -> None:
     in_flight = 0
-    try:
+    # Log lines are printed above the progress bar instead of through it.
+    with logging_redirect_tqdm(), closing(progress):
         while tasks or in_flight:
             if stop.is_set() and not summary.interrupted:
                 summary.interrupted = True
@@ -211,5 +214,3 @@ def _drive(
                 progress.update(record)
                 if record.status == FAILED:
                     log.warning("%s failed: %s", record.input, record.error)
-    finally:
-        progress.close()
