@@ -48,8 +48,8 @@ class BatchProgress:
         self._finished += 1
         if self._bar.total is not None:
             self._bar.total += record.frames_out - self._declared.get(record.input, 0)
-        self._bar.set_postfix_str(f"files {self._finished}/{self._files}", refresh=False)
         self._bar.update(record.frames_out)
+        self._bar.set_postfix_str(f"files {self._finished}/{self._files}")
 
     def close(self) -> None:
         self._bar.close()
