@@ -127,9 +127,11 @@ def test_rerun_skips_done_files_redoes_a_changed_one_and_strict_fails(tree: Path
 
 def test_sigint_rolls_back_the_file_in_flight_and_a_rerun_finishes(tmp_path: Path, tiny_weights: Path) -> None:
     tree, out = tmp_path / "in", tmp_path / "out"
-    names = [f"cams/{i}/clip.mp4" for i in range(3)]
-    for rel in names:
-        _clip(tree / rel, 3.0, size="128x96")
+    # Taken in this order by one worker: the long one is in flight when the first is done.
+    seconds = {"cams/0/clip.mp4": 1.0, "cams/1/clip.mp4": 20.0, "cams/2/clip.mp4": 1.0}
+    names = list(seconds)
+    for rel, length in seconds.items():
+        _clip(tree / rel, length, size="128x96")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamdeblur", "batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -154,14 +156,14 @@ def test_sigint_rolls_back_the_file_in_flight_and_a_rerun_finishes(tmp_path: Pat
     kept = {rel: (out / rel).stat() for rel in done}
     records_before = len(_records(out))
 
-    result = run_cli("batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1")
+    result = run_cli("batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "2")
     assert result.returncode == 0, result.stderr
     for rel, stat in kept.items():
         now = (out / rel).stat()
         assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns), rel
     assert all(record["status"] == DONE for record in _latest(out).values())
-    for rel in names:
-        assert decodes_cleanly(out / rel) == 75
+    for rel, length in seconds.items():
+        assert decodes_cleanly(out / rel) == round(length * 25)
     assert not _partials(out)
     assert {r["input"] for r in _records(out)[records_before:]} == set(names) - set(done)
 
@@ -182,6 +184,32 @@ def test_ray_local_cluster_gives_the_same_outputs(tree: Path, local_run: tuple[P
         ray_frames, local_frames = _decoded(out / rel), _decoded(local_out / rel)
         assert [pts for pts, _ in ray_frames] == [pts for pts, _ in local_frames]
         assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(ray_frames, local_frames)), rel
+
+
+def test_sigint_reaches_running_ray_tasks_and_they_roll_back(tmp_path: Path, tiny_weights: Path) -> None:
+    tree, out = tmp_path / "in", tmp_path / "out"
+    names = [f"long{i}.mp4" for i in range(3)]  # two run at once on 2 CPUs, the third waits
+    for rel in names:
+        _clip(tree / rel, 20.0, size="128x96")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamdeblur", "batch", str(tree), str(out), "--weights", str(tiny_weights), "--ray", "local"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 150
+    while not _partials(out):  # a task is writing
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "no task started writing"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not _partials(out)
+    latest = _latest(out)
+    assert set(latest) == set(names)
+    assert INTERRUPTED in {r["status"] for r in latest.values()}
+    for rel, record in latest.items():
+        assert (out / rel).exists() == (record["status"] == DONE), rel
 
 
 def test_ray_tasks_ask_for_a_gpu_only_when_they_run_on_cuda() -> None:
