@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -56,6 +57,20 @@ def _decoded(path: Path) -> list[tuple[int | None, np.ndarray]]:
     """Every video frame's pts and raw planes, as decoded."""
     with av.open(str(path)) as container:
         return [(frame.pts, frame.to_ndarray()) for frame in container.decode(video=0)]
+
+
+def _interrupt(args: list[str], moment: Callable[[], bool]) -> None:
+    """Run `streamdeblur ARGS`, send it one SIGINT at `moment`; it must stop cleanly with 130."""
+    proc = subprocess.Popen([sys.executable, "-m", "streamdeblur", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 150
+    while not moment():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the moment to interrupt never came"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
 
 
 @pytest.fixture(scope="module")
@@ -132,20 +147,11 @@ def test_sigint_rolls_back_the_file_in_flight_and_a_rerun_finishes(tmp_path: Pat
     names = list(seconds)
     for rel, length in seconds.items():
         _clip(tree / rel, length, size="128x96")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamdeblur", "batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
     manifest = out / MANIFEST_NAME
-    deadline = time.monotonic() + 150
-    while not (manifest.exists() and f'"{DONE}"' in manifest.read_text() and _partials(out)):
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "no file finished while another was in flight"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    _interrupt(  # once a file is done and another in flight
+        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"],
+        lambda: manifest.exists() and f'"{DONE}"' in manifest.read_text() and bool(_partials(out)),
+    )
     assert not _partials(out)
 
     latest = _latest(out)
@@ -191,25 +197,46 @@ def test_sigint_reaches_running_ray_tasks_and_they_roll_back(tmp_path: Path, tin
     names = [f"long{i}.mp4" for i in range(3)]  # two run at once on 2 CPUs, the third waits
     for rel in names:
         _clip(tree / rel, 20.0, size="128x96")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamdeblur", "batch", str(tree), str(out), "--weights", str(tiny_weights), "--ray", "local"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    _interrupt(  # once a task is writing
+        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--ray", "local"], lambda: bool(_partials(out)),
     )
-    deadline = time.monotonic() + 150
-    while not _partials(out):  # a task is writing
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "no task started writing"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
     assert not _partials(out)
     latest = _latest(out)
     assert set(latest) == set(names)
     assert INTERRUPTED in {r["status"] for r in latest.values()}
     for rel, record in latest.items():
         assert (out / rel).exists() == (record["status"] == DONE), rel
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The spawned worker processes among `pid`'s children (not multiprocessing's resource tracker)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_a_worker_killed_mid_file_fails_only_that_file(tmp_path: Path, tiny_weights: Path) -> None:
+    """As the OOM killer would: SIGKILL the worker; its file is failed and cleaned up, the batch goes on."""
+    tree, out = tmp_path / "in", tmp_path / "out"
+    _clip(tree / "a_long.mp4", 20.0, size="128x96")  # taken first
+    _clip(tree / "b_short.mp4", 0.4)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamdeblur", "batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 150
+    while not _partials(out):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the worker never started writing"
+        time.sleep(0.05)
+    (worker,) = _workers_of(proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    latest = _latest(out)
+    assert latest["a_long.mp4"]["status"] == FAILED and "signal 9" in latest["a_long.mp4"]["error"]
+    assert latest["b_short.mp4"]["status"] == DONE  # done by a fresh worker
+    assert decodes_cleanly(out / "b_short.mp4") == 10
+    assert not (out / "a_long.mp4").exists() and not _partials(out)
 
 
 def test_ray_tasks_ask_for_a_gpu_only_when_they_run_on_cuda() -> None:

@@ -30,7 +30,12 @@ class InputFile:
     mtime_ns: int
 
     def output_path(self, output_dir: Path) -> Path:
-        return output_dir.joinpath(*PurePosixPath(self.rel).parts)
+        return output_path(output_dir, self.rel)
+
+
+def output_path(output_dir: Path, rel: str) -> Path:
+    """Where the input at `rel` (relative to INPUT_DIR) is written."""
+    return output_dir.joinpath(*PurePosixPath(rel).parts)
 
 
 def _match(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:

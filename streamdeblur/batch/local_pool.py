@@ -8,19 +8,21 @@ held: that file is recorded failed and a fresh worker takes its place. Workers i
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as ProcessEvent
 
 from streamdeblur.batch.manifest import FileRecord
 from streamdeblur.batch.task import FileTask, failed, process_file
 
 _CLOSE_TIMEOUT_S = 10.0
+_POLL_S = 0.1
 
 
 @dataclass
@@ -30,12 +32,13 @@ class _Worker:
     task: FileTask | None = None
 
 
-def _relay(flag: ProcessEvent, stop: threading.Event) -> None:
-    flag.wait()
+def _relay(flag: ctypes.c_bool, stop: threading.Event) -> None:
+    while not flag.value:
+        time.sleep(_POLL_S)
     stop.set()
 
 
-def _worker_main(conn: Connection, flag: ProcessEvent, threads: int, gpu: int | None, setup: Callable[[], None] | None) -> None:
+def _worker_main(conn: Connection, flag: ctypes.c_bool, threads: int, gpu: int | None, setup: Callable[[], None] | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if setup is not None:
@@ -62,7 +65,9 @@ class LocalPool:
 
     def __init__(self, workers: int, threads: int, gpus: int = 0, setup: Callable[[], None] | None = None) -> None:
         self._context = mp.get_context("spawn")
-        self._flag = self._context.Event()
+        # A lock-free shared flag that workers poll. Not a multiprocessing.Event: its set()
+        # waits for every waiter to wake, and a killed worker never does.
+        self._flag = self._context.RawValue(ctypes.c_bool, False)
         self._threads, self._gpus, self._setup = threads, gpus, setup
         self._workers = [self._start(slot) for slot in range(workers)]
         self.capacity = workers
@@ -105,20 +110,21 @@ class LocalPool:
                     records.append(worker.conn.recv())
                     continue
                 except EOFError:
-                    worker.process.join(_CLOSE_TIMEOUT_S)
+                    pass
             elif worker.process.sentinel not in ready:
                 worker.task = task  # still working on it
                 continue
+            worker.process.join(_CLOSE_TIMEOUT_S)  # reaped, so its exit code is known
             records.append(failed(task, _died(worker.process)))
         return records
 
     def stop(self) -> None:
         """Running files stop and roll back; their records come back through finished()."""
-        self._flag.set()
+        self._flag.value = True
 
     def close(self) -> None:
         """Workers exit; one still busy (the batch ended abnormally) first rolls its file back."""
-        self._flag.set()
+        self._flag.value = True
         for worker in self._workers:
             if worker.process.is_alive():
                 try:

@@ -110,6 +110,8 @@ class RayRunner:
         log.info("Ray: %s, %d tasks at a time, each with %s", _describe(cluster), self.capacity, self.resources)
 
     def submit(self, task: FileTask) -> None:
+        if self.resources["num_gpus"]:  # Ray picks the GPU and makes it the task's only one
+            task = replace(task, options=replace(task.options, device="cuda"))
         self._tasks[self._remote.remote(task, self._flag, self._setup)] = task
 
     def finished(self, timeout: float) -> list[FileRecord]:

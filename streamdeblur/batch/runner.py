@@ -22,12 +22,13 @@ from typing import Any, Protocol
 import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from streamdeblur.batch.discovery import InputFile, check_layout, check_pattern, find_inputs
+from streamdeblur.batch.discovery import InputFile, check_layout, check_pattern, find_inputs, output_path
 from streamdeblur.batch.manifest import DONE, FAILED, INTERRUPTED, FileRecord, Manifest
 from streamdeblur.batch.progress import BatchProgress
 from streamdeblur.batch.ray_runner import import_ray
 from streamdeblur.batch.task import FileTask
 from streamdeblur.errors import BadUsage
+from streamdeblur.io import partial_path
 from streamdeblur.pipeline.job import RunOptions, check_options
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,8 @@ def _drive(
                 in_flight += 1
             for record in executor.finished(_POLL_S):
                 in_flight -= 1
+                if record.status != DONE:  # a worker that died cannot clean up after itself
+                    partial_path(output_path(summary.output_dir, record.input)).unlink(missing_ok=True)
                 manifest.append(record)
                 summary.records.append(record)
                 progress.update(record)
