@@ -59,14 +59,20 @@ def _decoded(path: Path) -> list[tuple[int | None, np.ndarray]]:
         return [(frame.pts, frame.to_ndarray()) for frame in container.decode(video=0)]
 
 
-def _interrupt(args: list[str], moment: Callable[[], bool]) -> None:
-    """Run `streamdeblur ARGS`, send it one SIGINT at `moment`; it must stop cleanly with 130."""
+def _run_until(args: list[str], moment: Callable[[], bool]) -> subprocess.Popen[str]:
+    """Start `streamdeblur ARGS`; return, with it still running, once `moment()` holds."""
     proc = subprocess.Popen([sys.executable, "-m", "streamdeblur", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 150
     while not moment():
         assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "the moment to interrupt never came"
+        assert time.monotonic() < deadline, "the moment never came"
         time.sleep(0.05)
+    return proc
+
+
+def _interrupt(args: list[str], moment: Callable[[], bool]) -> None:
+    """Run `streamdeblur ARGS`, send it one SIGINT at `moment`; it must stop cleanly with 130."""
+    proc = _run_until(args, moment)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
@@ -219,15 +225,9 @@ def test_a_worker_killed_mid_file_fails_only_that_file(tmp_path: Path, tiny_weig
     tree, out = tmp_path / "in", tmp_path / "out"
     _clip(tree / "a_long.mp4", 20.0, size="128x96")  # taken first
     _clip(tree / "b_short.mp4", 0.4)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamdeblur", "batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = _run_until(
+        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"], lambda: bool(_partials(out)),
     )
-    deadline = time.monotonic() + 150
-    while not _partials(out):
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "the worker never started writing"
-        time.sleep(0.05)
     (worker,) = _workers_of(proc.pid)
     os.kill(worker, signal.SIGKILL)
     _, stderr = proc.communicate(timeout=120)
