@@ -59,9 +59,12 @@ def _decoded(path: Path) -> list[tuple[int | None, np.ndarray]]:
         return [(frame.pts, frame.to_ndarray()) for frame in container.decode(video=0)]
 
 
-def _run_until(args: list[str], moment: Callable[[], bool]) -> subprocess.Popen[str]:
+def _run_until(args: list[str], moment: Callable[[], bool], new_session: bool = False) -> subprocess.Popen[str]:
     """Start `streamdeblur ARGS`; return, with it still running, once `moment()` holds."""
-    proc = subprocess.Popen([sys.executable, "-m", "streamdeblur", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamdeblur", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=new_session,
+    )
     deadline = time.monotonic() + 150
     while not moment():
         assert proc.poll() is None, proc.communicate()[1]
@@ -212,6 +215,21 @@ def test_sigint_reaches_running_ray_tasks_and_they_roll_back(tmp_path: Path, tin
     assert INTERRUPTED in {r["status"] for r in latest.values()}
     for rel, record in latest.items():
         assert (out / rel).exists() == (record["status"] == DONE), rel
+
+
+def test_sigterm_to_the_whole_process_group_stops_cleanly(tmp_path: Path, tiny_weights: Path) -> None:
+    """A service stop signals every process: workers leave it to the parent, which rolls back."""
+    tree, out = tmp_path / "in", tmp_path / "out"
+    _clip(tree / "long.mp4", 20.0, size="128x96")
+    proc = _run_until(
+        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"], lambda: bool(_partials(out)),
+        new_session=True,
+    )
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert _latest(out)["long.mp4"]["status"] == INTERRUPTED  # stopped, not killed
+    assert not (out / "long.mp4").exists() and not _partials(out)
 
 
 def _workers_of(pid: int) -> list[int]:

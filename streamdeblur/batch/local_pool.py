@@ -3,7 +3,8 @@
 `spawn`, because forking a process that has started torch's threads is unsafe. Each worker
 has its own pipe, so when one dies (a crash, the OOM killer) the parent knows which file it
 held: that file is recorded failed and a fresh worker takes its place. Workers ignore SIGINT
-(Ctrl-C reaches the whole process group): the parent decides, and tells them through `stop`.
+and SIGTERM (Ctrl-C and a service stop reach the whole process group): the parent decides,
+and tells them through a shared flag.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from streamdeblur.batch.task import FileTask, failed, process_file
 
 _CLOSE_TIMEOUT_S = 10.0
 _POLL_S = 0.1
+# What a whole process group gets (Ctrl-C, a service stop): the parent handles them for all.
+_PARENTS_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @dataclass
@@ -39,8 +42,9 @@ def _relay(flag: ctypes.c_bool, stop: threading.Event) -> None:
 
 
 def _worker_main(conn: Connection, flag: ctypes.c_bool, threads: int, gpu: int | None, setup: Callable[[], None] | None) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    for sig in _PARENTS_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)
     if setup is not None:
         setup()
     import torch
@@ -79,9 +83,9 @@ class LocalPool:
             target=_worker_main, args=(child_end, self._flag, self._threads, gpu, self._setup),
             name=f"streamdeblur-batch-{slot}", daemon=True,
         )
-        # Started with SIGINT blocked, so a Ctrl-C before the worker ignores it cannot kill it;
-        # the parent's own SIGINT is held meanwhile, not lost.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # Started with the signals blocked, so one that comes before the worker ignores them
+        # cannot kill it; the parent's own is held meanwhile, not lost.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENTS_SIGNALS)
         try:
             process.start()
         finally:
@@ -134,6 +138,6 @@ class LocalPool:
         for worker in self._workers:
             worker.process.join(_CLOSE_TIMEOUT_S)
             if worker.process.is_alive():
-                worker.process.terminate()
+                worker.process.kill()  # it ignores SIGTERM
                 worker.process.join()
             worker.conn.close()

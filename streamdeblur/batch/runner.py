@@ -197,12 +197,12 @@ def _drive(
     executor: Executor, tasks: deque[FileTask], manifest: Manifest, summary: BatchSummary,
     stop: threading.Event, progress: BatchProgress,
 ) -> None:
-    in_flight = 0
+    in_flight, stopping = 0, False
     # Log lines are printed above the progress bar instead of through it.
     with logging_redirect_tqdm(), closing(progress):
         while tasks or in_flight:
-            if stop.is_set() and not summary.interrupted:
-                summary.interrupted = True
+            if stop.is_set() and not stopping:
+                stopping = True
                 tasks.clear()  # hand out nothing more; what runs stops and rolls back
                 executor.stop()
             while tasks and in_flight < executor.capacity:
@@ -217,3 +217,4 @@ def _drive(
                 progress.update(record)
                 if record.status == FAILED:
                     log.warning("%s failed: %s", record.input, record.error)
+    summary.interrupted = stop.is_set()  # as `run` reports it, even if the last file got done
