@@ -22,6 +22,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ONNX exports and backend choices go to a session folder, not the checkout's engines/."""
+    folder = tmp_path_factory.mktemp("engines")
+    os.environ["STREAMDEBLUR_ENGINE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("media")

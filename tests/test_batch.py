@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -55,6 +54,10 @@ def _partials(folder: Path) -> list[Path]:
 
 def _decoded(path: Path) -> list[tuple[int | None, np.ndarray]]:
     """Every video frame's pts and raw planes, as decoded."""
+    # Imported here, not at the top: with PyAV loaded before OpenCV, test_live.py's preview
+    # window test hung in this process (PyAV's wheel brings its own libxcb).
+    import av
+
     with av.open(str(path)) as container:
         return [(frame.pts, frame.to_ndarray()) for frame in container.decode(video=0)]
 
@@ -94,10 +97,15 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_run(tree: Path, tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> tuple[Path, subprocess.CompletedProcess[str], Path]:
-    """The tree through two local workers; one thread each, as a Ray task with one CPU has."""
+    """The tree through two local workers; one thread each, as a Ray task with one CPU has.
+
+    `--backend torch` on both sides of the Ray comparison: `auto` measures this CPU and might
+    pick ONNX Runtime on one side and PyTorch on the other.
+    """
     out = tmp_path_factory.mktemp("local") / "out"
     report = out.parent / "report.json"
-    result = run_cli("batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "2", "--report", str(report))
+    result = run_cli("batch", str(tree), str(out), "--weights", str(tiny_weights), "--backend", "torch", "--workers", "2",
+                     "--report", str(report))
     return out, result, report
 
 
@@ -187,7 +195,8 @@ def test_ray_local_cluster_gives_the_same_outputs(tree: Path, local_run: tuple[P
     local_out, local_result, _ = local_run
     assert local_result.returncode == 0, local_result.stderr
     out = tmp_path / "out"
-    result = run_cli("batch", str(tree), str(out), "--weights", str(tiny_weights), "--ray", "local", "--workers", "2", timeout=300)
+    result = run_cli("batch", str(tree), str(out), "--weights", str(tiny_weights), "--backend", "torch", "--ray", "local",
+                     "--workers", "2", timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     latest = _latest(out)

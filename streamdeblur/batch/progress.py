@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import av
 from tqdm import tqdm
 
 from streamdeblur.batch.discovery import InputFile
@@ -17,6 +16,10 @@ def declared_frames(item: InputFile) -> int:
 
     Only the header is read, so probing thousands of files stays cheap.
     """
+    # Imported here: PyAV loaded before OpenCV made OpenCV's preview window hang (seen under
+    # Xvfb; PyAV's wheel brings its own libxcb). streamdeblur.io loads OpenCV first.
+    import av
+
     try:
         with av.open(str(item.path)) as container:
             stream = container.streams.video[0]

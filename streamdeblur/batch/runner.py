@@ -125,19 +125,34 @@ def _ray_runner(opts: BatchOptions) -> Executor:
     )
 
 
-def _preflight(opts: BatchOptions, first: InputFile) -> torch.device:
+def _preflight(opts: BatchOptions, first: InputFile) -> tuple[str, torch.device | None]:
     """Mistakes every file would share fail the batch once, here, before anything is written.
 
-    Returns the device the files run on. With Ray the device is the workers', not this
-    machine's, so only the backend and the weights are checked here.
+    Returns the backend every file runs and the device (None with Ray: it is the workers').
+    On the CPU the backend is built once here, so `auto` is measured and any ONNX export made
+    once, not by every worker at the same time. On CUDA nothing is built here: a CUDA context
+    in this process would only hold GPU memory the workers need.
     """
-    from streamdeblur.inference import create_backend
+    from streamdeblur.inference import BACKENDS, create_backend
+    from streamdeblur.inference.torch_backend import resolve_device
+    from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
 
-    check_options(replace(opts.job, input=str(first.path), output=str(first.output_path(opts.output_dir))))
+    job = opts.job
+    check_options(replace(job, input=str(first.path), output=str(first.output_path(opts.output_dir))))
     if opts.ray_address:
         import_ray()
-        return create_backend(opts.job.backend, opts.job.weights, "cpu", "fp32").device
-    return create_backend(opts.job.backend, opts.job.weights, opts.job.device, opts.job.precision).device
+    device = None if opts.ray_address else resolve_device(job.device)
+    if device is None or device.type == "cuda":
+        if job.backend not in BACKENDS:
+            raise BadUsage(f"unknown backend {job.backend!r}; choose from {', '.join(BACKENDS)}")
+        if job.backend != "passthrough":
+            load_checkpoint(job.weights or DEFAULT_WEIGHTS)  # unreadable weights fail here, once
+        return job.backend, device
+    backend = create_backend(
+        job.backend, job.weights, job.device, job.precision, batch_size=job.batch_size, tile=job.tile,
+        in_flight=job.in_flight, engine=job.engine, channels_last=job.channels_last, cuda_graphs=job.cuda_graphs,
+    )
+    return backend.name, device
 
 
 def _plan(opts: BatchOptions) -> list[InputFile]:
@@ -174,7 +189,8 @@ def run_batch(opts: BatchOptions, stop: threading.Event) -> BatchSummary:
     """Process every selected input not yet done; returns when all are recorded or after a stop."""
     started = time.monotonic()
     inputs = _plan(opts)
-    device = _preflight(opts, inputs[0])
+    backend, device = _preflight(opts, inputs[0])
+    opts = replace(opts, job=replace(opts.job, backend=backend))
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     with Manifest(opts.output_dir) as manifest:
         summary = BatchSummary(opts.input_dir, opts.output_dir, manifest.path)
@@ -184,7 +200,7 @@ def run_batch(opts: BatchOptions, stop: threading.Event) -> BatchSummary:
             log.info("%d of %d files are done already (manifest %s)", summary.skipped, len(inputs), manifest.path)
         tasks = deque(_task(opts, item, manifest) for item in todo)
         if tasks:
-            executor = _ray_runner(opts) if opts.ray_address else _local_pool(opts, device)
+            executor = _local_pool(opts, device) if device is not None else _ray_runner(opts)
             try:
                 _drive(executor, tasks, manifest, summary, stop, BatchProgress(todo, opts.progress))
             finally:

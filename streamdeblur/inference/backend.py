@@ -11,8 +11,10 @@ class Backend(Protocol):
     """Runs the network on a batch already on `device`.
 
     `infer` takes (N, 3, H, W) float32 RGB in [0, 1] on `device` and returns the same shape
-    and dtype. Everything around it (conversion, padding, tiling, batching, streams) is
-    shared code, so backends stay thin.
+    and dtype, enqueued on the current CUDA stream where there is one. `slot` names the
+    in-flight batch (0 when there is only one), so a backend can keep per-slot state such as
+    TensorRT execution contexts or CUDA graphs. Everything around it (conversion, padding,
+    tiling, batching, streams) is shared code, so backends stay thin.
     """
 
     name: str
@@ -20,7 +22,7 @@ class Backend(Protocol):
     precision: str
     model_name: str
 
-    def infer(self, batch: torch.Tensor) -> torch.Tensor: ...
+    def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor: ...
 
 
 class PassthroughBackend:
@@ -33,5 +35,5 @@ class PassthroughBackend:
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
 
-    def infer(self, batch: torch.Tensor) -> torch.Tensor:
+    def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
         return batch

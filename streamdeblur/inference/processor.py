@@ -1,10 +1,14 @@
 """The processor stage: frames in, deblurred frames out, in order.
 
 It owns the device: upload, integer-to-float conversion, tiling, the backend call,
-float-to-integer conversion and download all happen here.
+float-to-integer conversion and download all happen here. On the CPU that is one
+synchronous call per batch (FrameProcessor); on CUDA the StreamScheduler overlaps copies and
+compute across several batches in flight with the same conversions.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -13,29 +17,47 @@ from streamdeblur.inference.backend import Backend
 from streamdeblur.inference.tiling import tiled, validate_tiling
 from streamdeblur.io.frame import Frame
 
-_MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
-def to_tensor(frames: list[Frame], device: torch.device) -> tuple[torch.Tensor, np.dtype]:
-    """Stack HxWx3 integer frames into (N, 3, H, W) float in [0, 1] on `device`."""
+class Processor(Protocol):
+    batch_size: int
+
+    def submit(self, frames: list[Frame]) -> list[Frame]: ...
+
+    def flush(self) -> list[Frame]: ...
+
+
+def stack_pixels(frames: list[Frame]) -> np.ndarray:
+    """N x H x W x 3 integers; uint16 travels as int16 bits (torch has little uint16 support)."""
     array = np.stack([f.pixels for f in frames])
-    dtype = array.dtype
-    # uint8 converts on the device (less to copy); torch has no arithmetic on uint16.
-    host = torch.from_numpy(array if dtype == np.uint8 else array.astype(np.float32))
-    batch = host.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
-    return batch / _MAX_VALUE[dtype], dtype
+    return array.view(np.int16) if array.dtype == np.uint16 else array
 
 
-def to_pixels(batch: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    """(N, 3, H, W) float in [0, 1] back to N x H x W x 3 integers of `dtype`, on the host."""
-    scaled = (batch.clamp(0.0, 1.0) * _MAX_VALUE[dtype]).round().permute(0, 2, 3, 1)
+def to_float(pixels: torch.Tensor, dtype: np.dtype) -> torch.Tensor:
+    """N x H x W x 3 integers (any device) -> (N, 3, H, W) float32 in [0, 1] on that device."""
+    values = pixels.to(torch.int32) & 0xFFFF if dtype == np.uint16 else pixels
+    return values.permute(0, 3, 1, 2).float() / MAX_VALUE[dtype]
+
+
+def to_integers(batch: torch.Tensor, dtype: np.dtype) -> torch.Tensor:
+    """(N, 3, H, W) float in [0, 1] -> N x H x W x 3 uint8 (or uint16 bits as int16), same device."""
+    scaled = (batch.clamp(0.0, 1.0) * MAX_VALUE[dtype]).round().permute(0, 2, 3, 1)
     if dtype == np.uint8:
-        return scaled.to(torch.uint8).cpu().numpy()
-    return scaled.to(torch.int32).cpu().numpy().astype(np.uint16)
+        return scaled.to(torch.uint8).contiguous()
+    return scaled.to(torch.int32).to(torch.int16).contiguous()  # wraps to the same 16 bits
+
+
+def host_pixels(integers: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return integers.view(np.uint16) if dtype == np.uint16 else integers
+
+
+def frames_like(frames: list[Frame], pixels: list[np.ndarray]) -> list[Frame]:
+    return [Frame(p, f.pts, f.time_base, f.index) for p, f in zip(pixels, frames)]
 
 
 class FrameProcessor:
-    """Runs a backend over batches of frames, whole or in blended tiles."""
+    """Runs a backend over batches of frames synchronously, whole or in blended tiles."""
 
     def __init__(self, backend: Backend, tile: int = 0, tile_overlap: int = 32, batch_size: int = 1) -> None:
         validate_tiling(tile, tile_overlap)
@@ -44,15 +66,16 @@ class FrameProcessor:
 
     def process(self, frames: list[Frame]) -> list[Frame]:
         """Deblurred copies of `frames` (same pts, time base and index)."""
-        batch, dtype = to_tensor(frames, self.backend.device)
-        result = tiled(self.backend.infer, batch, self.tile, self.tile_overlap, self.batch_size)
-        pixels = to_pixels(result, dtype)
-        return [Frame(p, f.pts, f.time_base, f.index) for p, f in zip(pixels, frames)]
+        dtype = frames[0].pixels.dtype
+        pixels = torch.from_numpy(stack_pixels(frames)).to(self.backend.device)
+        result = tiled(self.backend.infer, to_float(pixels, dtype), self.tile, self.tile_overlap, self.batch_size)
+        out = host_pixels(to_integers(result, dtype).cpu().numpy(), dtype)
+        return frames_like(frames, list(out))
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
         """Queue a batch; returns the frames finished so far, in order (here: this batch)."""
         return self.process(frames)
 
     def flush(self) -> list[Frame]:
-        """Frames still in flight; nothing here, since process() is synchronous."""
+        """Frames still in flight; none, since process() is synchronous."""
         return []

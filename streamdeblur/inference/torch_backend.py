@@ -1,4 +1,4 @@
-"""PyTorch backend: CPU or CUDA, fp32 or fp16/bf16 (CUDA), optionally channels_last."""
+"""PyTorch backend: CPU or CUDA; fp16/bf16, channels_last and CUDA graphs on CUDA."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from streamdeblur.errors import BadUsage
 from streamdeblur.models.deepdeblur import DeepDeblur
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_GRAPH_WARMUP = 2
 
 
 def resolve_device(device: str) -> torch.device:
@@ -26,19 +27,41 @@ class TorchBackend:
 
     def __init__(
         self, model: DeepDeblur, device: torch.device, precision: str = "fp32",
-        channels_last: bool = False,
+        channels_last: bool = False, cuda_graphs: bool = False,
     ) -> None:
         if precision not in DTYPES:
             raise BadUsage(f"unknown precision {precision!r} for the torch backend")
-        if precision != "fp32" and device.type != "cuda":
-            raise BadUsage(f"--precision {precision} needs a CUDA device; on the CPU use fp32")
+        if device.type != "cuda" and (precision != "fp32" or cuda_graphs):
+            raise BadUsage(f"--precision {precision} and --cuda-graphs need a CUDA device; on the CPU use fp32")
         self.device, self.precision = device, precision
         self.model_name = model.cfg.name
         self.dtype = DTYPES[precision]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(device=device, dtype=self.dtype, memory_format=self.memory_format).eval()
+        self.cuda_graphs = cuda_graphs
+        # (slot, shape) -> (graph, static input, static output)
+        self._graphs: dict[tuple[int, tuple[int, ...]], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
 
     @torch.inference_mode()
-    def infer(self, batch: torch.Tensor) -> torch.Tensor:
+    def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
         x = batch.to(dtype=self.dtype, memory_format=self.memory_format)
-        return self.model(x).float()
+        if not self.cuda_graphs:
+            return self.model(x).float()
+        graph, static_in, static_out = self._graph(slot, x)
+        static_in.copy_(x)
+        graph.replay()
+        # Valid until this slot's next replay, which the scheduler only issues after the
+        # slot's results have been converted on this same stream.
+        return static_out
+
+    def _graph(self, slot: int, x: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
+        key = (slot, tuple(x.shape))
+        if key not in self._graphs:
+            static_in = x.clone()
+            for _ in range(_GRAPH_WARMUP):  # lets cuDNN pick its algorithms before capture
+                self.model(static_in)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=torch.cuda.current_stream(self.device)):
+                static_out = self.model(static_in).float()
+            self._graphs[key] = (graph, static_in, static_out)
+        return self._graphs[key]

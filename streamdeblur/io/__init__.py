@@ -12,6 +12,7 @@ from streamdeblur.io.frame import Frame
 from streamdeblur.io.image_folder import ImageFolderSink, ImageFolderSource
 from streamdeblur.io.media_info import MediaInfo
 from streamdeblur.io.passthrough import PacketBuffer
+from streamdeblur.io.urls import push_format
 from streamdeblur.io.video_sink import EncodeOptions, VideoSink, partial_path
 from streamdeblur.io.video_source import ReadStats, VideoSource
 
@@ -32,7 +33,8 @@ class Source(Protocol):
 
 
 class Sink(Protocol):
-    frames_written: int
+    @property
+    def frames_written(self) -> int: ...
 
     def write(self, frame: Frame) -> None: ...
 
@@ -62,7 +64,12 @@ def output_is_folder(spec: str) -> bool:
     return path.is_dir() or spec.endswith(("/", "\\")) or not path.suffix
 
 
-def open_sink(spec: str, info: MediaInfo, passthrough: PacketBuffer, options: EncodeOptions, overwrite: bool) -> Sink:
+def open_sink(
+    spec: str, info: MediaInfo, passthrough: PacketBuffer, options: EncodeOptions, overwrite: bool,
+    container_options: dict[str, str] | None = None,
+) -> Sink:
+    """A folder of PNGs, a video file, or a URL (pushed streams get their container from the scheme)."""
     if output_is_folder(spec):
         return ImageFolderSink(Path(spec), overwrite)
-    return VideoSink(spec, info, options, passthrough, overwrite=overwrite)
+    return VideoSink(spec, info, options, passthrough, overwrite=overwrite, container_format=push_format(spec),
+                     container_options=container_options)

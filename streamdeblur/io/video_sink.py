@@ -44,6 +44,7 @@ class EncodeOptions:
     crf: int | None = None  # None: DEFAULT_CRF where the encoder has a quality setting
     preset: str | None = None
     pix_fmt: str | None = None
+    low_latency: bool = False  # live output: no frame held back (x264/x265 zerolatency), a keyframe every second
 
 
 def partial_path(target: Path) -> Path:
@@ -61,8 +62,19 @@ def _encoder(name: str) -> av.Codec:
     return codec
 
 
+# Muxers FFmpeg cannot ask what they hold (their supported_codecs lists only their default
+# codecs), with the codecs they are made to carry: streams for live pushing among them.
+_STREAM_CODECS = frozenset({"h264", "hevc", "aac", "mp2", "mp3", "ac3", "opus"})
+_UNLISTED_CODECS = {"mpegts": _STREAM_CODECS, "rtp_mpegts": _STREAM_CODECS, "rtsp": _STREAM_CODECS}
+
+
+def supported_codecs(container: Any) -> set[str]:
+    """Codec names the output container holds; empty when it does not say (take anything)."""
+    return set(container.supported_codecs) | _UNLISTED_CODECS.get(container.format.name, set())
+
+
 def _accepts(container: Any, codec: av.Codec) -> bool:
-    supported = container.supported_codecs
+    supported = supported_codecs(container)
     return not supported or codec.name in supported or codec.canonical_name in supported
 
 
@@ -126,18 +138,21 @@ class VideoSink:
 
     def __init__(
         self, target: str, info: MediaInfo, options: EncodeOptions, passthrough: PacketBuffer,
-        overwrite: bool = False, container_format: str | None = None,
+        overwrite: bool = False, container_format: str | None = None, container_options: dict[str, str] | None = None,
     ) -> None:
         self.target = target
         self.info = info
         self.passthrough = passthrough
         self.frames_written = 0
         self._last_time: float | None = None
+        # Live output forces a keyframe each second of its time, so a viewer joining waits at
+        # most that long, however many frames were dropped (a GOP counts frames, not time).
+        self._next_keyframe: float | None = 0.0 if options.low_latency else None
         self._is_file = "://" not in target
         self._path = self._prepare_file(Path(target), overwrite) if self._is_file else None
         open_as = str(self._path) if self._path else target
         try:
-            self._out = av.open(open_as, mode="w", format=container_format)
+            self._out = av.open(open_as, mode="w", format=container_format, options=container_options or {})
         except ValueError as exc:  # PyAV: no format for the file name
             raise BadUsage(f"cannot tell the output format of {target}: {exc}") from None
         except av.FFmpegError as exc:
@@ -214,6 +229,9 @@ class VideoSink:
             if codec.name in ("libx264", "libx265") and options.preset not in _X26X_PRESETS:
                 raise BadUsage(f"unknown {codec.name} preset {options.preset!r}; choose from {', '.join(_X26X_PRESETS)}")
             chosen["preset"] = options.preset
+        if options.low_latency and codec.name in ("libx264", "libx265"):
+            chosen["tune"] = "zerolatency"  # no lookahead or B-frames: each frame leaves as it comes
+            chosen["forced-idr"] = "1"  # a forced keyframe is one a decoder can start from
         if codec.name == "libx265":
             chosen["x265-params"] = "log-level=error"
         if codec.name.startswith("libvpx"):
@@ -224,7 +242,7 @@ class VideoSink:
 
     def _add_passthrough_streams(self, streams: tuple[PassthroughStream, ...]) -> dict[int, tuple[Any, _AudioTranscode | None]]:
         copies: dict[int, tuple[Any, _AudioTranscode | None]] = {}
-        supported = self._out.supported_codecs
+        supported = supported_codecs(self._out)
         for source in streams:
             if not supported or source.codec in supported:
                 copies[source.index] = (self._out.add_stream_from_template(source.template), None)
@@ -243,7 +261,9 @@ class VideoSink:
 
     def _mux_passthrough(self, until: float | None) -> None:
         for packet in self.passthrough.take_until(until):
-            target = self._copies.get(packet.stream.index)
+            # stream_index lives in the packet itself; packet.stream may belong to an input
+            # container that a live source has closed since (after a reconnect).
+            target = self._copies.get(packet.stream_index)
             if target is None:
                 continue
             stream, transcode = target
@@ -260,6 +280,9 @@ class VideoSink:
         av_frame = av.VideoFrame.from_ndarray(pixels, format=self._rgb_format).reformat(**self._reformat_args)
         av_frame.pts = frame.pts
         av_frame.time_base = frame.time_base
+        if self._next_keyframe is not None and frame.time >= self._next_keyframe:
+            av_frame.pict_type = av.video.frame.PictureType.I
+            self._next_keyframe = frame.time + 1.0
         for packet in self._video.encode(av_frame):
             self._out.mux(packet)
         self._last_time = frame.time

@@ -61,13 +61,17 @@ def _bit_depth(pix_fmt: str | None) -> int:
 class VideoSource:
     """A PyAV input; iterate `frames()` once, from one thread."""
 
-    def __init__(self, url: str, options: dict[str, str] | None = None, live: bool = False) -> None:
+    def __init__(
+        self, url: str, options: dict[str, str] | None = None, live: bool = False,
+        container_format: str | None = None, timeout: tuple[float, float] | None = None,
+    ) -> None:
+        """`timeout` (open, read) in seconds makes a stalled network source raise, not hang."""
         self.url = url
         self.passthrough = PacketBuffer()
         self.stats = ReadStats()
         self._decoded_backlog: deque[Any] = deque()
         try:
-            self._container = av.open(url, mode="r", options=options or {})
+            self._container = av.open(url, mode="r", format=container_format, options=options or {}, timeout=timeout)
         except FileNotFoundError:
             raise BadInput(f"input not found: {url}") from None
         except av.FFmpegError as exc:

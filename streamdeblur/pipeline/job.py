@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 import threading
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm
 
-from streamdeblur.errors import StreamdeblurError
-from streamdeblur.inference import FrameProcessor, create_backend
-from streamdeblur.io import EncodeOptions, open_sink, open_source, output_is_folder
+from streamdeblur.errors import BadUsage
+from streamdeblur.inference import create_backend, make_processor
+from streamdeblur.io import EncodeOptions, Sink, Source, open_sink, open_source, output_is_folder
+from streamdeblur.pipeline.live import PREVIEW_ONLY, LiveOptions, LiveSession
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
 
@@ -29,28 +30,34 @@ class RunOptions:
     batch_size: int = 1
     tile: int = 0
     tile_overlap: int = 32
+    in_flight: int = 3  # CUDA: batches in flight in the stream scheduler (1: no overlap)
+    engine: str | None = None  # a TensorRT engine or ONNX file to use instead of building one
+    channels_last: bool = False
+    cuda_graphs: bool = False
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     overwrite: bool = False
     fps: Fraction = Fraction(25)  # for image-folder input
     queue_size: int = 8
     progress: bool = True  # a progress bar, when stderr is a terminal
     report: Path | None = None
+    live: LiveOptions | None = None  # the `live` command: live inputs and outputs, drops, stats lines
     # `run` keeps what was done on a stop; `batch` rolls the file back and redoes it later.
     keep_partial_on_stop: bool = True
 
 
 def check_options(opts: RunOptions) -> None:
     """Contradictions that need no input to detect."""
-    from streamdeblur.errors import BadUsage
-
     if Path(opts.input).resolve() == Path(opts.output).resolve():
         raise BadUsage("output would overwrite the input; choose another output path")
-    if output_is_folder(opts.output) and (opts.encode.codec or opts.encode.pix_fmt or opts.encode.preset):
+    encoder_options = opts.encode.codec or opts.encode.pix_fmt or opts.encode.preset
+    if encoder_options and opts.output != PREVIEW_ONLY and output_is_folder(opts.output):
         raise BadUsage("--codec, --pix-fmt and --preset apply to video output, not an image folder")
-    if opts.batch_size < 1 or opts.queue_size < 1:
-        raise BadUsage("--batch and queue sizes must be at least 1")
+    if opts.batch_size < 1 or opts.queue_size < 1 or opts.in_flight < 1:
+        raise BadUsage("--batch, --streams and queue sizes must be at least 1")
     if opts.fps <= 0:
         raise BadUsage("--fps must be positive")
+    if opts.live is not None:
+        opts.live.check(opts.output)
 
 
 def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
@@ -59,46 +66,68 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
     Raises StreamdeblurError subclasses for bad input/usage and processing failures; the
     output is then left absent. If `stop` is set mid-run the report says interrupted and the
     output holds the frames processed so far, or, without opts.keep_partial_on_stop, is
-    left absent.
+    left absent. With `opts.live` the input and output come from a LiveSession, which also
+    ends the run at its duration.
     """
     stop = stop or threading.Event()
+    session = LiveSession(opts.live, stop) if opts.live is not None else None
     report = RunReport(input=opts.input, output=opts.output, backend=opts.backend, device=opts.device,
                        precision=opts.precision, model="")
     stats = RunStats()
     try:
         check_options(opts)
         with ExitStack() as cleanup:
-            source = open_source(opts.input, opts.fps)
+            source = session.open_source(opts.input, opts.fps) if session else open_source(opts.input, opts.fps)
             cleanup.callback(source.close)
-            backend = create_backend(opts.backend, opts.weights, opts.device, opts.precision)
-            report.backend, report.device = backend.name, str(backend.device)
-            report.precision, report.model = backend.precision, backend.model_name
-            processor = FrameProcessor(backend, opts.tile, opts.tile_overlap, opts.batch_size)
-            sink = open_sink(opts.output, source.info, source.passthrough, opts.encode, opts.overwrite)
-            bar = tqdm(
-                total=source.info.video.frame_count, unit="frame", dynamic_ncols=True,
-                disable=not (opts.progress and sys.stderr.isatty()),
-            )
-            cleanup.callback(bar.close)
-            stats = RunStats()
-            pipeline = Pipeline(source, processor, sink, stats, opts.queue_size, on_frame_written=bar.update)
+            if session:
+                sink = session.open_sink(opts.output, source, opts.encode, opts.overwrite)
+            else:
+                sink = open_sink(opts.output, source.info, source.passthrough, opts.encode, opts.overwrite)
             try:
-                pipeline.run(stop)
+                _process(opts, source, sink, report, stats, stop, cleanup, session)
+                if stop.is_set() and (sink.frames_written == 0 or not opts.keep_partial_on_stop):
+                    sink.discard()  # stopped before any frame was done, or asked to roll back
+                else:
+                    sink.close(complete=not stop.is_set())
             except BaseException:
                 sink.discard()
                 raise
-            if stop.is_set() and (sink.frames_written == 0 or not opts.keep_partial_on_stop):
-                sink.discard()  # stopped before any frame was done, or asked to roll back
-            else:
-                sink.close(complete=not stop.is_set())
             report.interrupted = stop.is_set()
             report.frames_lost = source.stats.frames_lost
             report.decode_errors = source.stats.decode_errors
-    except StreamdeblurError as exc:
-        report.error = str(exc)
+    except Exception as exc:
+        report.error = str(exc) or type(exc).__name__
         raise
     finally:
         report.fill_from(stats)
+        if session is not None:
+            session.fill_report(report)
         if opts.report is not None:
             report.write(opts.report)
     return report
+
+
+def _process(
+    opts: RunOptions, source: Source, sink: Sink, report: RunReport, stats: RunStats, stop: threading.Event,
+    cleanup: ExitStack, session: LiveSession | None,
+) -> None:
+    """Build the backend and processor, then run the three stages until the input ends or `stop`."""
+    video = source.info.video
+    backend = create_backend(
+        opts.backend, opts.weights, opts.device, opts.precision, frame_size=(video.width, video.height),
+        batch_size=opts.batch_size, tile=opts.tile, in_flight=opts.in_flight, engine=opts.engine,
+        channels_last=opts.channels_last, cuda_graphs=opts.cuda_graphs,
+    )
+    report.backend, report.device = backend.name, str(backend.device)
+    report.precision, report.model = backend.precision, backend.model_name
+    processor = make_processor(backend, opts.tile, opts.tile_overlap, opts.batch_size, opts.in_flight)
+    bar = tqdm(
+        total=video.frame_count, unit="frame", dynamic_ncols=True,
+        disable=not (opts.progress and sys.stderr.isatty()) or session is not None,  # live: stats lines
+    )
+    cleanup.callback(bar.close)
+    pipeline = Pipeline(source, processor, sink, stats, opts.queue_size, on_frame_written=bar.update,
+                        **(session.pipeline_options() if session else {}))
+    stats.start()  # wall time and fps count the frames' journey, not model loading
+    with session.running(stats) if session else nullcontext():
+        pipeline.run(stop, session.finish if session else None, session.idle if session else None)

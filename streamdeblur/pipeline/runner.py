@@ -2,19 +2,26 @@
 
 The calling (main) thread only supervises, so it stays free to take SIGINT/SIGTERM. A
 graceful stop ends reading, drops decoded frames not yet started, lets the processor finish
-what is in flight and the writer write it. An error in any stage aborts all of them.
+what is in flight and the writer write it. A finish (end of a live run's duration) ends
+reading only; everything read is still processed. An error in any stage aborts all of them.
+
+With a latency bound (live sources) the reader never waits: a full queue loses its oldest
+decoded frame, and the processor skips frames that could no longer be written in time.
+Every such frame is counted as dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from streamdeblur.errors import ProcessingError, StreamdeblurError
-from streamdeblur.inference.processor import FrameProcessor
-from streamdeblur.io import Sink, Source
+from streamdeblur.inference.processor import Processor
+from streamdeblur.io import Frame, Sink, Source
+from streamdeblur.pipeline.latency import LatencyBudget
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats
 
@@ -30,20 +37,35 @@ class StageFailure:
 
 class Pipeline:
     def __init__(
-        self, source: Source, processor: FrameProcessor, sink: Sink, stats: RunStats,
+        self, source: Source, processor: Processor, sink: Sink, stats: RunStats,
         queue_size: int = 8, on_frame_written: Callable[[], None] | None = None,
+        max_latency_s: float | None = None, on_frame_read: Callable[[Frame], None] | None = None,
     ) -> None:
         self.source, self.processor, self.sink, self.stats = source, processor, sink, stats
         self.abort = threading.Event()
-        self.decoded = StageQueue(queue_size, self.abort)
+        self.budget = LatencyBudget(max_latency_s, stats) if max_latency_s is not None else None
+        decoded_size = queue_size
+        if max_latency_s is not None:
+            # Room for the bound's worth of frames: a smaller queue would drop frames (say, the
+            # burst a stream delivers after opening) that could still be written in time.
+            decoded_size = max(queue_size, math.ceil(max_latency_s * source.info.video.rate_or_default) + 1)
+        self.decoded = StageQueue(
+            decoded_size, self.abort, drop_oldest=self.budget is not None, on_drop=lambda f: stats.frame_dropped(f.index)
+        )
         self.processed = StageQueue(queue_size, self.abort)
-        self.on_frame_written = on_frame_written
+        self.on_frame_written, self.on_frame_read = on_frame_written, on_frame_read
         self.failures: list[StageFailure] = []
         self._current: dict[str, int | None] = {}
 
-    def run(self, stop: threading.Event) -> None:
-        """Run to the end of the input or until `stop` is set; raise if a stage failed."""
-        self._stop = stop
+    def run(
+        self, stop: threading.Event, finish: threading.Event | None = None, idle: Callable[[], None] | None = None,
+    ) -> None:
+        """Run to the end of the input, or until `stop` or `finish` is set; raise if a stage failed.
+
+        `idle` is called often from this (the main) thread while the stages run: for work that
+        must happen there, such as drawing a preview window.
+        """
+        self._stop, self._finish = stop, finish or threading.Event()
         threads = [
             threading.Thread(target=self._guard, args=(name, body, out), name=f"streamdeblur-{name}", daemon=True)
             for name, body, out in (
@@ -56,7 +78,9 @@ class Pipeline:
             thread.start()
         for thread in threads:
             while thread.is_alive():  # short joins keep the main thread responsive to signals
-                thread.join(0.1)
+                thread.join(0.1 if idle is None else 0.02)
+                if idle is not None:
+                    idle()
         if self.failures:
             first = self.failures[0]
             if isinstance(first.error, StreamdeblurError):
@@ -82,10 +106,12 @@ class Pipeline:
 
     def _read(self) -> None:
         for frame in self.source.frames():
-            if self._stop.is_set():
+            if self._stop.is_set() or self._finish.is_set():
                 break
             self._current["reader"] = frame.index
             self.stats.frame_in(frame.index)
+            if self.on_frame_read is not None:
+                self.on_frame_read(frame)
             self.decoded.put(frame)
 
     def _process(self) -> None:
@@ -97,6 +123,10 @@ class Pipeline:
                 for frame in batch:
                     self.stats.frame_discarded(frame.index)
                 continue
+            if self.budget is not None:
+                batch = self.budget.select(batch, more_waiting=len(self.decoded) > 0)
+                if not batch:
+                    continue
             self._current["processor"] = batch[0].index
             for frame in self.processor.submit(batch):
                 self.processed.put(frame)
@@ -108,5 +138,7 @@ class Pipeline:
             self._current["writer"] = frame.index
             self.sink.write(frame)
             self.stats.frame_out(frame.index)
+            if self.budget is not None:
+                self.budget.written(frame.index)
             if self.on_frame_written is not None:
                 self.on_frame_written()

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.models import DeepDeblur, load_model_config, save_weights
+from streamdeblur.models.deepdeblur import init_as_identity
 from streamdeblur.training import distributed
 from streamdeblur.training.augment import Augment
 from streamdeblur.training.checkpointing import load_checkpoint_state, save_checkpoint
@@ -129,7 +130,10 @@ def _train(
         torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     cfg = load_model_config(recipe.model)
-    model = DeepDeblur(cfg).to(ctx.device)
+    model = DeepDeblur(cfg)
+    if recipe.init == "identity":
+        init_as_identity(model)
+    model = model.to(ctx.device)
     use_amp = recipe.amp and ctx.device.type == "cuda"
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, recipe.milestone_steps(), recipe.gamma)

@@ -36,6 +36,7 @@ class TrainRecipe:
     gamma: float = 0.5
     loss: str = "l1"  # l1 or mse
     adversarial_weight: float = 0.0  # the paper's 1e-4 turns on the GAN term
+    init: str = "identity"  # identity (see models.deepdeblur.init_as_identity) or default
     amp: bool = True  # CUDA only
     seed: int = 0
     workers: int = 1
@@ -49,6 +50,8 @@ class TrainRecipe:
     def __post_init__(self) -> None:
         if self.loss not in ("l1", "mse"):
             raise BadUsage(f"recipe {self.name}: loss must be l1 or mse, not {self.loss!r}")
+        if self.init not in ("identity", "default"):
+            raise BadUsage(f"recipe {self.name}: init must be identity or default")
         if self.data.kind not in ("synthetic", "paired"):
             raise BadUsage(f"recipe {self.name}: data.kind must be synthetic or paired")
         if self.data.kind == "paired" and not self.data.root:

@@ -1,0 +1,100 @@
+"""`streamdeblur bench`: the model alone, the whole pipeline, and the naive baseline, in one run.
+
+- model alone: the chosen backend on a batch already on the device, timed back to back;
+- pipeline: `run` on a synthetic clip of the same size, decode to encode;
+- naive baseline: what simple scripts do, one frame at a time, synchronous fp32 PyTorch with
+  a host round trip per frame.
+Ratios within one run are what to compare; absolute frames/s only mean something on a GPU.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamdeblur.demo import write_demo_clip
+from streamdeblur.inference import create_backend
+from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
+from streamdeblur.io import EncodeOptions
+from streamdeblur.models import DEFAULT_WEIGHTS, DeepDeblur, load_checkpoint, load_model_config, save_weights
+from streamdeblur.pipeline.job import RunOptions, run_job
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _frames_per_second(step: Callable[[], None], frames_per_step: int, device: torch.device, seconds: float, min_steps: int) -> float:
+    step()  # warm-up (allocations, cuDNN algorithm choice, graph capture)
+    _synchronize(device)
+    steps, started = 0, time.perf_counter()
+    while steps < min_steps or time.perf_counter() - started < seconds:
+        step()
+        steps += 1
+    _synchronize(device)
+    return steps * frames_per_step / (time.perf_counter() - started)
+
+
+def weights_for(config: str | None, weights: str | None, folder: Path) -> Path:
+    """Given weights, or (for speed only) random weights of a named configuration."""
+    if weights:
+        return Path(weights)
+    if config is None:
+        return DEFAULT_WEIGHTS
+    torch.manual_seed(0)
+    model = DeepDeblur(load_model_config(config))
+    return save_weights(model, folder / f"{model.cfg.name}-random.safetensors", {"note": "random weights, for timing only"})
+
+
+def run_bench(
+    width: int, height: int, backend: str = "auto", device: str = "auto", precision: str = "fp32",
+    config: str | None = None, weights: str | None = None, frames: int = 60, batch_size: int = 1,
+    in_flight: int = 3, tile: int = 0, seconds: float = 5.0, cuda_graphs: bool = False,
+    channels_last: bool = False,
+) -> dict[str, Any]:
+    torch_device = resolve_device(device)
+    with tempfile.TemporaryDirectory(prefix="streamdeblur-bench-") as tmp:
+        folder = Path(tmp)
+        weights_path = weights_for(config, weights, folder)
+        chosen = create_backend(
+            backend, weights_path, device, precision, frame_size=(width, height), batch_size=batch_size,
+            tile=tile, in_flight=in_flight, channels_last=channels_last, cuda_graphs=cuda_graphs,
+        )
+        x = torch.rand(batch_size, 3, height, width, device=torch_device)
+        model_fps = _frames_per_second(lambda: chosen.infer(x), batch_size, torch_device, seconds, 3)
+
+        naive = TorchBackend(load_checkpoint(weights_path), torch_device, "fp32")
+        frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+        def naive_step() -> None:
+            tensor = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).to(torch_device)
+            out = naive.infer(tensor).clamp(0, 1).mul(255).round().byte().cpu().numpy()
+            assert out.shape[1:] == (3, height, width)
+
+        naive_fps = _frames_per_second(naive_step, 1, torch_device, seconds, 3)
+        del naive
+
+        clip = folder / "clip.mp4"
+        write_demo_clip(clip, width, height, seconds=frames / 30, fps=30)
+        report = run_job(RunOptions(
+            input=str(clip), output=str(folder / "out.mp4"), weights=str(weights_path), backend=chosen.name,
+            device=device, precision=precision, batch_size=batch_size, tile=tile, in_flight=in_flight,
+            channels_last=channels_last, cuda_graphs=cuda_graphs, encode=EncodeOptions(), progress=False,
+        ))
+    result = report.to_dict()
+    result.update({
+        "size": f"{width}x{height}", "batch": batch_size, "in_flight": in_flight,
+        "model_fps": round(model_fps, 3), "pipeline_fps": report.fps, "naive_fps": round(naive_fps, 3),
+        "pipeline_vs_model": round(report.fps / model_fps, 3) if model_fps else None,
+        "model_vs_naive": round(model_fps / naive_fps, 3) if naive_fps else None,
+        "device_name": torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+    })
+    return result

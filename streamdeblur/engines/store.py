@@ -1,0 +1,71 @@
+"""Where ONNX files and engines live, and how a cached one is found again.
+
+Every artifact has a JSON sidecar (`NAME.json`) recording what it was made from; an artifact
+is reused only when its sidecar matches what is asked for, and rebuilt otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+_CHECKOUT_ENGINES = Path(__file__).resolve().parents[2] / "engines"
+
+
+def engine_dir() -> Path:
+    """$STREAMDEBLUR_ENGINE_DIR, else the checkout's engines/, else ~/.cache/streamdeblur/engines."""
+    if os.environ.get("STREAMDEBLUR_ENGINE_DIR"):
+        folder = Path(os.environ["STREAMDEBLUR_ENGINE_DIR"])
+    elif (_CHECKOUT_ENGINES / "README.md").is_file():
+        folder = _CHECKOUT_ENGINES
+    else:
+        folder = Path.home() / ".cache" / "streamdeblur" / "engines"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def key_of(facts: dict[str, Any]) -> str:
+    """A short stable name for a set of facts (what an artifact was built from)."""
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    meta = sidecar(path)
+    if not (path.is_file() and meta.is_file()):
+        return None
+    try:
+        return json.loads(meta.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def write_with_sidecar(path: Path, payload: bytes, facts: dict[str, Any]) -> Path:
+    """Write atomically: artifact then sidecar, each via a temporary name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(payload)
+    os.replace(partial, path)
+    meta_partial = path.with_name(f".{path.stem}.json.partial")
+    meta_partial.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+    os.replace(meta_partial, sidecar(path))
+    return path
+
+
+def matches(path: Path, facts: dict[str, Any]) -> bool:
+    recorded = read_sidecar(path)
+    return recorded is not None and all(recorded.get(k) == v for k, v in facts.items())

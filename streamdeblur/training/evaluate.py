@@ -1,0 +1,108 @@
+"""`streamdeblur eval`: PSNR/SSIM of blurry input and of the model's output against the
+sharp target, side-by-side pictures (blurry | deblurred | sharp), and training curves."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from streamdeblur.inference import Backend
+from streamdeblur.training.datasets import find_pairs, read_rgb
+from streamdeblur.training.metrics import psnr, ssim
+
+
+@dataclass
+class EvalResult:
+    count: int
+    input_psnr: float
+    input_ssim: float
+    output_psnr: float
+    output_ssim: float
+
+    @property
+    def gain_db(self) -> float:
+        return self.output_psnr - self.input_psnr
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {**asdict(self), "gain_db": self.gain_db}
+
+
+def _mean(values: list[float]) -> float:
+    """Identical images score an infinite PSNR, and so does any mean that includes them."""
+    return float(np.mean(values)) if values else math.nan
+
+
+@torch.no_grad()
+def _deblur(backend: Backend, image: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(backend.device)
+    y = backend.infer(x).clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
+    # Score what a user gets: the 8-bit image the pipeline would write.
+    return np.round(y * 255).astype(np.float32) / 255
+
+
+def evaluate(
+    backend: Backend, data: Path, out: Path | None = None, split: str = "test",
+    limit: int | None = None, examples: int = 8,
+) -> EvalResult:
+    pairs = find_pairs(data, split)[:limit]
+    scores: dict[str, list[float]] = {k: [] for k in ("in_psnr", "in_ssim", "out_psnr", "out_ssim")}
+    rows = []
+    for i, (blur_path, sharp_path) in enumerate(pairs):
+        blur, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+        deblurred = _deblur(backend, blur)
+        scores["in_psnr"].append(psnr(blur, sharp))
+        scores["in_ssim"].append(ssim(blur, sharp))
+        scores["out_psnr"].append(psnr(deblurred, sharp))
+        scores["out_ssim"].append(ssim(deblurred, sharp))
+        if out is not None and i < examples:
+            rows.append(np.concatenate([blur, deblurred, sharp], axis=1))
+    result = EvalResult(
+        count=len(pairs), input_psnr=_mean(scores["in_psnr"]), input_ssim=_mean(scores["in_ssim"]),
+        output_psnr=_mean(scores["out_psnr"]), output_ssim=_mean(scores["out_ssim"]),
+    )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        for i, row in enumerate(rows):
+            save_rgb(out / f"side_by_side_{i:03d}.png", row)
+    return result
+
+
+def save_rgb(path: Path, image: np.ndarray) -> None:
+    as_uint8 = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    cv2.imwrite(str(path), cv2.cvtColor(as_uint8, cv2.COLOR_RGB2BGR))
+
+
+def plot_training_curves(run_dir: Path, out: Path) -> Path:
+    """Loss and validation PSNR over steps, from a training run's metrics.jsonl, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from streamdeblur.training.loop import METRICS_FILE
+
+    records = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines() if line.strip()]
+    train = [r for r in records if "loss" in r]
+    val = [r for r in records if "val_psnr" in r]
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8)
+    ax_loss.set(xlabel="step", ylabel="multi-scale content loss", yscale="log", title="training loss")
+    if val:
+        steps = [r["step"] for r in val]
+        ax_psnr.plot(steps, [r["val_psnr"] for r in val], marker="o", label="deblurred")
+        ax_psnr.plot(steps, [r["val_psnr_input"] for r in val], ls="--", label="blurry input")
+        ax_psnr.legend()
+    ax_psnr.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "training_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,58 @@
+"""`streamdeblur synth`: write synthetic blur pairs to disk in the GoPro layout.
+
+OUT/<split>/<sequence>/blur/NNNNNN.png and .../sharp/NNNNNN.png, so the set can be looked
+at, shared, and trained or evaluated on like GoPro. Every pair is a pure function of
+(seed, index); `held_out=True` draws from scikit-image photos and a seed range that training
+never uses, which is how the shipped model's quality figures are measured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamdeblur.errors import BadUsage
+from streamdeblur.training.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS
+from streamdeblur.training.synthetic import BlurRecipe, render_pair
+
+# Training samples draw seeds from SeedSequence([recipe seed, sample number]); held-out
+# pairs use this separate root so no held-out scene can coincide with a training one.
+HELD_OUT_SEED_ROOT = 90_210_000
+
+
+def pair_seed(seed: int, index: int, held_out: bool) -> np.random.SeedSequence:
+    root = [HELD_OUT_SEED_ROOT, seed] if held_out else [seed]
+    return np.random.SeedSequence([*root, index])
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    as_uint8 = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    if not cv2.imwrite(str(path), cv2.cvtColor(as_uint8, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {path}")
+
+
+def write_synthetic_set(
+    out: Path, count: int, width: int = 256, height: int = 256, seed: int = 0,
+    held_out: bool = False, split: str | None = None, per_sequence: int = 50,
+    recipe: BlurRecipe = BlurRecipe(),
+) -> list[Path]:
+    """Render `count` pairs; returns the sequence folders written."""
+    if count < 1 or width < 8 or height < 8:
+        raise BadUsage("synth: --count must be positive and the size at least 8x8")
+    split = split or ("test" if held_out else "train")
+    photos = HELD_OUT_PHOTOS if held_out else TRAIN_PHOTOS
+    sequences: list[Path] = []
+    for index in range(count):
+        seq = out / split / f"{'heldout' if held_out else 'synthetic'}_{seed:04d}_{index // per_sequence:03d}"
+        if index % per_sequence == 0:
+            for kind in ("blur", "sharp"):
+                (seq / kind).mkdir(parents=True, exist_ok=True)
+            sequences.append(seq)
+        rng = np.random.default_rng(pair_seed(seed, index, held_out))
+        pair = render_pair(rng, height, width, recipe, photos)
+        name = f"{index:06d}.png"
+        _write_png(seq / "blur" / name, pair.blurry)
+        _write_png(seq / "sharp" / name, pair.sharp)
+    return sequences

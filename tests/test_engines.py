@@ -1,0 +1,184 @@
+"""ONNX export and its checks, the engine cache, backends on the CPU, `bench`, and (on a GPU)
+the CUDA stream scheduler against a plain synchronous loop."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from streamdeblur.engines import onnx_for_weights
+from streamdeblur.engines.onnx_export import PARITY_TOLERANCE, check_onnx, export_onnx, tensorrt_supported_ops
+from streamdeblur.engines.shapes import parse_shapes
+from streamdeblur.engines.store import matches, write_with_sidecar
+from streamdeblur.errors import BadUsage, ProcessingError
+from streamdeblur.io import Frame
+from streamdeblur.models import DeepDeblur, load_model_config
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize("config", ["tiny", "deepdeblur-light"])
+def test_export_matches_pytorch_and_uses_only_tensorrt_operators(config: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = DeepDeblur(load_model_config(config)).eval()
+    check = export_onnx(model, tmp_path / "model.onnx")
+    assert check.max_abs_diff < PARITY_TOLERANCE
+    version, supported = tensorrt_supported_ops()
+    assert version == check.tensorrt_version == "10.15"
+    assert set(check.operators) <= supported
+    assert {"Conv", "AveragePool", "DepthToSpace", "Pad"} <= set(check.operators)
+
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    assert isinstance(dims[0], str) and dims[1] == 3 and isinstance(dims[2], str) and isinstance(dims[3], str)
+
+
+def test_an_operator_tensorrt_cannot_parse_is_refused(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Unique", ["blurry"], ["sharp"])
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("blurry", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("sharp", TensorProto.FLOAT, ["n"])],
+    )
+    path = tmp_path / "unique.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    with pytest.raises(ProcessingError, match="cannot parse: Unique"):
+        check_onnx(path, DeepDeblur(load_model_config("tiny")))
+
+
+def test_export_command_writes_and_then_reuses(tiny_weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tiny.onnx"
+    first = run_cli("export", "--weights", str(tiny_weights), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["max_abs_diff_vs_torch"] < PARITY_TOLERANCE
+    stamp = out.stat().st_mtime_ns
+    assert run_cli("export", "--weights", str(tiny_weights), "--out", str(out), "-q").returncode == 0
+    assert out.stat().st_mtime_ns == stamp  # matched its sidecar: not exported again
+
+
+def test_build_without_tensorrt_says_what_to_install(tiny_weights: Path, tmp_path: Path) -> None:
+    onnx_path = onnx_for_weights(tiny_weights)
+    result = run_cli("build", str(onnx_path), "--precision", "fp16", "--shapes", "720p")
+    assert result.returncode == 2
+    assert "streamdeblur[trt]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_engine_cache_reuses_only_on_matching_facts(tmp_path: Path) -> None:
+    facts = {"onnx_sha256": "ab", "shapes": parse_shapes("720p").to_dict(), "precision": "fp16", "tensorrt": "10.13", "gpu": "H100"}
+    path = write_with_sidecar(tmp_path / "m.engine", b"plan", facts)
+    assert matches(path, facts)
+    assert not matches(path, {**facts, "precision": "int8"})
+    assert not matches(path, {**facts, "gpu": "H200"})
+    assert not matches(tmp_path / "other.engine", facts)
+
+
+def test_shape_presets() -> None:
+    hd = parse_shapes("1080p", batch=2)
+    assert hd.opt == (2, 3, 1080, 1920) and hd.contains((1, 3, 1920, 1080))  # portrait fits too
+    assert parse_shapes("tile:512").max == (1, 3, 512, 512)
+    explicit = parse_shapes("1x64x64:2x720x1280:4x1088x1920")
+    assert explicit.min == (1, 3, 64, 64) and explicit.max == (4, 3, 1088, 1920)
+    with pytest.raises(BadUsage):
+        parse_shapes("2x720x1280:1x64x64:4x1088x1920")
+
+
+def test_cpu_backends_agree_through_the_pipeline(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+    """torch and onnxruntime give the same frames (PNG output: no encoder in the way)."""
+    from tests.media import make_clip
+
+    import cv2
+
+    src = make_clip("cfr_aac", media_dir)
+    outputs = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / backend
+        result = run_cli("run", str(src), str(out), "--weights", str(tiny_weights), "--backend", backend, "-q")
+        assert result.returncode == 0, result.stderr
+        outputs[backend] = np.stack([cv2.imread(str(p)) for p in sorted(out.glob("*.png"))]).astype(int)
+    assert outputs["torch"].shape[0] == 30
+    assert np.abs(outputs["torch"] - outputs["onnxruntime"]).max() <= 1
+
+
+def test_auto_remembers_the_faster_cpu_backend(media_dir: Path, tmp_path: Path, tiny_weights: Path, engine_dir: Path) -> None:
+    from tests.media import make_clip
+
+    src = make_clip("one_frame", media_dir)
+    report = tmp_path / "r.json"
+    assert run_cli("run", str(src), str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--report", str(report), "-q").returncode == 0
+    records = json.loads((engine_dir / "cpu-backend-choice.json").read_text())
+    choices = {r["choice"] for r in records.values()}
+    assert json.loads(report.read_text())["backend"] in choices
+    for record in records.values():
+        assert record["choice"] == min(record["seconds"], key=record["seconds"].get)
+
+
+def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", "--weights", str(tiny_weights), "--size", "96x64", "--frames", "12", "--seconds", "0.5", "--json", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    for key in ("frames_in", "frames_out", "frames_dropped", "wall_s", "fps", "latency_ms", "backend", "device", "precision", "model", "input", "output"):
+        assert key in data
+    assert data["frames_out"] == data["frames_in"] == 12
+    assert data["model_fps"] > 0 and data["naive_fps"] > 0
+    assert data["pipeline_vs_model"] == pytest.approx(data["pipeline_fps"] / data["model_fps"], rel=0.01)
+
+
+# --- GPU: the stream scheduler (run on a lent GPU; skipped elsewhere) ------------------------
+
+
+def _frames(count: int, height: int, width: int, dtype: type = np.uint8) -> list[Frame]:
+    rng = np.random.default_rng(0)
+    top = 65535 if dtype == np.uint16 else 255
+    return [Frame(rng.integers(0, top, (height, width, 3), dtype=dtype), i, Fraction(1, 25), i) for i in range(count)]
+
+
+def _run(processor, frames: list[Frame], batch: int) -> list[Frame]:  # type: ignore[no-untyped-def]
+    out = []
+    for i in range(0, len(frames), batch):
+        out += processor.submit(frames[i : i + batch])
+    return out + processor.flush()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("in_flight, batch, tile", [(1, 1, 0), (3, 2, 0), (4, 1, 64)])
+def test_scheduler_equals_a_synchronous_loop(dtype: type, in_flight: int, batch: int, tile: int) -> None:
+    from streamdeblur.inference import FrameProcessor
+    from streamdeblur.inference.scheduler import StreamScheduler
+    from streamdeblur.inference.torch_backend import TorchBackend
+
+    torch.manual_seed(0)
+    backend = TorchBackend(DeepDeblur(load_model_config("tiny")), torch.device("cuda"))
+    frames = _frames(9, 90, 130, dtype)
+    expected = _run(FrameProcessor(backend, tile, 16, batch), frames, batch)
+    got = _run(StreamScheduler(backend, tile, 16, batch, in_flight), frames, batch)
+    assert [f.index for f in got] == list(range(9))
+    for a, b in zip(got, expected):
+        assert a.pixels.dtype == b.pixels.dtype and np.array_equal(a.pixels, b.pixels)
+
+
+@pytest.mark.gpu
+def test_cuda_graphs_and_fp16_agree_with_fp32() -> None:
+    from streamdeblur.inference.scheduler import StreamScheduler
+    from streamdeblur.inference.torch_backend import TorchBackend
+
+    torch.manual_seed(0)
+    frames = _frames(6, 64, 96)
+    plain = _run(StreamScheduler(TorchBackend(DeepDeblur(load_model_config("tiny")), torch.device("cuda"))), frames, 1)
+    torch.manual_seed(0)
+    graphs = TorchBackend(DeepDeblur(load_model_config("tiny")), torch.device("cuda"), cuda_graphs=True)
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(_run(StreamScheduler(graphs), frames, 1), plain))
+    torch.manual_seed(0)
+    half = TorchBackend(DeepDeblur(load_model_config("tiny")), torch.device("cuda"), "fp16", channels_last=True)
+    diffs = [np.abs(a.pixels.astype(int) - b.pixels.astype(int)).max() for a, b in zip(_run(StreamScheduler(half), frames, 1), plain)]
+    assert max(diffs) <= 3

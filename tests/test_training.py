@@ -1,0 +1,166 @@
+"""Training: data layouts, the loop (loss falls, exact resume, torchrun/DDP), evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from streamdeblur.errors import BadInput
+from streamdeblur.training.datasets import find_pairs
+from streamdeblur.training.loop import METRICS_FILE, train
+from streamdeblur.training.recipe import load_recipe, recipe_from_dict
+from tests.conftest import run_cli
+
+TINY_RECIPE = {
+    "name": "tiny-test",
+    "model": "tiny",
+    "data": {"kind": "synthetic", "patch_size": 32, "photos": False},
+    "batch_size": 4,
+    "steps": 40,
+    "lr": 0.002,
+    "workers": 0,
+    "log_every": 1,
+    "eval_every": 20,
+    "checkpoint_every": 10,
+    "val_count": 2,
+    "val_size": 32,
+    "threads": 1,
+}
+
+
+def _losses(run: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def test_loss_falls_on_synthetic_data(tmp_path: Path) -> None:
+    result = train(recipe_from_dict(TINY_RECIPE), tmp_path / "run")
+    assert result.finished and result.step == 40
+    losses = _losses(tmp_path / "run")
+    assert np.mean([losses[s] for s in range(31, 41)]) < 0.8 * np.mean([losses[s] for s in range(1, 11)])
+    assert (tmp_path / "run" / "final.safetensors").exists()
+
+
+def test_stop_and_resume_reproduces_the_same_losses(tmp_path: Path) -> None:
+    recipe = {**TINY_RECIPE, "steps": 16}
+    train(recipe_from_dict(recipe), tmp_path / "straight")
+    paused = train(recipe_from_dict(recipe), tmp_path / "resumed", until_step=8)
+    assert paused.step == 8 and not paused.finished
+    resumed = train(recipe_from_dict(recipe), tmp_path / "resumed", resume=True)
+    assert resumed.step == 16 and resumed.finished
+    straight, split = _losses(tmp_path / "straight"), _losses(tmp_path / "resumed")
+    assert sorted(split) == list(range(1, 17))  # steps 9.. continue from 8, none repeated
+    for step in range(1, 17):
+        assert split[step] == pytest.approx(straight[step], rel=1e-6, abs=1e-7), step
+
+
+def test_a_finished_run_is_not_overwritten(tmp_path: Path) -> None:
+    from streamdeblur.errors import BadUsage
+
+    recipe = recipe_from_dict({**TINY_RECIPE, "steps": 2})
+    train(recipe, tmp_path / "run")
+    with pytest.raises(BadUsage, match="--resume"):
+        train(recipe, tmp_path / "run")
+
+
+def test_torchrun_two_ranks_only_rank_zero_writes(tmp_path: Path) -> None:
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump({**TINY_RECIPE, "steps": 6, "checkpoint_every": 3, "eval_every": 3}))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([*torchrun, "-m", "streamdeblur", "train", str(recipe_path), "--out", str(tmp_path / "run"), "-q"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    assert sorted(_losses(run)) == list(range(1, 7))  # one line per step: one writer
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]
+    assert len(list((run / "tensorboard").iterdir())) == 1
+    assert (run / "final.safetensors").exists()
+
+
+def _write_pair(folder: Path, name: str, image: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(folder / name), image)
+
+
+def test_layouts_are_found(tmp_path: Path) -> None:
+    image = np.zeros((8, 8, 3), np.uint8)
+    for seq in ("GOPR0001", "GOPR0002"):
+        for kind in ("blur", "blur_gamma", "sharp"):
+            _write_pair(tmp_path / "gopro" / "GOPRO_Large" / "train" / seq / kind, "000001.png", image)
+    assert len(find_pairs(tmp_path / "gopro", "train")) == 2
+    assert find_pairs(tmp_path / "gopro", "train", "blur_gamma")[0][0].parent.name == "blur_gamma"
+
+    for kind in ("train_blur", "train_sharp"):
+        _write_pair(tmp_path / "reds" / "train" / kind / "000", "00000000.png", image)
+    assert len(find_pairs(tmp_path / "reds", "train")) == 1
+
+    for kind in ("blur", "sharp"):
+        _write_pair(tmp_path / "plain" / kind, "a.png", image)
+    assert len(find_pairs(tmp_path / "plain")) == 1
+
+
+def test_layout_errors_are_clear(tmp_path: Path) -> None:
+    image = np.zeros((8, 8, 3), np.uint8)
+    _write_pair(tmp_path / "plain" / "blur", "a.png", image)
+    _write_pair(tmp_path / "plain" / "sharp", "b.png", image)
+    with pytest.raises(BadInput, match="unmatched"):
+        find_pairs(tmp_path / "plain")
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(BadInput, match="not a GoPro"):
+        find_pairs(tmp_path / "nothing")
+
+
+def test_synth_writes_a_set_that_trains_and_evaluates(tmp_path: Path) -> None:
+    result = run_cli("synth", str(tmp_path / "set"), "--count", "3", "--size", "48x40", "-q")
+    assert result.returncode == 0, result.stderr
+    pairs = find_pairs(tmp_path / "set", "train")
+    assert len(pairs) == 3
+    assert cv2.imread(str(pairs[0][0])).shape == (40, 48, 3)
+    again = run_cli("synth", str(tmp_path / "again"), "--count", "3", "--size", "48x40", "-q")
+    assert again.returncode == 0
+    first_again = find_pairs(tmp_path / "again", "train")[0][0]
+    assert first_again.read_bytes() == pairs[0][0].read_bytes()  # same seed, same set
+
+
+def _eval(data: Path, *extra: str) -> dict:
+    result = run_cli("eval", str(data), "--backend", "passthrough", "--split", "train", *extra)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_eval_of_an_image_against_itself_and_known_noise(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    sharp = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    _write_pair(tmp_path / "same" / "blur", "x.png", sharp)
+    _write_pair(tmp_path / "same" / "sharp", "x.png", sharp)
+    same = _eval(tmp_path / "same")
+    assert math.isinf(same["input_psnr"]) and same["input_ssim"] == pytest.approx(1.0)
+
+    # Add exactly +-8 to every value (clipping avoided): MSE = (8/255)^2, so PSNR = 20 log10(255/8).
+    base = rng.integers(20, 236, (64, 80, 3), dtype=np.uint8)
+    noisy = (base.astype(int) + rng.choice([-8, 8], base.shape)).astype(np.uint8)
+    _write_pair(tmp_path / "noisy" / "blur", "x.png", noisy)
+    _write_pair(tmp_path / "noisy" / "sharp", "x.png", base)
+    scores = _eval(tmp_path / "noisy", "--out", str(tmp_path / "report"))
+    assert scores["input_psnr"] == pytest.approx(20 * math.log10(255 / 8), abs=1e-6)
+    assert scores["output_psnr"] == pytest.approx(scores["input_psnr"])  # passthrough
+    assert (tmp_path / "report" / "side_by_side_000.png").exists()
+
+
+def test_shipped_recipes_parse() -> None:
+    root = Path(__file__).resolve().parents[1] / "configs" / "train"
+    recipes = sorted(root.glob("*.yaml"))
+    assert recipes
+    for path in recipes:
+        load_recipe(path)
