@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, StreamdeblurError
+from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError, StreamdeblurError
 
 if TYPE_CHECKING:
     from streamdeblur.pipeline.job import RunOptions
@@ -87,7 +87,7 @@ def _parse_fraction(text: str, option: str) -> Fraction:
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
-# The options `run` and `live` share: one definition, the same help.
+# The options `run`, `live` and `batch` share: one definition, the same help.
 WeightsOpt = Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, or an official DeepDeblur-PyTorch model-*.pt. Default: the shipped light model.")]
 BackendOpt = Annotated[str, typer.Option(help="auto, tensorrt, torch, onnxruntime, or passthrough (no network: checks the I/O path).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
@@ -114,7 +114,7 @@ def _run_options(
     codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, fps: str, overwrite: bool,
     report: Path | None, quiet: bool, live: LiveOptions | None = None,
 ) -> RunOptions:
-    """The options `run` and `live` share, as RunOptions (keyword-only: they are many)."""
+    """The options `run`, `live` and `batch` share, as RunOptions (keyword-only: they are many)."""
     from streamdeblur.io import EncodeOptions
     from streamdeblur.pipeline.job import RunOptions
 
@@ -228,6 +228,74 @@ def live(
             cuda_graphs=cuda_graphs, channels_last=channels_last, codec=codec, crf=crf, preset=preset,
             pix_fmt=pix_fmt, fps=fps, overwrite=overwrite, report=report, quiet=quiet, live=options,
         ), quiet)
+
+
+@app.command("batch")
+def batch_command(
+    input_dir: Annotated[Path, typer.Argument(help="Folder of videos, searched through all its subfolders.")],
+    output_dir: Annotated[Path, typer.Argument(help="Where outputs go, at their inputs' relative paths; holds the manifest.")],
+    glob: Annotated[Optional[str], typer.Option(help="Files to take, relative to INPUT_DIR, e.g. '**/*.mp4' ('**' spans folders). Default: every file with a video suffix.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Files at a time: worker processes (default 1 on the CPU, 2 per GPU); with --ray, tasks in flight (default: twice what the cluster runs at once).")] = None,
+    ray: Annotated[Optional[str], typer.Option(help="One Ray task per file on the cluster at this address (auto, ray://HOST:10001, ...); 'local' starts a local Ray cluster. Needs streamdeblur[ray].")] = None,
+    gpus_per_task: Annotated[float, typer.Option(help="With --ray: GPUs a task asks for when it runs on CUDA; 0.5 runs two files per GPU.")] = 1.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed (failures are recorded either way).")] = False,
+    weights: WeightsOpt = None,
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
+    batch: BatchOpt = 1,
+    tile: TileOpt = 0,
+    tile_overlap: TileOverlapOpt = 32,
+    streams: StreamsOpt = 3,
+    engine: EngineOpt = None,
+    cuda_graphs: CudaGraphsOpt = False,
+    channels_last: ChannelsLastOpt = False,
+    codec: CodecOpt = None,
+    crf: CrfOpt = None,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = None,
+    overwrite: OverwriteOpt = False,
+    report: Annotated[Optional[Path], typer.Option(help="Write the JSON totals of the batch here.")] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Deblur every video under INPUT_DIR into OUTPUT_DIR; rerun the same command to resume."""
+    import functools
+
+    from streamdeblur.batch import BatchOptions, run_batch
+    from streamdeblur.batch.progress import summary_table
+    from streamdeblur.pipeline.signals import stop_on_signals
+
+    _setup_logging(quiet, verbose)
+    with _exit_codes():
+        opts = BatchOptions(
+            input_dir=input_dir, output_dir=output_dir, pattern=glob, workers=workers, ray_address=ray,
+            gpus_per_task=gpus_per_task, progress=not quiet, verbose=verbose,
+            worker_setup=functools.partial(_setup_logging, quiet, verbose),
+            job=_run_options(  # input, output, progress and report are set per file
+                input="", output="", weights=weights, backend=backend, device=device, precision=precision,
+                batch=batch, tile=tile, tile_overlap=tile_overlap, streams=streams, engine=engine,
+                cuda_graphs=cuda_graphs, channels_last=channels_last, codec=codec, crf=crf, preset=preset,
+                pix_fmt=pix_fmt, fps="25", overwrite=overwrite, report=None, quiet=quiet,
+            ),
+        )
+        with stop_on_signals(threading.Event()) as stop:
+            summary = run_batch(opts, stop)
+        if report is not None:
+            summary.write(report)
+        if not quiet and summary.records:
+            typer.echo(summary_table(summary.records))
+        totals = summary.to_dict()
+        log.info(
+            "%d done, %d failed, %d interrupted, %d done before; %d frames in %.1f s (%.2f frames/s); manifest %s",
+            totals["files_done"], totals["files_failed"], totals["files_interrupted"], totals["files_skipped"],
+            totals["frames_out"], totals["wall_s"], totals["fps"], summary.manifest,
+        )
+        if summary.interrupted:
+            log.warning("interrupted: finished files are kept, unfinished ones rolled back; run the same command to go on")
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if strict and totals["files_failed"]:
+            raise ProcessingError(f"{totals['files_failed']} of {totals['files_total']} files failed (--strict); see {summary.manifest}")
 
 
 @app.command()

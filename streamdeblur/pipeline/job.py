@@ -41,6 +41,8 @@ class RunOptions:
     progress: bool = True  # a progress bar, when stderr is a terminal
     report: Path | None = None
     live: LiveOptions | None = None  # the `live` command: live inputs and outputs, drops, stats lines
+    # `run` keeps what was done on a stop; `batch` rolls the file back and redoes it later.
+    keep_partial_on_stop: bool = True
 
 
 def check_options(opts: RunOptions) -> None:
@@ -62,9 +64,10 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
     """Deblur opts.input into opts.output; the report is also written to opts.report if set.
 
     Raises StreamdeblurError subclasses for bad input/usage and processing failures; the
-    output is then left absent. If `stop` is set mid-run the output is finalized with the
-    frames processed so far and the report says interrupted. With `opts.live` the input and
-    output come from a LiveSession, which also ends the run at its duration.
+    output is then left absent. If `stop` is set mid-run the report says interrupted and the
+    output holds the frames processed so far, or, without opts.keep_partial_on_stop, is
+    left absent. With `opts.live` the input and output come from a LiveSession, which also
+    ends the run at its duration.
     """
     stop = stop or threading.Event()
     session = LiveSession(opts.live, stop) if opts.live is not None else None
@@ -82,8 +85,8 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
                 sink = open_sink(opts.output, source.info, source.passthrough, opts.encode, opts.overwrite)
             try:
                 _process(opts, source, sink, report, stats, stop, cleanup, session)
-                if stop.is_set() and sink.frames_written == 0:
-                    sink.discard()  # stopped before any frame was done: leave nothing
+                if stop.is_set() and (sink.frames_written == 0 or not opts.keep_partial_on_stop):
+                    sink.discard()  # stopped before any frame was done, or asked to roll back
                 else:
                     sink.close(complete=not stop.is_set())
             except BaseException:
