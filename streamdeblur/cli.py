@@ -360,6 +360,7 @@ def evaluate(
     limit: Annotated[Optional[int], typer.Option(help="Score only the first N pairs.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write metrics.json and blurry|deblurred|sharp pictures here.")] = None,
     run: Annotated[Optional[Path], typer.Option(help="A training run folder: also plot its loss and PSNR curves into --out.")] = None,
+    card: Annotated[Optional[str], typer.Option(help="Record the figures in --model's card under this name (e.g. held_out).")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -368,11 +369,15 @@ def evaluate(
     with _exit_codes():
         from streamdeblur.inference import create_backend
         from streamdeblur.training.evaluate import evaluate as run_eval
-        from streamdeblur.training.evaluate import plot_training_curves
+        from streamdeblur.training.evaluate import plot_training_curves, record_in_card
 
+        if card is not None and model is None:
+            raise BadUsage("--card needs --model: the weights whose card gets the figures")
         scorer = create_backend(backend, model, device)
         result = run_eval(scorer, data, out, split=split, limit=limit)
         typer.echo(json.dumps({"model": scorer.model_name, "data": str(data), **result.to_dict()}, indent=2))
+        if card is not None and model is not None:
+            record_in_card(model, card, result, data, split, limit)
         if run is not None:
             if out is None:
                 raise BadUsage("--run needs --out for the curves picture")

@@ -48,7 +48,7 @@ def test_loss_falls_on_synthetic_data(tmp_path: Path) -> None:
     assert result.finished and result.step == 40
     losses = _losses(tmp_path / "run")
     assert np.mean([losses[s] for s in range(31, 41)]) < 0.8 * np.mean([losses[s] for s in range(1, 11)])
-    assert (tmp_path / "run" / "final.safetensors").exists()
+    assert (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_stop_and_resume_reproduces_the_same_losses(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_torchrun_two_ranks_only_rank_zero_writes(tmp_path: Path) -> None:
     assert sorted(_losses(run)) == list(range(1, 7))  # one line per step: one writer
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]
     assert len(list((run / "tensorboard").iterdir())) == 1
-    assert (run / "final.safetensors").exists()
+    assert (run / "model.safetensors").exists()
 
 
 def _write_pair(folder: Path, name: str, image: np.ndarray) -> None:

@@ -74,6 +74,20 @@ def evaluate(
     return result
 
 
+def record_in_card(weights: Path, name: str, result: EvalResult, data: Path, split: str, limit: int | None) -> None:
+    """Put the figures, and the command that reproduces them, into the weights' model card."""
+    from streamdeblur.models.checkpoint import card_path, read_card
+
+    card = read_card(weights)
+    limit_arg = f" --limit {limit}" if limit else ""
+    card.setdefault("quality", {})[name] = {
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()},
+        "data": str(data), "split": split,
+        "command": f"streamdeblur eval {data} --model {weights} --backend torch --split {split}{limit_arg}",
+    }
+    card_path(weights).write_text(json.dumps(card, indent=2) + "\n")
+
+
 def save_rgb(path: Path, image: np.ndarray) -> None:
     as_uint8 = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
     cv2.imwrite(str(path), cv2.cvtColor(as_uint8, cv2.COLOR_RGB2BGR))

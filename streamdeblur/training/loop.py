@@ -39,7 +39,7 @@ from streamdeblur.training.synthetic import render_pair
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
-FINAL_WEIGHTS = "final.safetensors"
+WEIGHTS = "model.safetensors"  # written whenever a run stops: finished, paused or interrupted
 
 
 class _Pyramid(nn.Module):
@@ -145,7 +145,7 @@ def _train(
         disc_optimizer = torch.optim.Adam(disc.parameters(), lr=recipe.lr, betas=(0.9, 0.999))
 
     ckpt_dir = out_dir / "checkpoints"
-    step = 0
+    step, seconds_before = 0, 0.0
     if resume:
         state = load_checkpoint_state(ckpt_dir)
         if state is None:
@@ -158,6 +158,7 @@ def _train(
             disc.load_state_dict(state["discriminator"])
             disc_optimizer.load_state_dict(state["disc_optimizer"])
         step = int(state["step"])
+        seconds_before = float(state.get("train_seconds", 0.0))
     elif ctx.is_main and (ckpt_dir / "last.pt").exists():
         raise BadUsage(f"{out_dir} already holds a run; pass --resume to continue it")
 
@@ -201,7 +202,7 @@ def _train(
         state = {
             "model": model.state_dict(), "model_config": cfg.to_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
-            "recipe": recipe.to_dict(),
+            "recipe": recipe.to_dict(), "train_seconds": train_seconds(),
         }
         if disc is not None and disc_optimizer is not None:
             state["discriminator"] = (disc.module if isinstance(disc, DistributedDataParallel) else disc).state_dict()
@@ -210,6 +211,11 @@ def _train(
 
     metrics_file = (out_dir / METRICS_FILE).open("a") if ctx.is_main else None
     started, window_start = time.perf_counter(), step
+
+    def train_seconds() -> float:
+        """Training time over every session of this run."""
+        return seconds_before + time.perf_counter() - started
+
     batches = iter(loader)
     model.train()
     try:
@@ -265,8 +271,8 @@ def _train(
                 write_checkpoint()
         write_checkpoint()
         finished = step >= recipe.steps
-        if finished and ctx.is_main:
-            save_weights(model, out_dir / FINAL_WEIGHTS, _card(recipe, step, time.perf_counter() - started))
+        if ctx.is_main:
+            save_weights(model, out_dir / WEIGHTS, _card(recipe, step, finished, train_seconds()))
         ctx.barrier()
         return TrainResult(out_dir, step, finished, stop.set)
     finally:
@@ -292,11 +298,20 @@ def _log_images(tb: Any, model: DeepDeblur, pairs: list[tuple[np.ndarray, np.nda
     model.train()
 
 
-def _card(recipe: TrainRecipe, step: int, seconds: float) -> dict[str, Any]:
-    hardware = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+def _card(recipe: TrainRecipe, step: int, finished: bool, seconds: float) -> dict[str, Any]:
+    if torch.cuda.is_available():
+        hardware = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    else:
+        hardware = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    data = recipe.data
+    source = (
+        "synthetic blur rendered on the fly (streamdeblur.training.synthetic) from procedural scenes"
+        + (" and scikit-image's training photos" if data.photos else "")
+        if data.kind == "synthetic" else f"pairs under {data.root} ({data.split})"
+    )
     return {
         "training": {
-            "recipe": recipe.to_dict(), "steps": step, "hardware": hardware,
-            "wall_s_last_session": round(seconds, 1),
+            "data": source, "recipe": recipe.to_dict(), "steps": step, "finished": finished,
+            "hardware": hardware, "train_hours": round(seconds / 3600, 2),
         },
     }
