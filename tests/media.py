@@ -28,6 +28,10 @@ def video_stream(path: Path) -> dict[str, Any]:
     return data["streams"][0]
 
 
+def audio_stream(path: Path) -> dict[str, Any]:
+    return _probe(path, "-select_streams", "a:0", "-show_streams")["streams"][0]
+
+
 def rotation(path: Path) -> int:
     for side in video_stream(path).get("side_data_list", []):
         if "rotation" in side:

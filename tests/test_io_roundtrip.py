@@ -12,6 +12,7 @@ from tests.media import (
     decodes_cleanly,
     frame_times,
     make_clip,
+    audio_stream,
     make_rotated,
     packet_hashes,
     rotation,
@@ -137,3 +138,27 @@ def test_image_folder_in_and_out(tmp_path: Path, tiny_weights: Path) -> None:
     video = tmp_path / "from_frames.mp4"
     _deblur(frames_in, video, tiny_weights, "--fps", "10")
     assert frame_times(video) == pytest.approx([0.0, 0.1, 0.2], abs=1e-4)
+
+
+def test_subtitles_are_copied_and_g711_audio_is_reencoded_where_the_container_needs_it(tmp_path: Path) -> None:
+    from tests.media import ffmpeg
+
+    subtitles = tmp_path / "s.srt"
+    subtitles.write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n\n2\n00:00:00,600 --> 00:00:01,000\nworld\n")
+    src = tmp_path / "camera.mkv"  # G.711 mu-law audio, as surveillance cameras send it
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=8000",
+           "-i", str(subtitles), "-t", "2", "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264",
+           "-c:a", "pcm_mulaw", "-c:s", "srt", str(src))
+
+    for suffix, kinds in ((".mkv", ["video", "audio", "subtitle"]), (".mp4", ["video", "audio"])):
+        out = tmp_path / f"out{suffix}"
+        result = run_cli("run", str(src), str(out), "--backend", "passthrough")
+        assert result.returncode == 0, result.stderr
+        assert stream_kinds(out) == kinds
+        # Neither container takes G.711 (FFmpeg 8's muxers say so): re-encoded, whole.
+        assert "re-encoding stream #1 as aac" in result.stderr
+        audio = audio_stream(out)
+        assert audio["codec_name"] == "aac" and float(audio.get("duration", 2.0)) == pytest.approx(2.0, abs=0.05)
+        assert decodes_cleanly(out) == 50
+    assert packet_hashes(tmp_path / "out.mkv", "s") == packet_hashes(src, "s")  # subtitles copied as they are
+    assert "left out" in result.stderr  # MP4 cannot hold SubRip

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from streamdeblur.errors import BadInput
@@ -62,6 +63,18 @@ def test_stop_and_resume_reproduces_the_same_losses(tmp_path: Path) -> None:
     assert sorted(split) == list(range(1, 17))  # steps 9.. continue from 8, none repeated
     for step in range(1, 17):
         assert split[step] == pytest.approx(straight[step], rel=1e-6, abs=1e-7), step
+
+
+def test_adversarial_term_trains_and_resumes(tmp_path: Path) -> None:
+    recipe = {**TINY_RECIPE, "steps": 6, "adversarial_weight": 1e-4, "checkpoint_every": 3}
+    train(recipe_from_dict(recipe), tmp_path / "run", until_step=3)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert "discriminator" in state and "disc_optimizer" in state
+    result = train(recipe_from_dict(recipe), tmp_path / "run", resume=True)
+    assert result.finished
+    records = [json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).read_text().splitlines()]
+    adversarial = [r["adversarial"] for r in records if "adversarial" in r]
+    assert len(adversarial) == 6 and all(a > 0 for a in adversarial)
 
 
 def test_a_finished_run_is_not_overwritten(tmp_path: Path) -> None:

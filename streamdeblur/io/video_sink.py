@@ -119,16 +119,29 @@ def _bits(pix_fmt: str) -> int:
     return max(c.bits for c in av.VideoFormat(pix_fmt).components)
 
 
+# Encoders want a named channel layout; decoders of e.g. G.711 report only a channel count.
+_LAYOUTS = {1: "mono", 2: "stereo"}
+
+
 class _AudioTranscode:
     """Re-encodes one audio stream whose codec the output container cannot hold."""
 
     def __init__(self, container: Any, template: Any, codec_name: str) -> None:
         self.decoder = template.codec_context
-        self.stream = container.add_stream(codec_name, rate=self.decoder.sample_rate)
-        self.stream.layout = self.decoder.layout
+        encoder = av.Codec(codec_name, "w")
+        rate = self.decoder.sample_rate
+        if encoder.audio_rates and rate not in encoder.audio_rates:  # e.g. AC-3 has no 8 kHz
+            rate = min(encoder.audio_rates, key=lambda r: (r < rate, abs(r - rate)))
+        self.stream = container.add_stream(codec_name, rate=rate)
+        self.stream.layout = _LAYOUTS.get(self.decoder.layout.nb_channels, self.decoder.layout.name)
+        self.stream.format = encoder.audio_formats[0].name if encoder.audio_formats else self.decoder.format.name
+        self.resampler = av.AudioResampler(format=self.stream.format, layout=self.stream.layout, rate=self.stream.rate)
 
     def packets(self, packet: Any | None) -> list[Any]:
-        frames = self.decoder.decode(packet)
+        """Encoded packets for one input packet; None flushes decoder, resampler and encoder."""
+        frames = [f for decoded in self.decoder.decode(packet) for f in self.resampler.resample(decoded)]
+        if packet is None:
+            frames += self.resampler.resample(None)
         out = [p for frame in frames for p in self.stream.encode(frame)]
         return out + (list(self.stream.encode(None)) if packet is None else [])
 
@@ -247,7 +260,7 @@ class VideoSink:
             if not supported or source.codec in supported:
                 copies[source.index] = (self._out.add_stream_from_template(source.template), None)
             elif source.kind == "audio" and self._out.default_audio_codec != "none":
-                codec = self._out.default_audio_codec
+                codec = "aac" if "aac" in supported else self._out.default_audio_codec
                 log.warning("%s cannot hold %s audio: re-encoding stream #%d as %s", self._out.format.name, source.codec, source.index, codec)
                 transcode = _AudioTranscode(self._out, source.template, codec)
                 copies[source.index] = (transcode.stream, transcode)

@@ -11,7 +11,6 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
@@ -222,10 +221,10 @@ class VideoSource:
             )
         elif self.stats.decode_errors:
             log.warning("%s: %d packets could not be decoded", self.url, self.stats.decode_errors)
+        if self.stats.pts_repaired:
+            log.warning("%s: %d frames had timestamps out of order; each was moved one tick after the one before",
+                        self.url, self.stats.pts_repaired)
 
     def close(self) -> None:
         self._container.close()
 
-
-def is_url(spec: str) -> bool:
-    return "://" in spec and not Path(spec).exists()
