@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ def onnx_for_weights(weights: Path, out: Path | None = None) -> Path:
     if matches(path, facts):
         return path
     log.info("exporting %s to ONNX (once; cached as %s)", weights.name, path)
-    partial = path.with_name(f".{path.name}.export")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.export")
     try:
         check = export_onnx(load_checkpoint(weights), partial)
         payload = partial.read_bytes()

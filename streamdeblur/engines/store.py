@@ -54,15 +54,19 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def write_with_sidecar(path: Path, payload: bytes, facts: dict[str, Any]) -> Path:
-    """Write atomically: artifact then sidecar, each via a temporary name."""
+def replace_atomically(path: Path, payload: bytes) -> None:
+    """Write under a name of this process's own, then rename: readers never see half a file,
+    and processes making the same artifact at once (batch workers) do not collide."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_bytes(payload)
     os.replace(partial, path)
-    meta_partial = path.with_name(f".{path.stem}.json.partial")
-    meta_partial.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
-    os.replace(meta_partial, sidecar(path))
+
+
+def write_with_sidecar(path: Path, payload: bytes, facts: dict[str, Any]) -> Path:
+    """The artifact, then its sidecar, each atomically."""
+    replace_atomically(path, payload)
+    replace_atomically(sidecar(path), (json.dumps(facts, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 

@@ -33,7 +33,9 @@ class _Slot:
     index: int
     uploaded: torch.cuda.Event = field(default_factory=torch.cuda.Event)
     computed: torch.cuda.Event = field(default_factory=torch.cuda.Event)
-    downloaded: torch.cuda.Event = field(default_factory=torch.cuda.Event)
+    # Blocking: a thread waiting on it sleeps instead of spinning a core the decoder and
+    # encoder threads need.
+    downloaded: torch.cuda.Event = field(default_factory=lambda: torch.cuda.Event(blocking=True))
     host_in: torch.Tensor | None = None
     host_out: torch.Tensor | None = None
     frames: list[Frame] = field(default_factory=list)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from streamdeblur.engines.store import engine_dir, file_sha256, key_of
+from streamdeblur.engines.store import engine_dir, file_sha256, key_of, replace_atomically
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.backend import Backend, PassthroughBackend
 from streamdeblur.inference.processor import FrameProcessor, Processor
@@ -97,7 +97,7 @@ def _faster_on_cpu(weights: Path, frame_size: tuple[int, int]) -> str:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
     }
     record_path = engine_dir() / _CPU_CHOICES
-    records = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    records = _read_records(record_path)
     key = key_of(facts)
     if key not in records:
         x = torch.rand(1, 3, height, width)
@@ -105,11 +105,18 @@ def _faster_on_cpu(weights: Path, frame_size: tuple[int, int]) -> str:
             "torch": _seconds_per_call(TorchBackend(load_checkpoint(weights), torch.device("cpu")), x),
             "onnxruntime": _seconds_per_call(_onnxruntime(weights, None), x),
         }
-        records[key] = {**facts, "seconds": timings, "choice": min(timings, key=lambda k: timings[k])}
-        record_path.write_text(json.dumps(records, indent=2) + "\n")
+        records = {**_read_records(record_path), key: {**facts, "seconds": timings, "choice": min(timings, key=lambda k: timings[k])}}
+        replace_atomically(record_path, (json.dumps(records, indent=2) + "\n").encode())
         log.info("CPU backend: %s (measured at %dx%d: %s)", records[key]["choice"], width, height,
                  ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()))
     return str(records[key]["choice"])
+
+
+def _read_records(path: Path) -> dict[str, dict]:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:  # an older, broken file: measure again
+        return {}
 
 
 def _seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:

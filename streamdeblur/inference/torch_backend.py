@@ -38,6 +38,8 @@ class TorchBackend:
         self.dtype = DTYPES[precision]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(device=device, dtype=self.dtype, memory_format=self.memory_format).eval()
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # a video's frames share one size: tune once
         self.cuda_graphs = cuda_graphs
         # (slot, shape) -> (graph, static input, static output)
         self._graphs: dict[tuple[int, tuple[int, ...]], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
