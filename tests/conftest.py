@@ -43,11 +43,13 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_weights(model, tmp_path_factory.mktemp("weights") / "tiny.safetensors", {"note": "random, for tests"})
 
 
-def run_cli(*args: str, timeout: float = 240, check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 240, check: bool = False, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """`streamdeblur ARGS` in a real process, as a user runs it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "streamdeblur", *args], capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "streamdeblur", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
     )
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stderr}")

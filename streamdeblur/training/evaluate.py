@@ -78,11 +78,15 @@ def record_in_card(weights: Path, name: str, result: EvalResult, data: Path, spl
     """Put the figures, and the command that reproduces them, into the weights' model card."""
     from streamdeblur.models.checkpoint import card_path, read_card
 
+    from streamdeblur.training.synth_dataset import SYNTH_RECORD
+
     card = read_card(weights)
     limit_arg = f" --limit {limit}" if limit else ""
+    made = data / SYNTH_RECORD
     card.setdefault("quality", {})[name] = {
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()},
-        "data": str(data), "split": split,
+        "data": str(data), "split": split, "limit": limit,
+        "data_made_by": json.loads(made.read_text()) if made.is_file() else None,
         "command": f"streamdeblur eval {data} --model {weights} --backend torch --split {split}{limit_arg}",
     }
     card_path(weights).write_text(json.dumps(card, indent=2) + "\n")

@@ -8,6 +8,7 @@ never uses, which is how the shipped model's quality figures are measured.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -20,6 +21,7 @@ from streamdeblur.training.synthetic import BlurRecipe, render_pair
 # Training samples draw seeds from SeedSequence([recipe seed, sample number]); held-out
 # pairs use this separate root so no held-out scene can coincide with a training one.
 HELD_OUT_SEED_ROOT = 90_210_000
+SYNTH_RECORD = "synth.json"  # what a set was made from, and the command that makes it again
 
 
 def pair_seed(seed: int, index: int, held_out: bool) -> np.random.SeedSequence:
@@ -43,6 +45,13 @@ def write_synthetic_set(
         raise BadUsage("synth: --count must be positive and the size at least 8x8")
     split = split or ("test" if held_out else "train")
     photos = HELD_OUT_PHOTOS if held_out else TRAIN_PHOTOS
+    out.mkdir(parents=True, exist_ok=True)
+    held = " --held-out" if held_out else ""
+    recipe_note = {
+        "count": count, "size": f"{width}x{height}", "seed": seed, "held_out": held_out, "split": split,
+        "photos": list(photos), "command": f"streamdeblur synth {out} --count {count} --size {width}x{height} --seed {seed}{held}",
+    }
+    (out / SYNTH_RECORD).write_text(json.dumps(recipe_note, indent=2) + "\n")
     sequences: list[Path] = []
     for index in range(count):
         seq = out / split / f"{'heldout' if held_out else 'synthetic'}_{seed:04d}_{index // per_sequence:03d}"

@@ -1,0 +1,48 @@
+"""The shipped default weights: loaded by `run` with no flags, and their card's figures hold."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint, read_card
+from tests.conftest import run_cli
+from tests.media import make_clip
+
+
+def test_default_weights_ship_with_a_card() -> None:
+    model = load_checkpoint(DEFAULT_WEIGHTS)
+    card = read_card(DEFAULT_WEIGHTS)
+    assert model.cfg.name == card["config"]["name"] == "deepdeblur-light"
+    assert card["training"]["steps"] > 0 and card["training"]["hardware"]
+    held_out = card["quality"]["held_out"]
+    assert held_out["output_psnr"] > held_out["input_psnr"]
+
+
+def test_run_uses_the_default_weights_without_flags(media_dir: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"), "--report", str(report), "-q")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(report.read_text())["model"] == "deepdeblur-light"
+
+
+def test_the_card_figures_are_reproduced_by_its_commands(tmp_path: Path) -> None:
+    """The card names how its held-out set was made and scored; doing it again gives its figures."""
+    held_out = read_card(DEFAULT_WEIGHTS)["quality"]["held_out"]
+    made = held_out["data_made_by"]
+    synth = shlex.split(made["command"])
+    assert synth[:2] == ["streamdeblur", "synth"] and "--held-out" in synth
+    assert run_cli(*synth[2:], "-q", cwd=tmp_path).returncode == 0
+    assert f"--split {held_out['split']}" in held_out["command"] and "--backend torch" in held_out["command"]
+    result = run_cli("eval", held_out["data"], "--model", str(DEFAULT_WEIGHTS), "--backend", "torch",
+                     "--split", held_out["split"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["count"] == held_out["count"] == made["count"]
+    for key in ("input_psnr", "output_psnr"):
+        assert scores[key] == pytest.approx(held_out[key], abs=0.02), key
+    for key in ("input_ssim", "output_ssim"):
+        assert scores[key] == pytest.approx(held_out[key], abs=0.002), key
