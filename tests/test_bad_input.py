@@ -82,11 +82,21 @@ def test_bad_output_or_options_exit_2(output: str, extra: list[str], media_dir: 
     _assert_clean_failure(result, 2, tmp_path)
 
 
-def test_bad_weights_exit_2(media_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["auto", "torch", "onnxruntime"])
+def test_bad_weights_exit_2(backend: str, media_dir: Path, tmp_path: Path) -> None:
     weights = tmp_path / "model-1.pt"
     weights.write_bytes(b"\x80\x04not a checkpoint")
-    result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"), "--weights", str(weights))
+    result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"), "--weights", str(weights),
+                     "--backend", backend)
     _assert_clean_failure(result, 2, tmp_path)
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch", "onnxruntime"])
+def test_missing_weights_exit_2(backend: str, media_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"),
+                     "--weights", str(tmp_path / "absent.safetensors"), "--backend", backend)
+    _assert_clean_failure(result, 2, tmp_path)
+    assert "weights file not found" in result.stderr
 
 
 def test_existing_output_is_kept_without_overwrite(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:

@@ -130,14 +130,16 @@ def test_image_folder_in_and_out(tmp_path: Path, tiny_weights: Path) -> None:
         cv2.imwrite(str(frames_in / f"f{i}.png"), rng.integers(0, 65535, (37, 51, 3), dtype=np.uint16))
     out = tmp_path / "sharp"
     _deblur(frames_in, out, tiny_weights)
-    written = sorted(out.glob("*.png"))
-    assert [p.name for p in written] == ["000000.png", "000001.png", "000002.png"]
-    image = cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED)
+    assert sorted(p.name for p in out.iterdir()) == ["f1.png", "f10.png", "f2.png"]  # names kept
+    image = cv2.imread(str(out / "f1.png"), cv2.IMREAD_UNCHANGED)
     assert image.shape == (37, 51, 3) and image.dtype == np.uint16
 
     video = tmp_path / "from_frames.mp4"
     _deblur(frames_in, video, tiny_weights, "--fps", "10")
     assert frame_times(video) == pytest.approx([0.0, 0.1, 0.2], abs=1e-4)
+    frames_out = tmp_path / "frames_out"
+    _deblur(video, frames_out, tiny_weights)  # a video has no names: frames are numbered
+    assert sorted(p.name for p in frames_out.iterdir()) == ["000000.png", "000001.png", "000002.png"]
 
 
 def test_subtitles_are_copied_and_g711_audio_is_reencoded_where_the_container_needs_it(tmp_path: Path) -> None:

@@ -177,3 +177,14 @@ def test_shipped_recipes_parse() -> None:
     assert recipes
     for path in recipes:
         load_recipe(path)
+
+
+def test_every_named_photo_is_bundled_and_the_lists_do_not_overlap() -> None:
+    """Photos come from scikit-image's own files (no download); held-out ones never train."""
+    from streamdeblur.training.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_photo
+
+    assert not set(TRAIN_PHOTOS) & set(HELD_OUT_PHOTOS)
+    for name in TRAIN_PHOTOS + HELD_OUT_PHOTOS:
+        photo = load_photo(name)
+        assert photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= 128, name
+        assert 0.0 <= photo.min() < photo.max() <= 1.0, name

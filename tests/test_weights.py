@@ -35,7 +35,7 @@ def test_the_card_figures_are_reproduced_by_its_commands(tmp_path: Path) -> None
     made = held_out["data_made_by"]
     synth = shlex.split(made["command"])
     assert synth[:2] == ["streamdeblur", "synth"] and "--held-out" in synth
-    assert run_cli(*synth[2:], "-q", cwd=tmp_path).returncode == 0
+    assert run_cli(*synth[1:], "-q", cwd=tmp_path).returncode == 0
     assert f"--split {held_out['split']}" in held_out["command"] and "--backend torch" in held_out["command"]
     result = run_cli("eval", held_out["data"], "--model", str(DEFAULT_WEIGHTS), "--backend", "torch",
                      "--split", held_out["split"], cwd=tmp_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from streamdeblur.engines.store import engine_dir, file_sha256, key_of, replace_atomically
-from streamdeblur.errors import BadUsage
+from streamdeblur.errors import BadInput, BadUsage
 from streamdeblur.inference.backend import Backend, PassthroughBackend
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
@@ -41,6 +41,8 @@ def create_backend(
     weights_path = Path(weights) if weights else DEFAULT_WEIGHTS
     if name == "passthrough":
         return PassthroughBackend(torch_device)
+    if not weights_path.is_file():  # checked here, before the CPU probe or an engine cache hashes it
+        raise BadInput(f"weights file not found: {weights_path}")
     if name == "auto":
         name = _auto_choice(torch_device, weights_path, precision, frame_size)
         log.debug("backend auto -> %s", name)

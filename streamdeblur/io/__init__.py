@@ -70,6 +70,6 @@ def open_sink(
 ) -> Sink:
     """A folder of PNGs, a video file, or a URL (pushed streams get their container from the scheme)."""
     if output_is_folder(spec):
-        return ImageFolderSink(Path(spec), overwrite)
+        return ImageFolderSink(Path(spec), overwrite, info.frame_names)
     return VideoSink(spec, info, options, passthrough, overwrite=overwrite, container_format=push_format(spec),
                      container_options=container_options)

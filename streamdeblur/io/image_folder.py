@@ -62,7 +62,8 @@ class ImageFolderSource:
             color_range=_LIMITED_RANGE, colorspace=_BT709, color_primaries=_BT709, color_trc=_BT709,
             frame_count=len(self.paths), duration_s=float(len(self.paths) / fps),
         )
-        self.info = MediaInfo(source=str(folder), format_name="image folder", video=video)
+        self.info = MediaInfo(source=str(folder), format_name="image folder", video=video,
+                              frame_names=tuple(p.stem for p in self.paths))
 
     def frames(self) -> Iterator[Frame]:
         video = self.info.video
@@ -83,10 +84,12 @@ class ImageFolderSource:
 
 
 class ImageFolderSink:
-    """PNG files (8 or 16 bit) named by frame number, in a temporary folder renamed at the end."""
+    """PNG files (8 or 16 bit) in a temporary folder renamed at the end; named as the source
+    images were (`names`, by frame index) when it was an image folder, else by frame number."""
 
-    def __init__(self, folder: Path, overwrite: bool) -> None:
+    def __init__(self, folder: Path, overwrite: bool, names: tuple[str, ...] = ()) -> None:
         self.target = folder
+        self.names = names
         if folder.exists() and any(folder.iterdir()) and not overwrite:
             raise BadInput(f"output folder {folder} is not empty (use --overwrite to replace it)")
         self.partial = folder.parent / f".{folder.name}.partial"
@@ -98,7 +101,8 @@ class ImageFolderSink:
         self.frames_written = 0
 
     def write(self, frame: Frame) -> None:
-        path = self.partial / f"{frame.index:06d}.png"
+        stem = self.names[frame.index] if frame.index < len(self.names) else f"{frame.index:06d}"
+        path = self.partial / f"{stem}.png"
         if not cv2.imwrite(str(path), cv2.cvtColor(frame.pixels, cv2.COLOR_RGB2BGR)):
             raise OSError(f"cannot write {path}")
         self.frames_written += 1

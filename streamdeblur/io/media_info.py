@@ -54,3 +54,4 @@ class MediaInfo:
     passthrough: tuple[PassthroughStream, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
     live: bool = False
+    frame_names: tuple[str, ...] = ()  # an image folder's file stems, so folder out keeps them

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from streamdeblur.errors import BadInput
 from streamdeblur.models.config import DeepDeblurConfig
@@ -51,7 +51,8 @@ def save_weights(model: DeepDeblur, path: str | Path, card: dict[str, Any]) -> P
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"config": json.dumps(model.cfg.to_dict())})
+    # Bytes written by Python, not save_file(): that makes files readable by their owner only.
+    path.write_bytes(save(state, metadata={"config": json.dumps(model.cfg.to_dict())}))
     card = {"config": model.cfg.to_dict(), **card}
     card_path(path).write_text(json.dumps(card, indent=2) + "\n")
     return path

@@ -19,7 +19,7 @@ TRAIN_PHOTOS = (
     "astronaut", "chelsea", "coffee", "hubble_deep_field", "retina", "brick", "grass",
     "camera", "coins", "page", "text", "moon", "logo",
 )  # fmt: skip
-HELD_OUT_PHOTOS = ("rocket", "motorcycle_left", "motorcycle_right", "gravel", "ihc")
+HELD_OUT_PHOTOS = ("rocket", "motorcycle_left", "motorcycle_right", "gravel", "immunohistochemistry")
 
 _FONTS = (
     cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
