@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -331,6 +332,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     until_step: Annotated[Optional[int], typer.Option(help="Stop (with a checkpoint) at this step; resume later.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda. Default: cuda when there is one. Under torchrun each rank takes its local GPU.")] = None,
+    init: Annotated[Optional[str], typer.Option(help="Start from these weights (fine-tune): `shipped` or a weights file. Overrides the recipe's init.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -341,6 +343,8 @@ def train(
         from streamdeblur.training.recipe import load_recipe
 
         loaded = load_recipe(recipe)
+        if init:
+            loaded = dataclasses.replace(loaded, init=init)
         result = run_training(loaded, out or Path("runs") / loaded.name, resume=resume, until_step=until_step, device=device)
         if result.interrupted:
             log.warning("stopped at step %d; continue with --resume", result.step)

@@ -77,6 +77,42 @@ def test_adversarial_term_trains_and_resumes(tmp_path: Path) -> None:
     assert len(adversarial) == 6 and all(a > 0 for a in adversarial)
 
 
+def test_fine_tuning_starts_from_given_weights(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from streamdeblur.errors import BadInput
+
+    base = train(recipe_from_dict({**TINY_RECIPE, "steps": 3}), tmp_path / "base")
+    start = tmp_path / "base" / "model.safetensors"
+    # lr 0: the run changes nothing, so its model must be exactly the weights it started from
+    tuned = train(recipe_from_dict({**TINY_RECIPE, "steps": 2, "lr": 0.0, "init": str(start)}), tmp_path / "tuned")
+    assert base.finished and tuned.finished
+    before, after = load_file(str(start)), load_file(str(tmp_path / "tuned" / "model.safetensors"))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(BadInput, match="not found"):
+        train(recipe_from_dict({**TINY_RECIPE, "steps": 1, "init": str(tmp_path / "absent.safetensors")}),
+              tmp_path / "absent")
+
+
+def test_train_init_shipped_fine_tunes_the_default_weights(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from streamdeblur.models import DEFAULT_WEIGHTS
+
+    light = tmp_path / "light.yaml"
+    light.write_text(yaml.safe_dump({**TINY_RECIPE, "model": "deepdeblur-light", "steps": 1, "lr": 0.0, "batch_size": 1}))
+    result = run_cli("train", str(light), "--out", str(tmp_path / "run"), "--init", "shipped", "-q")
+    assert result.returncode == 0, result.stderr
+    shipped, tuned = load_file(str(DEFAULT_WEIGHTS)), load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert all(torch.equal(shipped[k], tuned[k]) for k in shipped)
+
+    tiny = tmp_path / "tiny.yaml"  # the shipped network is the light one: a tiny run cannot start from it
+    tiny.write_text(yaml.safe_dump({**TINY_RECIPE, "steps": 1}))
+    result = run_cli("train", str(tiny), "--out", str(tmp_path / "wrong"), "--init", "shipped", "-q")
+    assert result.returncode == 2 and "network; the recipe trains tiny" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_finished_run_is_not_overwritten(tmp_path: Path) -> None:
     from streamdeblur.errors import BadUsage
 

@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.models import DeepDeblur, load_model_config, save_weights
+from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, save_weights
 from streamdeblur.models.deepdeblur import init_as_identity
 from streamdeblur.training import distributed
 from streamdeblur.training.augment import Augment
@@ -133,6 +133,8 @@ def _train(
     model = DeepDeblur(cfg)
     if recipe.init == "identity":
         init_as_identity(model)
+    elif (start := recipe.init_weights()) is not None and not resume:  # a resumed run has its own
+        _start_from(model, start)
     model = model.to(ctx.device)
     use_amp = recipe.amp and ctx.device.type == "cuda"
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8)
@@ -296,6 +298,17 @@ def _log_images(tb: Any, model: DeepDeblur, pairs: list[tuple[np.ndarray, np.nda
         rows.append(torch.cat([x[0].cpu(), y, torch.from_numpy(sharp).permute(2, 0, 1)], dim=2))
     tb.add_image("val/blurry|deblurred|sharp", torch.cat(rows, dim=1), step)
     model.train()
+
+
+def _start_from(model: DeepDeblur, weights: Path) -> None:
+    """Fine-tuning: the recipe's network takes the weights of one of the same architecture."""
+    start = load_checkpoint(weights)  # a missing or unreadable file is a one-line error
+    try:
+        model.load_state_dict(start.state_dict())
+    except RuntimeError:
+        raise BadUsage(
+            f"init weights {weights} are a {start.cfg.name} network; the recipe trains {model.cfg.name}"
+        ) from None
 
 
 def _card(recipe: TrainRecipe, step: int, finished: bool, seconds: float) -> dict[str, Any]:

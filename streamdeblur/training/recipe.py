@@ -36,7 +36,9 @@ class TrainRecipe:
     gamma: float = 0.5
     loss: str = "l1"  # l1 or mse
     adversarial_weight: float = 0.0  # the paper's 1e-4 turns on the GAN term
-    init: str = "identity"  # identity (see models.deepdeblur.init_as_identity) or default
+    # identity (see models.deepdeblur.init_as_identity), default (PyTorch's), or weights to
+    # fine-tune from: `shipped` (the package's default weights) or a weights file's path.
+    init: str = "identity"
     amp: bool = True  # CUDA only
     seed: int = 0
     workers: int = 1
@@ -50,14 +52,22 @@ class TrainRecipe:
     def __post_init__(self) -> None:
         if self.loss not in ("l1", "mse"):
             raise BadUsage(f"recipe {self.name}: loss must be l1 or mse, not {self.loss!r}")
-        if self.init not in ("identity", "default"):
-            raise BadUsage(f"recipe {self.name}: init must be identity or default")
         if self.data.kind not in ("synthetic", "paired"):
             raise BadUsage(f"recipe {self.name}: data.kind must be synthetic or paired")
         if self.data.kind == "paired" and not self.data.root:
             raise BadUsage(f"recipe {self.name}: paired data needs data.root")
         if self.steps < 1 or self.batch_size < 1:
             raise BadUsage(f"recipe {self.name}: steps and batch_size must be positive")
+
+    def init_weights(self) -> Path | None:
+        """The weights file a fine-tuning run starts from; None for identity or default init."""
+        if self.init in ("identity", "default"):
+            return None
+        if self.init == "shipped":
+            from streamdeblur.models import DEFAULT_WEIGHTS
+
+            return DEFAULT_WEIGHTS
+        return Path(self.init).expanduser()
 
     def milestone_steps(self) -> list[int]:
         return [max(1, int(f * self.steps)) for f in self.milestones]
