@@ -207,7 +207,11 @@ def test_ray_local_cluster_gives_the_same_outputs(tree: Path, local_run: tuple[P
         assert latest[rel]["resources"] == {"CPU": 1.0}
         ray_frames, local_frames = _decoded(out / rel), _decoded(local_out / rel)
         assert [pts for pts, _ in ray_frames] == [pts for pts, _ in local_frames]
-        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(ray_frames, local_frames)), rel
+        # The same network on the same frames; a float rounding that tips one 8-bit level can
+        # make x264 choose differently, so "the same" is near-identical pictures, not bytes.
+        for (_, a), (_, b) in zip(ray_frames, local_frames):
+            mse = np.mean((a.astype(np.float64) - b) ** 2)
+            assert mse == 0 or 10 * np.log10(255**2 / mse) > 40, rel
 
 
 def test_sigint_reaches_running_ray_tasks_and_they_roll_back(tmp_path: Path, tiny_weights: Path) -> None:
