@@ -137,6 +137,10 @@ def test_image_folder_in_and_out(tmp_path: Path, tiny_weights: Path) -> None:
     video = tmp_path / "from_frames.mp4"
     _deblur(frames_in, video, tiny_weights, "--fps", "10")
     assert frame_times(video) == pytest.approx([0.0, 0.1, 0.2], abs=1e-4)
+    cv2.imwrite(str(frames_in / "f1.tif"), rng.integers(0, 65535, (37, 51, 3), dtype=np.uint16))
+    clash = tmp_path / "clash"  # f1.png and f1.tif cannot both become f1.png: numbered instead
+    _deblur(frames_in, clash, tiny_weights)
+    assert sorted(p.name for p in clash.iterdir()) == [f"{i:06d}.png" for i in range(4)]
     frames_out = tmp_path / "frames_out"
     _deblur(video, frames_out, tiny_weights)  # a video has no names: frames are numbered
     assert sorted(p.name for p in frames_out.iterdir()) == ["000000.png", "000001.png", "000002.png"]

@@ -62,8 +62,10 @@ class ImageFolderSource:
             color_range=_LIMITED_RANGE, colorspace=_BT709, color_primaries=_BT709, color_trc=_BT709,
             frame_count=len(self.paths), duration_s=float(len(self.paths) / fps),
         )
+        stems = tuple(p.stem for p in self.paths)
+        unique = len(set(stems)) == len(stems)  # a.jpg beside a.png: number the frames instead
         self.info = MediaInfo(source=str(folder), format_name="image folder", video=video,
-                              frame_names=tuple(p.stem for p in self.paths))
+                              frame_names=stems if unique else ())
 
     def frames(self) -> Iterator[Frame]:
         video = self.info.video
