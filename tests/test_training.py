@@ -182,6 +182,21 @@ def test_synth_writes_a_set_that_trains_and_evaluates(tmp_path: Path) -> None:
     assert first_again.read_bytes() == pairs[0][0].read_bytes()  # same seed, same set
 
 
+def test_eval_card_records_the_figures_and_how_to_reproduce_them(tmp_path: Path, tiny_weights: Path) -> None:
+    from streamdeblur.models import read_card
+
+    weights = tmp_path / "model.safetensors"
+    shutil.copy(tiny_weights, weights)
+    shutil.copy(tiny_weights.with_suffix(".json"), weights.with_suffix(".json"))  # its card
+    assert run_cli("synth", str(tmp_path / "set"), "--count", "2", "--size", "48x40", "-q").returncode == 0
+    result = run_cli("eval", str(tmp_path / "set"), "--model", str(weights), "--backend", "torch", "--split", "train",
+                     "--card", "mine")
+    assert result.returncode == 0, result.stderr
+    scores, recorded = json.loads(result.stdout), read_card(weights)["quality"]["mine"]
+    assert recorded["output_psnr"] == pytest.approx(scores["output_psnr"], abs=1e-4) and recorded["count"] == 2
+    assert recorded["data_made_by"]["count"] == 2 and "--split train" in recorded["command"]
+
+
 def _eval(data: Path, *extra: str) -> dict:
     result = run_cli("eval", str(data), "--backend", "passthrough", "--split", "train", *extra)
     assert result.returncode == 0, result.stderr

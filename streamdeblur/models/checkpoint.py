@@ -53,9 +53,12 @@ def save_weights(model: DeepDeblur, path: str | Path, card: dict[str, Any]) -> P
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # Bytes written by Python, not save_file(): that makes files readable by their owner only.
     path.write_bytes(save(state, metadata={"config": json.dumps(model.cfg.to_dict())}))
-    card = {"config": model.cfg.to_dict(), **card}
-    card_path(path).write_text(json.dumps(card, indent=2) + "\n")
+    write_card(path, {"config": model.cfg.to_dict(), **card})
     return path
+
+
+def write_card(weights: str | Path, card: dict[str, Any]) -> None:
+    card_path(weights).write_text(json.dumps(card, indent=2) + "\n")
 
 
 def card_path(weights: str | Path) -> Path:

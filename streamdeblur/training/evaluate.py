@@ -76,7 +76,7 @@ def evaluate(
 
 def record_in_card(weights: Path, name: str, result: EvalResult, data: Path, split: str, limit: int | None) -> None:
     """Put the figures, and the command that reproduces them, into the weights' model card."""
-    from streamdeblur.models.checkpoint import card_path, read_card
+    from streamdeblur.models.checkpoint import read_card, write_card
 
     from streamdeblur.training.synth_dataset import SYNTH_RECORD
 
@@ -89,7 +89,7 @@ def record_in_card(weights: Path, name: str, result: EvalResult, data: Path, spl
         "data_made_by": json.loads(made.read_text()) if made.is_file() else None,
         "command": f"streamdeblur eval {data} --model {weights} --backend torch --split {split}{limit_arg}",
     }
-    card_path(weights).write_text(json.dumps(card, indent=2) + "\n")
+    write_card(weights, card)
 
 
 def save_rgb(path: Path, image: np.ndarray) -> None:
