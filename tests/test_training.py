@@ -239,3 +239,24 @@ def test_every_named_photo_is_bundled_and_the_lists_do_not_overlap() -> None:
         photo = load_photo(name)
         assert photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= 128, name
         assert 0.0 <= photo.min() < photo.max() <= 1.0, name
+
+
+def test_synthetic_target_is_the_centre_of_the_exposure() -> None:
+    """Pure linear camera motion: the blur is centred on the sharp target, with no offset.
+
+    The blurry image cannot show which way time ran, so a target taken off the exposure's
+    centre (an even sub-frame count) would be a shift that no network can learn.
+    """
+    from streamdeblur.training.synthetic import BlurRecipe, render_pair, subframe_count
+
+    counts = {subframe_count(np.random.default_rng(seed), BlurRecipe()) for seed in range(200)}
+    assert counts == {7, 9, 11, 13}
+    linear_pan = BlurRecipe(
+        max_rotation_deg=0.0, max_zoom=0.0, acceleration_fraction=0.0, shake_fraction=0.0,
+        max_objects=0, max_read_noise=0.0, max_shot_noise=0.0, jpeg_probability=0.0,
+    )
+    for seed in range(8):
+        pair = render_pair(np.random.default_rng(seed), 192, 192, linear_pan)
+        grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (pair.blurry, pair.sharp)]
+        (dx, dy), _ = cv2.phaseCorrelate(*grey)
+        assert math.hypot(dx, dy) < 0.5, (seed, dx, dy)

@@ -2,8 +2,9 @@
 
 A sharp scene is moved along a random smooth camera trajectory (rotation, translation, zoom,
 plus shake), with independently moving objects on top, rendered at 7 to 13 sub-frames across
-the exposure. The sub-frames are averaged in linear light (undo gamma, average, redo gamma);
-the middle sub-frame is the sharp target. Then the blurry frame gets the sensor noise and
+the exposure (an odd count, so that the middle one is the exposure's centre). The sub-frames
+are averaged in linear light (undo gamma, average, redo gamma); the middle sub-frame is the
+sharp target. Then the blurry frame gets the sensor noise and
 compression artefacts of dashcams and surveillance cameras.
 """
 
@@ -23,7 +24,7 @@ GAMMA = 2.2
 class BlurRecipe:
     """Ranges the generator samples from; pixel figures are per exposure."""
 
-    subframes: tuple[int, int] = (7, 13)
+    subframes: tuple[int, int] = (7, 13)  # odd counts only: 7, 9, 11 or 13
     max_translation: float = 32.0
     max_rotation_deg: float = 2.0
     max_zoom: float = 0.04
@@ -93,6 +94,20 @@ class _Trajectory:
         return float(value)
 
 
+def subframe_count(rng: np.random.Generator, recipe: BlurRecipe) -> int:
+    """An odd count in recipe.subframes, so that a middle sub-frame exists at t = 0.
+
+    With an even count the "middle" render sits half a sub-frame after the exposure's
+    centre, in the direction of motion; the blurry image cannot tell which way time ran,
+    so the target would be off by up to a few pixels in a way no network can learn.
+    """
+    low, high = recipe.subframes
+    first_odd = low | 1
+    if first_odd > high:
+        raise ValueError(f"sub-frame range {recipe.subframes} holds no odd count")
+    return first_odd + 2 * int(rng.integers(0, (high - first_odd) // 2 + 1))
+
+
 def _random_sprite(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     """An object to move over the scene: RGB content and a soft alpha mask."""
     rgb = procedural_scene(rng, size, size)
@@ -121,7 +136,7 @@ def render_pair(
     photos: tuple[str, ...] | None = None,
 ) -> BlurPair:
     """One (blurry, sharp) pair of the given size."""
-    n = int(rng.integers(recipe.subframes[0], recipe.subframes[1] + 1))
+    n = subframe_count(rng, recipe)
     times = np.linspace(-0.5, 0.5, n)
     strength = float(rng.uniform(0.0, 1.0)) ** 1.5  # more small blurs than large ones
     tx = _Trajectory(rng, recipe.max_translation * strength, recipe)
