@@ -395,6 +395,7 @@ def synth(
     size: Annotated[str, typer.Option(help="WIDTHxHEIGHT of each pair.")] = "256x256",
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same set.")] = 0,
     held_out: Annotated[bool, typer.Option("--held-out", help="Photos and seeds that training never sees (for measuring quality).")] = False,
+    sharp: Annotated[Optional[Path], typer.Option(help="A folder of your own sharp images to blur, instead of the bundled photos.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -404,7 +405,7 @@ def synth(
         from streamdeblur.training.synth_dataset import write_synthetic_set
 
         width, height = _parse_size(size)
-        sequences = write_synthetic_set(out, count, width, height, seed, held_out)
+        sequences = write_synthetic_set(out, count, width, height, seed, held_out, sharp_dir=sharp)
         if not quiet:
             log.info("wrote %d pairs in %d sequence folders under %s", count, len(sequences), out)
 

@@ -260,3 +260,42 @@ def test_synthetic_target_is_the_centre_of_the_exposure() -> None:
         grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (pair.blurry, pair.sharp)]
         (dx, dy), _ = cv2.phaseCorrelate(*grey)
         assert math.hypot(dx, dy) < 0.5, (seed, dx, dy)
+
+
+def _stripes(path: Path) -> None:
+    """A sharp image of pure magenta and green stripes, colours no procedural scene is made of."""
+    image = np.zeros((160, 200, 3), np.uint8)
+    image[:, :] = (255, 0, 255)
+    image[::8] = image[1::8] = image[2::8] = image[3::8] = (0, 255, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), image)
+
+
+def _stripe_share(image: np.ndarray) -> float:
+    magenta = (image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] > 200)
+    green = (image[..., 0] < 60) & (image[..., 1] > 200) & (image[..., 2] < 60)
+    return float((magenta | green).mean())
+
+
+def test_synthetic_blur_on_your_own_sharp_images(tmp_path: Path) -> None:
+    """`synth --sharp DIR` and a recipe's `data.sharp_dir` render blur on the user's pictures."""
+    from streamdeblur.training.loop import _photos
+
+    _stripes(tmp_path / "mine" / "a.png")
+    _stripes(tmp_path / "mine" / "nested" / "b.jpg")
+    result = run_cli("synth", str(tmp_path / "set"), "--count", "8", "--size", "64x64", "--sharp", str(tmp_path / "mine"), "-q")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "set" / "synth.json").read_text())
+    assert sorted(Path(p).name for p in record["photos"]) == ["a.png", "b.jpg"]
+    assert f"--sharp {tmp_path / 'mine'}" in record["command"]
+    shares = [_stripe_share(cv2.imread(str(sharp))) for _, sharp in find_pairs(tmp_path / "set", "train")]
+    assert max(shares) > 0.5 and min(shares) < 0.05  # some scenes are the user's, some procedural
+
+    spec = recipe_from_dict({**TINY_RECIPE, "data": {"kind": "synthetic", "photos": True, "sharp_dir": str(tmp_path / "mine")}}).data
+    photos = _photos(spec)
+    assert photos is not None and "astronaut" in photos and str(tmp_path / "mine" / "a.png") in photos
+
+    (tmp_path / "empty").mkdir()
+    for folder in ("empty", "missing"):
+        bad = run_cli("synth", str(tmp_path / "bad"), "--count", "1", "--sharp", str(tmp_path / folder))
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -15,10 +15,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from streamdeblur.errors import BadInput
+from streamdeblur.io.image_folder import IMAGE_SUFFIXES
 from streamdeblur.training.augment import Augment
 from streamdeblur.training.synthetic import BlurRecipe, render_pair
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 Pair = tuple[Path, Path]
 

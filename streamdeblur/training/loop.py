@@ -32,8 +32,8 @@ from streamdeblur.training.losses import (
     generator_adversarial_loss,
 )
 from streamdeblur.training.metrics import psnr
-from streamdeblur.training.recipe import TrainRecipe
-from streamdeblur.training.scenes import TRAIN_PHOTOS
+from streamdeblur.training.recipe import DataSpec, TrainRecipe
+from streamdeblur.training.scenes import TRAIN_PHOTOS, sharp_images
 from streamdeblur.training.synthetic import render_pair
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,16 @@ class TrainResult:
     interrupted: bool
 
 
+def _photos(spec: DataSpec) -> tuple[str, ...] | None:
+    """Photos that synthetic scenes draw from besides procedural ones (None: procedural only)."""
+    photos = (TRAIN_PHOTOS if spec.photos else ()) + (sharp_images(spec.sharp_dir) if spec.sharp_dir else ())
+    return photos or None
+
+
 def _train_dataset(recipe: TrainRecipe) -> Dataset:
     spec = recipe.data
     if spec.kind == "synthetic":
-        return SyntheticPairs(
-            spec.patch_size, spec.synthetic_length, TRAIN_PHOTOS if spec.photos else None,
-            augment=Augment(),
-        )
+        return SyntheticPairs(spec.patch_size, spec.synthetic_length, _photos(spec), augment=Augment())
     assert spec.root is not None
     return PairedImages(find_pairs(spec.root, spec.split, spec.blur_kind), spec.patch_size, Augment())
 
@@ -77,7 +80,7 @@ def _val_pairs(recipe: TrainRecipe) -> list[tuple[np.ndarray, np.ndarray]]:
     spec = recipe.data
     if spec.kind == "synthetic":
         rng = np.random.default_rng([recipe.seed, 7_000_001])
-        photos = TRAIN_PHOTOS if spec.photos else None
+        photos = _photos(spec)
         pairs = [render_pair(rng, recipe.val_size, recipe.val_size, photos=photos) for _ in range(recipe.val_count)]
         return [(p.blurry, p.sharp) for p in pairs]
     if spec.val_split is None:
@@ -320,6 +323,7 @@ def _card(recipe: TrainRecipe, step: int, finished: bool, seconds: float) -> dic
     source = (
         "synthetic blur rendered on the fly (streamdeblur.training.synthetic) from procedural scenes"
         + (" and scikit-image's training photos" if data.photos else "")
+        + (f" and the sharp images under {data.sharp_dir}" if data.sharp_dir else "")
         if data.kind == "synthetic" else f"pairs under {data.root} ({data.split})"
     )
     return {

@@ -22,6 +22,7 @@ class DataSpec:
     patch_size: int = 128
     synthetic_length: int = 1_000_000  # synthetic: samples per "epoch"
     photos: bool = True  # synthetic: also use scikit-image's training photos
+    sharp_dir: str | None = None  # synthetic: also use the sharp images under this folder
 
 
 @dataclass

@@ -2,16 +2,21 @@
 
 Nothing is downloaded. Procedural scenes (dead leaves, shapes, text, textures) come from a
 seed; photographs are those bundled with scikit-image, split once into a training and a
-held-out list so the held-out quality figures come from pictures training never saw.
+held-out list so the held-out quality figures come from pictures training never saw. One's
+own sharp frames (a folder of images) can stand beside or instead of them.
 """
 
 from __future__ import annotations
 
 import string
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from streamdeblur.errors import BadInput
+from streamdeblur.io.image_folder import IMAGE_SUFFIXES
 
 # scikit-image's bundled pictures (no network). clock_motion.png is real motion blur and is
 # kept out of both lists: it is the before/after example in the README.
@@ -27,9 +32,24 @@ _FONTS = (
 )  # fmt: skip
 
 
+def sharp_images(folder: str | Path) -> tuple[str, ...]:
+    """The image files under `folder` (recursive): one's own sharp frames to blur synthetically."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise BadInput(f"sharp images folder not found: {root}")
+    found = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not found:
+        raise BadInput(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return tuple(found)
+
+
 @lru_cache(maxsize=None)
 def load_photo(name: str) -> np.ndarray:
-    """A bundled scikit-image picture as float32 RGB in [0, 1]."""
+    """A bundled scikit-image picture by name, or an image file by path, as float32 RGB in [0, 1]."""
+    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+        from streamdeblur.training.datasets import read_rgb  # datasets imports this module
+
+        return read_rgb(Path(name))
     from skimage import data as skdata  # only the training extra needs scikit-image
 
     if name in ("motorcycle_left", "motorcycle_right"):

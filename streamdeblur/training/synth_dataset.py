@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.training.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS
+from streamdeblur.training.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, sharp_images
 from streamdeblur.training.synthetic import BlurRecipe, render_pair
 
 # Training samples draw seeds from SeedSequence([recipe seed, sample number]); held-out
@@ -38,18 +38,24 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 def write_synthetic_set(
     out: Path, count: int, width: int = 256, height: int = 256, seed: int = 0,
     held_out: bool = False, split: str | None = None, per_sequence: int = 50,
-    recipe: BlurRecipe = BlurRecipe(),
+    recipe: BlurRecipe = BlurRecipe(), sharp_dir: Path | None = None,
 ) -> list[Path]:
-    """Render `count` pairs; returns the sequence folders written."""
+    """Render `count` pairs; returns the sequence folders written.
+
+    `sharp_dir`: a folder of one's own sharp images, used instead of the bundled photos.
+    """
     if count < 1 or width < 8 or height < 8:
         raise BadUsage("synth: --count must be positive and the size at least 8x8")
     split = split or ("test" if held_out else "train")
-    photos = HELD_OUT_PHOTOS if held_out else TRAIN_PHOTOS
+    if sharp_dir is not None:
+        photos = sharp_images(sharp_dir)
+    else:
+        photos = HELD_OUT_PHOTOS if held_out else TRAIN_PHOTOS
     out.mkdir(parents=True, exist_ok=True)
-    held = " --held-out" if held_out else ""
+    flags = (" --held-out" if held_out else "") + (f" --sharp {sharp_dir}" if sharp_dir is not None else "")
     recipe_note = {
         "count": count, "size": f"{width}x{height}", "seed": seed, "held_out": held_out, "split": split,
-        "photos": list(photos), "command": f"streamdeblur synth {out} --count {count} --size {width}x{height} --seed {seed}{held}",
+        "photos": list(photos), "command": f"streamdeblur synth {out} --count {count} --size {width}x{height} --seed {seed}{flags}",
     }
     (out / SYNTH_RECORD).write_text(json.dumps(recipe_note, indent=2) + "\n")
     sequences: list[Path] = []
