@@ -296,6 +296,8 @@ def test_synthetic_blur_on_your_own_sharp_images(tmp_path: Path) -> None:
     assert photos is not None and "astronaut" in photos and str(tmp_path / "mine" / "a.png") in photos
 
     (tmp_path / "empty").mkdir()
-    for folder in ("empty", "missing"):
+    (tmp_path / "misnamed").mkdir()
+    (tmp_path / "misnamed" / "notes.png").write_text("not an image")
+    for folder in ("empty", "missing", "misnamed"):
         bad = run_cli("synth", str(tmp_path / "bad"), "--count", "1", "--sharp", str(tmp_path / folder))
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -40,6 +40,11 @@ def sharp_images(folder: str | Path) -> tuple[str, ...]:
     found = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not found:
         raise BadInput(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    # Only the header is checked here (folders can be large); it catches a misnamed file
+    # before a DataLoader worker would, which wraps the error in a traceback.
+    unreadable = [path for path in found if not cv2.haveImageReader(path)]
+    if unreadable:
+        raise BadInput(f"not a readable image: {unreadable[0]} ({len(unreadable)} such file(s) under {root})")
     return tuple(found)
 
 
