@@ -41,6 +41,13 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
 
 
+def read_image_float(path: Path) -> np.ndarray:
+    """HxWx3 RGB as float32 in [0, 1], from 8- or 16-bit files (for training and evaluation)."""
+    image = read_image(path)
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    return image.astype(np.float32) / np.float32(scale)
+
+
 class ImageFolderSource:
     """Every image in a folder, one frame each, stamped at a fixed rate."""
 

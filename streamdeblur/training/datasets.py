@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from streamdeblur.errors import BadInput
-from streamdeblur.io.image_folder import IMAGE_SUFFIXES
+from streamdeblur.io.image_folder import IMAGE_SUFFIXES, read_image_float
 from streamdeblur.training.augment import Augment
 from streamdeblur.training.synthetic import BlurRecipe, render_pair
 
@@ -80,19 +80,6 @@ def _nonempty(pairs: list[Pair], root: Path) -> list[Pair]:
     return pairs
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as float32 RGB in [0, 1] (8- or 16-bit)."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise BadInput(f"cannot read image {path}")
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    else:
-        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
-    return image.astype(np.float32) / np.float32(scale)
-
-
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
@@ -122,7 +109,7 @@ class PairedImages(Dataset):
         index, sample_seed = key
         rng = np.random.default_rng(sample_seed)
         blur_path, sharp_path = self.pairs[index]
-        blur, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+        blur, sharp = read_image_float(blur_path), read_image_float(sharp_path)
         if blur.shape != sharp.shape:
             raise BadInput(f"{blur_path} and {sharp_path} differ in size")
         blur, sharp = _random_crop(rng, blur, sharp, self.patch_size)

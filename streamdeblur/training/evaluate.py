@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from streamdeblur.inference import Backend
-from streamdeblur.training.datasets import find_pairs, read_rgb
+from streamdeblur.io.image_folder import read_image_float
+from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.metrics import psnr, ssim
 
 
@@ -54,7 +55,7 @@ def evaluate(
     scores: dict[str, list[float]] = {k: [] for k in ("in_psnr", "in_ssim", "out_psnr", "out_ssim")}
     rows = []
     for i, (blur_path, sharp_path) in enumerate(pairs):
-        blur, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+        blur, sharp = read_image_float(blur_path), read_image_float(sharp_path)
         deblurred = _deblur(backend, blur)
         scores["in_psnr"].append(psnr(blur, sharp))
         scores["in_ssim"].append(ssim(blur, sharp))

@@ -67,20 +67,19 @@ def _photos(spec: DataSpec) -> tuple[str, ...] | None:
     return photos or None
 
 
-def _train_dataset(recipe: TrainRecipe) -> Dataset:
+def _train_dataset(recipe: TrainRecipe, photos: tuple[str, ...] | None) -> Dataset:
     spec = recipe.data
     if spec.kind == "synthetic":
-        return SyntheticPairs(spec.patch_size, spec.synthetic_length, _photos(spec), augment=Augment())
+        return SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, augment=Augment())
     assert spec.root is not None
     return PairedImages(find_pairs(spec.root, spec.split, spec.blur_kind), spec.patch_size, Augment())
 
 
-def _val_pairs(recipe: TrainRecipe) -> list[tuple[np.ndarray, np.ndarray]]:
+def _val_pairs(recipe: TrainRecipe, photos: tuple[str, ...] | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """A small fixed validation set: synthetic from its own seed, or the data's val split."""
     spec = recipe.data
     if spec.kind == "synthetic":
         rng = np.random.default_rng([recipe.seed, 7_000_001])
-        photos = _photos(spec)
         pairs = [render_pair(rng, recipe.val_size, recipe.val_size, photos=photos) for _ in range(recipe.val_count)]
         return [(p.blurry, p.sharp) for p in pairs]
     if spec.val_split is None:
@@ -173,13 +172,14 @@ def _train(
         if disc is not None:
             disc = DistributedDataParallel(disc, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
-    dataset = _train_dataset(recipe)
+    photos = _photos(recipe.data)  # scans a user's sharp_dir once
+    dataset = _train_dataset(recipe, photos)
     sampler = StepSampler(len(dataset), recipe.batch_size, recipe.seed, step, ctx.rank, ctx.world_size)  # type: ignore[arg-type]
     loader = DataLoader(
         dataset, batch_size=recipe.batch_size, sampler=sampler, num_workers=recipe.workers,
         pin_memory=ctx.device.type == "cuda", persistent_workers=recipe.workers > 0,
     )
-    val_pairs = _val_pairs(recipe) if ctx.is_main else []
+    val_pairs = _val_pairs(recipe, photos) if ctx.is_main else []
 
     tb = None
     if ctx.is_main:

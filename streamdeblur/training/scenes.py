@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import BadInput
-from streamdeblur.io.image_folder import IMAGE_SUFFIXES
+from streamdeblur.io.image_folder import IMAGE_SUFFIXES, read_image_float
 
 # scikit-image's bundled pictures (no network). clock_motion.png is real motion blur and is
 # kept out of both lists: it is the before/after example in the README.
@@ -48,13 +48,15 @@ def sharp_images(folder: str | Path) -> tuple[str, ...]:
     return tuple(found)
 
 
-@lru_cache(maxsize=None)
 def load_photo(name: str) -> np.ndarray:
     """A bundled scikit-image picture by name, or an image file by path, as float32 RGB in [0, 1]."""
     if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-        from streamdeblur.training.datasets import read_rgb  # datasets imports this module
+        return read_image_float(Path(name))  # not cached: a user's folder can outgrow memory
+    return _bundled_photo(name)
 
-        return read_rgb(Path(name))
+
+@lru_cache(maxsize=None)
+def _bundled_photo(name: str) -> np.ndarray:
     from skimage import data as skdata  # only the training extra needs scikit-image
 
     if name in ("motorcycle_left", "motorcycle_right"):

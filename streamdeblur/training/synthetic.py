@@ -4,8 +4,8 @@ A sharp scene is moved along a random smooth camera trajectory (rotation, transl
 plus shake), with independently moving objects on top, rendered at 7 to 13 sub-frames across
 the exposure (an odd count, so that the middle one is the exposure's centre). The sub-frames
 are averaged in linear light (undo gamma, average, redo gamma); the middle sub-frame is the
-sharp target. Then the blurry frame gets the sensor noise and
-compression artefacts of dashcams and surveillance cameras.
+sharp target. Then the blurry frame gets the sensor noise and compression artefacts of
+dashcams and surveillance cameras.
 """
 
 from __future__ import annotations
