@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -260,6 +261,50 @@ def test_synthetic_target_is_the_centre_of_the_exposure() -> None:
         grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (pair.blurry, pair.sharp)]
         (dx, dy), _ = cv2.phaseCorrelate(*grey)
         assert math.hypot(dx, dy) < 0.5, (seed, dx, dy)
+
+
+def test_procedural_scenes_are_textured_not_flat() -> None:
+    """A model trained on flat-coloured leaves learns to flatten real texture into blotches.
+
+    Most pixels of a dead-leaves scene must differ from their neighbours (flat leaves left
+    about 70 % unchanging), and the grain must fall off with frequency like natural texture
+    rather than be white noise.
+    """
+    from streamdeblur.training.scenes import dead_leaves, grain
+
+    flat_shares = []
+    for seed in range(8):
+        image = dead_leaves(np.random.default_rng(seed), 160, 160)
+        laplacian = np.abs(cv2.Laplacian(image.mean(axis=2), cv2.CV_32F))
+        flat_shares.append(float((laplacian < 1e-4).mean()))
+    assert np.mean(flat_shares) < 0.4, flat_shares
+
+    field = grain(np.random.default_rng(0), 256, 256)
+    assert abs(float(field.mean())) < 1e-3 and abs(float(field.std()) - 1.0) < 1e-3
+    power = np.abs(np.fft.rfft2(field)) ** 2
+    frequency = np.hypot(np.fft.fftfreq(256)[:, None], np.fft.rfftfreq(256)[None, :])
+    coarse, fine = power[(frequency > 0) & (frequency < 0.05)].mean(), power[frequency > 0.25].mean()
+    assert coarse > 100 * fine, (coarse, fine)
+
+
+def test_soft_scenes_stay_soft_in_the_target() -> None:
+    """Defocus is part of the scene, not of the blur: the target keeps it, so the network
+    learns to remove motion blur without sharpening what is only soft."""
+    from streamdeblur.training.synthetic import BlurRecipe, render_pair
+
+    still = BlurRecipe(
+        max_translation=0.0, max_rotation_deg=0.0, max_zoom=0.0, max_objects=0,
+        max_read_noise=0.0, max_shot_noise=0.0, jpeg_probability=0.0,
+    )
+
+    def detail(image: np.ndarray) -> float:
+        return float(np.abs(cv2.Laplacian(image.mean(axis=2), cv2.CV_32F)).mean())
+
+    for seed in range(4):
+        crisp = render_pair(np.random.default_rng(seed), 128, 128, replace(still, soft_probability=0.0))
+        soft = render_pair(np.random.default_rng(seed), 128, 128, replace(still, soft_probability=1.0))
+        assert detail(soft.sharp) < 0.8 * detail(crisp.sharp), seed
+        assert np.abs(soft.blurry - soft.sharp).max() <= 1.0 / 255, seed  # no motion: input = soft target
 
 
 def _stripes(path: Path) -> None:

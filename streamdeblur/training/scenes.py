@@ -78,10 +78,34 @@ def _random_colour(rng: np.random.Generator) -> tuple[float, float, float]:
     return tuple(float(c) for c in rng.uniform(0.0, 1.0, 3))  # type: ignore[return-value]
 
 
+def grain(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Zero-mean, unit-deviation noise with a 1/f^a amplitude spectrum (a in 0.6..1.6).
+
+    Natural surfaces (bark, asphalt, fabric, tissue) carry detail at every scale with
+    roughly this spectrum. Without it, procedural scenes are flat-coloured regions, and a
+    network trained on them learns to flatten real texture into blotches.
+    """
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    frequency = np.hypot(fy, fx)
+    frequency[0, 0] = 1.0
+    spectrum = rng.standard_normal(frequency.shape) + 1j * rng.standard_normal(frequency.shape)
+    spectrum /= frequency ** float(rng.uniform(0.6, 1.6))
+    spectrum[0, 0] = 0.0
+    field = np.fft.irfft2(spectrum, s=(height, width))
+    return (field / max(float(field.std()), 1e-6)).astype(np.float32)
+
+
 def dead_leaves(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """Occluding disks and rectangles with power-law sizes: natural-image-like edge statistics."""
-    image = np.empty((height, width, 3), np.float32)
-    image[:] = _random_colour(rng)
+    """Occluding disks and rectangles with power-law sizes: natural-image-like edge statistics.
+
+    Most leaves are textured (their colour modulated by one of two grain fields, each leaf
+    with its own strength); a quarter stay flat.
+    """
+    colours = np.empty((height, width, 3), np.float32)
+    colours[:] = _random_colour(rng)
+    # Which leaf covers each pixel (0: the background), to give each leaf its own texture.
+    owner = np.zeros((height, width), np.float32)
     r_min, r_max = 3.0, max(16.0, min(height, width) / 3)
     # Enough leaves to cover the canvas one to three times over (mean leaf area of the
     # inverse-cube law is 2 pi r_min^2 ln(r_max / r_min)).
@@ -90,16 +114,23 @@ def dead_leaves(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     # Inverse-cube size law sampled by inverse CDF, as in the dead-leaves model.
     u = rng.uniform(size=count)
     radii = (r_min**-2 - u * (r_min**-2 - r_max**-2)) ** -0.5
-    for radius in radii:
+    for index, radius in enumerate(radii, start=1):
         centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
         colour = _random_colour(rng)
         if rng.uniform() < 0.6:
-            cv2.circle(image, centre, int(radius), colour, -1, cv2.LINE_AA)
+            cv2.circle(colours, centre, int(radius), colour, -1, cv2.LINE_AA)
+            cv2.circle(owner, centre, int(radius), float(index), -1)
         else:
             size = (float(radius * rng.uniform(1, 2.5)), float(radius * rng.uniform(0.5, 2)))
-            box = cv2.boxPoints((centre, size, float(rng.uniform(0, 180))))
-            cv2.fillConvexPoly(image, box.astype(np.int32), colour, cv2.LINE_AA)
-    return image
+            box = cv2.boxPoints((centre, size, float(rng.uniform(0, 180)))).astype(np.int32)
+            cv2.fillConvexPoly(colours, box, colour, cv2.LINE_AA)
+            cv2.fillConvexPoly(owner, box, float(index))
+    strength = rng.uniform(0.05, 0.35, count + 1) * (rng.uniform(size=count + 1) > 0.25)
+    which = rng.integers(0, 2, count + 1)
+    grain_a, grain_b = grain(rng, height, width), grain(rng, height, width)  # own spectral slopes
+    leaf = owner.astype(np.int64)
+    modulation = 1.0 + strength[leaf] * np.where(which[leaf] == 0, grain_a, grain_b)
+    return colours * modulation[..., None].astype(np.float32)
 
 
 def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -120,7 +151,8 @@ def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         pattern = cv2.GaussianBlur(noise, (0, 0), sigma)
         pattern = (pattern - pattern.min()) / max(float(np.ptp(pattern)), 1e-6)
     a, b = np.array(_random_colour(rng), np.float32), np.array(_random_colour(rng), np.float32)
-    return pattern[..., None] * a + (1 - pattern[..., None]) * b
+    image = pattern[..., None] * a + (1 - pattern[..., None]) * b
+    return image * (1.0 + float(rng.uniform(0.0, 0.25)) * grain(rng, height, width))[..., None]
 
 
 def draw_text(rng: np.random.Generator, image: np.ndarray, lines: int | None = None) -> None:

@@ -1,6 +1,7 @@
 """Synthetic motion blur made the way GoPro and REDS were: average sharp sub-frames.
 
-A sharp scene is moved along a random smooth camera trajectory (rotation, translation, zoom,
+A sharp scene (defocused first in a share of pairs: softness belongs to the scene and stays
+in the target) is moved along a random smooth camera trajectory (rotation, translation, zoom,
 plus shake), with independently moving objects on top, rendered at 7 to 13 sub-frames across
 the exposure (an odd count, so that the middle one is the exposure's centre). The sub-frames
 are averaged in linear light (undo gamma, average, redo gamma); the middle sub-frame is the
@@ -35,6 +36,11 @@ class BlurRecipe:
     acceleration_fraction: float = 0.2
     shake_fraction: float = 0.1
     shake_cycles: tuple[float, float] = (0.2, 0.7)
+    # Defocus and lens softness of the scene itself (kept in the target): without soft
+    # targets the network learns that everything should be crisp, and "sharpens" soft
+    # pictures (a microscopy photo) into posterised blobs.
+    soft_probability: float = 0.3
+    max_soft_sigma: float = 2.0
     max_objects: int = 3
     max_object_speed: float = 32.0
     max_read_noise: float = 0.015
@@ -148,6 +154,8 @@ def render_pair(
     diagonal = float(np.hypot(height, width))
     margin = int(recipe.max_translation * 2 + diagonal * (np.radians(recipe.max_rotation_deg) + recipe.max_zoom)) + 4
     canvas = sharp_scene(rng, height + 2 * margin, width + 2 * margin, photos)
+    if rng.uniform() < recipe.soft_probability:
+        canvas = cv2.GaussianBlur(canvas, (0, 0), float(rng.uniform(0.5, recipe.max_soft_sigma)))
     centre_in = ((width + 2 * margin) / 2, (height + 2 * margin) / 2)
     centre_out = (width / 2, height / 2)
 
