@@ -123,6 +123,41 @@ def test_a_finished_run_is_not_overwritten(tmp_path: Path) -> None:
         train(recipe, tmp_path / "run")
 
 
+def test_mixed_precision_is_fp16_on_cuda_and_bf16_only_on_cpus_that_have_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamdeblur.training.loop import mixed_precision_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert mixed_precision_dtype(False, cuda) is None and mixed_precision_dtype(False, cpu) is None
+    assert mixed_precision_dtype(True, cuda) == torch.float16
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert mixed_precision_dtype(True, cpu) == torch.bfloat16
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert mixed_precision_dtype(True, cpu) is None  # emulated bf16 would be slower than fp32
+
+
+def test_cpu_training_runs_in_the_precision_its_card_records(tmp_path: Path) -> None:
+    from streamdeblur.models import read_card
+    from streamdeblur.training.loop import mixed_precision_dtype
+
+    native_bf16 = mixed_precision_dtype(True, torch.device("cpu")) is not None
+    for amp, precision, conv_dtype in ((False, "fp32", torch.float32),
+                                       (True, "bf16 mixed" if native_bf16 else "fp32",
+                                        torch.bfloat16 if native_bf16 else torch.float32)):
+        dtypes: set[torch.dtype] = set()
+        hook = torch.nn.modules.module.register_module_forward_hook(
+            lambda module, args, out: dtypes.add(out.dtype) if isinstance(module, torch.nn.Conv2d) else None
+        )
+        try:
+            train(recipe_from_dict({**TINY_RECIPE, "steps": 2, "amp": amp}), tmp_path / str(amp))
+        finally:
+            hook.remove()
+        card = read_card(tmp_path / str(amp) / "model.safetensors")
+        assert card["training"]["precision"] == precision
+        assert conv_dtype in dtypes, (amp, dtypes)  # training convs (validation runs in fp32)
+
+
 def test_torchrun_two_ranks_only_rank_zero_writes(tmp_path: Path) -> None:
     recipe_path = tmp_path / "recipe.yaml"
     recipe_path.write_text(yaml.safe_dump({**TINY_RECIPE, "steps": 6, "checkpoint_every": 3, "eval_every": 3}))

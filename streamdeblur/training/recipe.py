@@ -40,7 +40,7 @@ class TrainRecipe:
     # identity (see models.deepdeblur.init_as_identity), default (PyTorch's), or weights to
     # fine-tune from: `shipped` (the package's default weights) or a weights file's path.
     init: str = "identity"
-    amp: bool = True  # CUDA only
+    amp: bool = True  # mixed precision: fp16 on CUDA, bf16 on CPUs with native bf16 (loop.mixed_precision_dtype)
     seed: int = 0
     workers: int = 1
     log_every: int = 20
