@@ -142,20 +142,21 @@ def test_cpu_training_runs_in_the_precision_its_card_records(tmp_path: Path) -> 
     from streamdeblur.training.loop import mixed_precision_dtype
 
     native_bf16 = mixed_precision_dtype(True, torch.device("cpu")) is not None
-    for amp, precision, conv_dtype in ((False, "fp32", torch.float32),
-                                       (True, "bf16 mixed" if native_bf16 else "fp32",
-                                        torch.bfloat16 if native_bf16 else torch.float32)):
-        dtypes: set[torch.dtype] = set()
+    expected = {  # amp -> (the card's precision, dtypes of conv outputs; validation runs in fp32)
+        False: ("fp32", {torch.float32}),
+        True: ("bf16 mixed", {torch.bfloat16, torch.float32}) if native_bf16 else ("fp32", {torch.float32}),
+    }
+    for amp, (precision, conv_dtypes) in expected.items():
+        seen: set[torch.dtype] = set()
         hook = torch.nn.modules.module.register_module_forward_hook(
-            lambda module, args, out: dtypes.add(out.dtype) if isinstance(module, torch.nn.Conv2d) else None
+            lambda module, args, out: seen.add(out.dtype) if isinstance(module, torch.nn.Conv2d) else None
         )
         try:
             train(recipe_from_dict({**TINY_RECIPE, "steps": 2, "amp": amp}), tmp_path / str(amp))
         finally:
             hook.remove()
-        card = read_card(tmp_path / str(amp) / "model.safetensors")
-        assert card["training"]["precision"] == precision
-        assert conv_dtype in dtypes, (amp, dtypes)  # training convs (validation runs in fp32)
+        assert read_card(tmp_path / str(amp) / "model.safetensors")["training"]["precision"] == precision
+        assert seen == conv_dtypes, amp
 
 
 def test_torchrun_two_ranks_only_rank_zero_writes(tmp_path: Path) -> None:

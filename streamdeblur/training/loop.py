@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from streamdeblur.errors import BadUsage
+from streamdeblur.inference.torch_backend import DTYPES
 from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, save_weights
 from streamdeblur.models.deepdeblur import init_as_identity
 from streamdeblur.training import distributed
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 WEIGHTS = "model.safetensors"  # written whenever a run stops: finished, paused or interrupted
+_PRECISION_NAMES = {dtype: name for name, dtype in DTYPES.items()}  # torch.bfloat16 -> "bf16"
 
 
 def mixed_precision_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
@@ -354,6 +356,6 @@ def _card(
         "training": {
             "data": source, "recipe": recipe.to_dict(), "steps": step, "finished": finished,
             "hardware": hardware, "train_hours": round(seconds / 3600, 2),
-            "precision": {torch.float16: "fp16 mixed", torch.bfloat16: "bf16 mixed"}.get(amp_dtype, "fp32"),  # type: ignore[arg-type]
+            "precision": "fp32" if amp_dtype is None else f"{_PRECISION_NAMES[amp_dtype]} mixed",
         },
     }
