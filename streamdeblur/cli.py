@@ -333,6 +333,8 @@ def train(
     until_step: Annotated[Optional[int], typer.Option(help="Stop (with a checkpoint) at this step; resume later.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda. Default: cuda when there is one. Under torchrun each rank takes its local GPU.")] = None,
     init: Annotated[Optional[str], typer.Option(help="Start from these weights (fine-tune): `shipped` or a weights file. Overrides the recipe's init.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model configuration (a configs/models name or a YAML path). Overrides the recipe's model.")] = None,
+    minutes: Annotated[Optional[float], typer.Option(min=0.01, help="Stop (with a checkpoint) after this many minutes of this invocation; resume later.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -345,7 +347,12 @@ def train(
         loaded = load_recipe(recipe)
         if init:
             loaded = dataclasses.replace(loaded, init=init)
-        result = run_training(loaded, out or Path("runs") / loaded.name, resume=resume, until_step=until_step, device=device)
+        if model:
+            loaded = dataclasses.replace(loaded, model=model)
+        result = run_training(
+            loaded, out or Path("runs") / loaded.name, resume=resume, until_step=until_step, device=device,
+            minutes=minutes,
+        )
         if result.interrupted:
             log.warning("stopped at step %d; continue with --resume", result.step)
             raise typer.Exit(EXIT_INTERRUPTED)
@@ -408,6 +415,23 @@ def synth(
         sequences = write_synthetic_set(out, count, width, height, seed, held_out, sharp_dir=sharp)
         if not quiet:
             log.info("wrote %d pairs in %d sequence folders under %s", count, len(sequences), out)
+
+
+@app.command()
+def photos(
+    out: Annotated[Optional[Path], typer.Argument(help="Folder to write the photos into. Default: ~/.cache/streamdeblur/photos.")] = None,
+    max_side: Annotated[int, typer.Option(min=64, help="Downscale so the long side is at most this many pixels.")] = 1600,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Gather the photographs of Debian's wallpaper packages as sharp training content (data.sharp_dir)."""
+    _setup_logging(quiet, verbose)
+    with _exit_codes():
+        from streamdeblur.training.wallpapers import DEFAULT_PHOTOS_DIR, gather_photos
+
+        written = gather_photos(out or DEFAULT_PHOTOS_DIR, max_side)
+        if not quiet:
+            typer.echo(f"{len(written)} photos in {written[0].parent}")
 
 
 @app.command()

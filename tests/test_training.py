@@ -20,6 +20,7 @@ import yaml
 from streamdeblur.errors import BadInput
 from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.loop import METRICS_FILE, train
+from streamdeblur.training.metrics import psnr
 from streamdeblur.training.recipe import load_recipe, recipe_from_dict
 from tests.conftest import run_cli
 
@@ -64,6 +65,31 @@ def test_stop_and_resume_reproduces_the_same_losses(tmp_path: Path) -> None:
     assert sorted(split) == list(range(1, 17))  # steps 9.. continue from 8, none repeated
     for step in range(1, 17):
         assert split[step] == pytest.approx(straight[step], rel=1e-6, abs=1e-7), step
+
+
+def test_a_time_limit_stops_the_run_with_a_checkpoint_that_resumes(tmp_path: Path) -> None:
+    recipe = recipe_from_dict({**TINY_RECIPE, "steps": 1_000_000, "checkpoint_every": 1_000_000})
+    paused = train(recipe, tmp_path / "run", minutes=0.01)
+    assert not paused.finished and 0 < paused.step < 1_000_000
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == paused.step  # written on stopping, not only every checkpoint_every
+    resumed = train(recipe, tmp_path / "run", resume=True, until_step=paused.step + 2)
+    assert resumed.step == paused.step + 2
+
+
+def test_wallpaper_photos_are_gathered_downscaled_or_named_as_missing(tmp_path: Path) -> None:
+    from streamdeblur.training.wallpapers import gather_photos
+
+    rng = np.random.default_rng(0)
+    big, small = tmp_path / "big.jpg", tmp_path / "small.jpg"
+    cv2.imwrite(str(big), rng.integers(0, 256, (1200, 1800, 3), dtype=np.uint8))
+    cv2.imwrite(str(small), rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    written = gather_photos(tmp_path / "out", max_side=900, sources=(str(big), str(small)))
+    assert [p.name for p in written] == ["big.png", "small.png"]
+    assert cv2.imread(str(written[0])).shape == (600, 900, 3) and cv2.imread(str(written[1])).shape == (300, 400, 3)
+    with pytest.raises(BadInput, match="apt-get install mate-backgrounds"):
+        gather_photos(tmp_path / "none", sources=(str(tmp_path / "absent.jpg"),))
+    assert not (tmp_path / "none").exists()
 
 
 def test_adversarial_term_trains_and_resumes(tmp_path: Path) -> None:
@@ -232,6 +258,26 @@ def test_eval_card_records_the_figures_and_how_to_reproduce_them(tmp_path: Path,
     scores, recorded = json.loads(result.stdout), read_card(weights)["quality"]["mine"]
     assert recorded["output_psnr"] == pytest.approx(scores["output_psnr"], abs=1e-4) and recorded["count"] == 2
     assert recorded["data_made_by"]["count"] == 2 and "--split train" in recorded["command"]
+    assert "pairs" not in recorded["data_made_by"]  # the per-pair facts stay in the set's synth.json
+    # Do no harm: the tiny model's output for a sharp input, against it (finite: not a passthrough).
+    assert 0 < scores["sharp_in_psnr"] < math.inf and recorded["sharp_in_psnr"] == pytest.approx(scores["sharp_in_psnr"], abs=1e-4)
+
+
+def test_eval_splits_a_synth_set_by_content_and_pan(tmp_path: Path) -> None:
+    assert run_cli("synth", str(tmp_path / "set"), "--count", "12", "--size", "48x40", "-q").returncode == 0
+    described = json.loads((tmp_path / "set" / "synth.json").read_text())["pairs"]
+    assert len(described) == 12
+    scores = _eval(tmp_path / "set")
+    groups = scores["groups"]
+    by_content = [groups[name] for name in ("photos", "procedural") if name in groups]
+    by_pan = [g for name, g in groups.items() if name.startswith("pan ")]
+    assert sum(g["count"] for g in by_content) == 12 and sum(g["count"] for g in by_pan) == 12
+    photos = sum(1 for facts in described.values() if facts["photo"])
+    assert groups.get("photos", {"count": 0})["count"] == photos
+    # Each group's mean is over its own pairs: the count-weighted means give the overall one.
+    weighted = sum(g["count"] * g["input_psnr"] for g in by_pan) / 12
+    assert weighted == pytest.approx(scores["input_psnr"], rel=1e-9)
+    assert math.isinf(scores["sharp_in_psnr"])  # passthrough returns the sharp input unchanged
 
 
 def _eval(data: Path, *extra: str) -> dict:
@@ -292,11 +338,17 @@ def test_synthetic_target_is_the_centre_of_the_exposure() -> None:
         max_rotation_deg=0.0, max_zoom=0.0, acceleration_fraction=0.0, shake_fraction=0.0,
         max_objects=0, max_read_noise=0.0, max_shot_noise=0.0, jpeg_probability=0.0,
     )
+    pairs = []
     for seed in range(8):
         pair = render_pair(np.random.default_rng(seed), 192, 192, linear_pan)
         grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (pair.blurry, pair.sharp)]
         (dx, dy), _ = cv2.phaseCorrelate(*grey)
         assert math.hypot(dx, dy) < 0.5, (seed, dx, dy)
+        pairs.append(pair)
+    # The recorded pan is the blur's length: the longest pan blurs most, the shortest least.
+    shortest, longest = min(pairs, key=lambda p: p.pan_px), max(pairs, key=lambda p: p.pan_px)
+    assert shortest.pan_px < 4 < 20 < longest.pan_px
+    assert psnr(shortest.blurry, shortest.sharp) > psnr(longest.blurry, longest.sharp) + 6
 
 
 def test_procedural_scenes_are_textured_not_flat() -> None:
@@ -371,6 +423,9 @@ def test_synthetic_blur_on_your_own_sharp_images(tmp_path: Path) -> None:
     assert f"--sharp {tmp_path / 'mine'}" in record["command"]
     shares = [_stripe_share(cv2.imread(str(sharp))) for _, sharp in find_pairs(tmp_path / "set", "train")]
     assert max(shares) > 0.5 and min(shares) < 0.05  # some scenes are the user's, some procedural
+    for (blur, _), share in zip(find_pairs(tmp_path / "set", "train"), shares):  # and synth.json says which
+        photo = record["pairs"][str(blur.relative_to(tmp_path / "set"))]["photo"]
+        assert (photo in ("a", "b")) == (share > 0.5), (blur, photo, share)
 
     spec = recipe_from_dict({**TINY_RECIPE, "data": {"kind": "synthetic", "photos": True, "sharp_dir": str(tmp_path / "mine")}}).data
     photos = _photos(spec)

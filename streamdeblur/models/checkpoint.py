@@ -126,14 +126,16 @@ def _infer_config(state: dict[str, torch.Tensor], name: str) -> DeepDeblurConfig
         head = state["body_models.0.body.0.weight"]
     except KeyError:
         raise BadInput(f"weights {name}: missing body_models.0.body.0.weight") from None
-    scales = {int(m.group(1)) for k in state if (m := re.match(r"body_models\.(\d+)\.", k))}
-    blocks = {
-        int(m.group(1)) for k in state if (m := re.match(r"body_models\.0\.body\.(\d+)\.body\.", k))
-    }
+    n_scales = len({int(m.group(1)) for k in state if (m := re.match(r"body_models\.(\d+)\.", k))})
+    feats = tuple(int(state[f"body_models.{s}.body.0.weight"].shape[0]) for s in range(n_scales))
+    blocks = tuple(
+        len({int(m.group(1)) for k in state if (m := re.match(rf"body_models\.{s}\.body\.(\d+)\.body\.", k))})
+        for s in range(n_scales)
+    )
     return DeepDeblurConfig(
         name=name,
-        n_scales=len(scales),
-        n_feats=int(head.shape[0]),
-        n_resblocks=len(blocks),
+        n_scales=n_scales,
+        n_feats=feats[0] if len(set(feats)) == 1 else feats,
+        n_resblocks=blocks[0] if len(set(blocks)) == 1 else blocks,
         kernel_size=int(head.shape[-1]),
     )

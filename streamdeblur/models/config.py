@@ -18,22 +18,63 @@ class DeepDeblurConfig:
     """Architecture of a multi-scale DeepDeblur network (Nah et al., CVPR 2017).
 
     The defaults are the paper's: 3 scales, 64 features, 19 ResBlocks per scale, 5x5 kernels.
+    `n_feats` and `n_resblocks` are one number for every scale, or one per scale, finest
+    first: a conv at scale s costs 4**-s of one at full resolution while its receptive field
+    grows 2**s times, so capacity at the coarse scales resolves long blur cheaply.
     """
 
     name: str = "deepdeblur"
     n_scales: int = 3
-    n_feats: int = 64
-    n_resblocks: int = 19
+    n_feats: int | tuple[int, ...] = 64
+    n_resblocks: int | tuple[int, ...] = 19
     kernel_size: int = 5
 
     def __post_init__(self) -> None:
-        if self.n_scales < 1 or self.n_feats < 1 or self.n_resblocks < 0:
+        for key in ("n_feats", "n_resblocks"):
+            value = getattr(self, key)
+            if isinstance(value, list):  # from YAML or JSON; tuples keep the config hashable
+                object.__setattr__(self, key, tuple(value))
+            if isinstance(value, (list, tuple)) and len(value) != self.n_scales:
+                raise BadUsage(f"model config {self.name!r}: {key} needs one value per scale ({self.n_scales})")
+        if self.n_scales < 1 or min(self.feats) < 1 or min(self.resblocks) < 0:
             raise BadUsage(f"model config {self.name!r}: scales, features and blocks must be positive")
         if self.kernel_size % 2 == 0:
             raise BadUsage(f"model config {self.name!r}: kernel_size must be odd")
 
+    @property
+    def feats(self) -> tuple[int, ...]:
+        """Features of each scale, finest first."""
+        return _per_scale(self.n_feats, self.n_scales)
+
+    @property
+    def resblocks(self) -> tuple[int, ...]:
+        """ResBlocks of each scale, finest first."""
+        return _per_scale(self.n_resblocks, self.n_scales)
+
+    def macs_per_pixel(self) -> float:
+        """Multiply-adds per full-resolution input pixel: a hardware-free measure of cost."""
+        k2, total = self.kernel_size**2, 0.0
+        for s, (feats, blocks) in enumerate(zip(self.feats, self.resblocks)):
+            in_channels = 3 if s == self.n_scales - 1 else 6
+            scale = in_channels * feats + 2 * blocks * feats * feats + feats * 3 + (3 * 12 if s > 0 else 0)
+            total += scale * k2 / 4**s
+        return total
+
+    def receptive_radius(self) -> int:
+        """Pixels of the input, at full resolution, that can reach an output pixel on each side.
+
+        The path runs through every scale, coarsest first; each conv at scale s reaches (k-1)/2
+        pixels of its grid, 2**s pixels apart (the upsampling conv counts at its scale, and
+        pooling adds 2**s - 1). Tiles overlapping by less see less context than the frame.
+        """
+        half = self.kernel_size // 2
+        return sum(
+            (2 * blocks + 2 + (1 if s > 0 else 0)) * half * 2**s + 2**s - 1 for s, blocks in enumerate(self.resblocks)
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeepDeblurConfig:
@@ -42,6 +83,10 @@ class DeepDeblurConfig:
         if unknown:
             raise BadUsage(f"unknown model config keys: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+def _per_scale(value: int | tuple[int, ...], n_scales: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, tuple) else (value,) * n_scales
 
 
 def config_dir() -> Path:

@@ -40,12 +40,12 @@ class ResBlock(nn.Module):
 class ScaleNet(nn.Module):
     """One scale: a conv to n_feats, the ResBlocks, a conv back to 3 channels."""
 
-    def __init__(self, in_channels: int, cfg: DeepDeblurConfig) -> None:
+    def __init__(self, in_channels: int, n_feats: int, n_resblocks: int, kernel_size: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            _conv(in_channels, cfg.n_feats, cfg.kernel_size),
-            *(ResBlock(cfg.n_feats, cfg.kernel_size) for _ in range(cfg.n_resblocks)),
-            _conv(cfg.n_feats, 3, cfg.kernel_size),
+            _conv(in_channels, n_feats, kernel_size),
+            *(ResBlock(n_feats, kernel_size) for _ in range(n_resblocks)),
+            _conv(n_feats, 3, kernel_size),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,8 @@ class DeepDeblur(nn.Module):
         # The coarsest scale sees the blurry image alone; finer ones also see the upsampled
         # coarser result (3 + 3 channels).
         self.body_models = nn.ModuleList(
-            ScaleNet(3 if s == cfg.n_scales - 1 else 6, cfg) for s in range(cfg.n_scales)
+            ScaleNet(3 if s == cfg.n_scales - 1 else 6, cfg.feats[s], cfg.resblocks[s], cfg.kernel_size)
+            for s in range(cfg.n_scales)
         )
         # Index 0 is a parameterless placeholder, as the official code's `None`.
         self.conv_end_models = nn.ModuleList(

@@ -28,6 +28,14 @@ class DistContext:
         if self.enabled:
             dist.barrier()
 
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's `flag` on every rank (a per-step collective only under DDP)."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([int(flag)], device=self.device)
+        dist.broadcast(value, src=0)
+        return bool(value.item())
+
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()

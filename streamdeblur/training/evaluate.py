@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,6 +19,20 @@ from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.metrics import psnr, ssim
 
 
+# Pan buckets (the camera's translation over the exposure, pixels): where the gain comes from.
+PAN_BUCKETS = ((0.0, 4.0, "pan under 4 px"), (4.0, 10.0, "pan 4-10 px"), (10.0, 20.0, "pan 10-20 px"), (20.0, math.inf, "pan over 20 px"))
+
+
+@dataclass
+class GroupScore:
+    count: int
+    input_psnr: float
+    output_psnr: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {**asdict(self), "gain_db": self.output_psnr - self.input_psnr}
+
+
 @dataclass
 class EvalResult:
     count: int
@@ -25,13 +40,19 @@ class EvalResult:
     input_ssim: float
     output_psnr: float
     output_ssim: float
+    # Do no harm: the output for the sharp target fed in, against that target. A model that
+    # invents detail or shifts colour scores low here even when it deblurs well.
+    sharp_in_psnr: float = math.nan
+    # Splits of a `streamdeblur synth` set by content (photos, procedural) and pan bucket.
+    groups: dict[str, GroupScore] = field(default_factory=dict)
 
     @property
     def gain_db(self) -> float:
         return self.output_psnr - self.input_psnr
 
-    def to_dict(self) -> dict[str, float | int]:
-        return {**asdict(self), "gain_db": self.gain_db}
+    def to_dict(self) -> dict[str, Any]:
+        plain = {k: v for k, v in asdict(self).items() if k != "groups"}
+        return {**plain, "gain_db": self.gain_db, "groups": {k: g.to_dict() for k, g in self.groups.items()}}
 
 
 def _mean(values: list[float]) -> float:
@@ -52,7 +73,7 @@ def evaluate(
     limit: int | None = None, examples: int = 8,
 ) -> EvalResult:
     pairs = find_pairs(data, split)[:limit]
-    scores: dict[str, list[float]] = {k: [] for k in ("in_psnr", "in_ssim", "out_psnr", "out_ssim")}
+    scores: dict[str, list[float]] = {k: [] for k in ("in_psnr", "in_ssim", "out_psnr", "out_ssim", "sharp_in")}
     rows = []
     for i, (blur_path, sharp_path) in enumerate(pairs):
         blur, sharp = read_image_float(blur_path), read_image_float(sharp_path)
@@ -61,11 +82,14 @@ def evaluate(
         scores["in_ssim"].append(ssim(blur, sharp))
         scores["out_psnr"].append(psnr(deblurred, sharp))
         scores["out_ssim"].append(ssim(deblurred, sharp))
+        scores["sharp_in"].append(psnr(_deblur(backend, sharp), sharp))
         if out is not None and i < examples:
             rows.append(np.concatenate([blur, deblurred, sharp], axis=1))
     result = EvalResult(
         count=len(pairs), input_psnr=_mean(scores["in_psnr"]), input_ssim=_mean(scores["in_ssim"]),
         output_psnr=_mean(scores["out_psnr"]), output_ssim=_mean(scores["out_ssim"]),
+        sharp_in_psnr=_mean(scores["sharp_in"]),
+        groups=_groups(data, [blur for blur, _ in pairs], scores["in_psnr"], scores["out_psnr"]),
     )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -73,6 +97,28 @@ def evaluate(
         for i, row in enumerate(rows):
             save_rgb(out / f"side_by_side_{i:03d}.png", row)
     return result
+
+
+def _groups(data: Path, blur_paths: list[Path], in_psnr: list[float], out_psnr: list[float]) -> dict[str, GroupScore]:
+    """Scores split by what each pair shows, when `streamdeblur synth` recorded it (else none)."""
+    from streamdeblur.training.synth_dataset import SYNTH_RECORD
+
+    record = data / SYNTH_RECORD
+    described = json.loads(record.read_text()).get("pairs", {}) if record.is_file() else {}
+    members: dict[str, list[int]] = {}
+    for i, path in enumerate(blur_paths):
+        facts = described.get(str(Path(path).relative_to(data)))
+        if facts is None:
+            continue
+        members.setdefault("photos" if facts["photo"] else "procedural", []).append(i)
+        for low, high, name in PAN_BUCKETS:
+            if low <= facts["pan_px"] < high:
+                members.setdefault(name, []).append(i)
+    order = ["photos", "procedural", *(name for _, _, name in PAN_BUCKETS)]
+    return {
+        name: GroupScore(len(members[name]), _mean([in_psnr[i] for i in members[name]]), _mean([out_psnr[i] for i in members[name]]))
+        for name in order if name in members
+    }
 
 
 def record_in_card(weights: Path, name: str, result: EvalResult, data: Path, split: str, limit: int | None) -> None:
@@ -85,12 +131,25 @@ def record_in_card(weights: Path, name: str, result: EvalResult, data: Path, spl
     limit_arg = f" --limit {limit}" if limit else ""
     made = data / SYNTH_RECORD
     card.setdefault("quality", {})[name] = {
-        **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()},
+        **_rounded(result.to_dict()),
         "data": str(data), "split": split, "limit": limit,
-        "data_made_by": json.loads(made.read_text()) if made.is_file() else None,
+        "data_made_by": _without_pairs(json.loads(made.read_text())) if made.is_file() else None,
         "command": f"streamdeblur eval {data} --model {weights} --backend torch --split {split}{limit_arg}",
     }
     write_card(weights, card)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def _without_pairs(record: dict[str, Any]) -> dict[str, Any]:
+    """A synth record without its per-pair list (the card keeps the command, not 100 rows)."""
+    return {k: v for k, v in record.items() if k != "pairs"}
 
 
 def save_rgb(path: Path, image: np.ndarray) -> None:

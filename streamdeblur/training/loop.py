@@ -136,17 +136,19 @@ class _StopFlag:
 
 def train(
     recipe: TrainRecipe, out_dir: Path, resume: bool = False, until_step: int | None = None,
-    device: str | None = None,
+    device: str | None = None, minutes: float | None = None,
 ) -> TrainResult:
+    """Train (or resume) a run; stop early, with a checkpoint, at `until_step` or after `minutes`
+    of this call's wall time (equal-time comparisons, and runs fitted into a session)."""
     ctx = distributed.setup(device)
     try:
-        return _train(recipe, out_dir, resume, until_step, ctx)
+        return _train(recipe, out_dir, resume, until_step, minutes, ctx)
     finally:
         ctx.close()
 
 
 def _train(
-    recipe: TrainRecipe, out_dir: Path, resume: bool, until_step: int | None,
+    recipe: TrainRecipe, out_dir: Path, resume: bool, until_step: int | None, minutes: float | None,
     ctx: distributed.DistContext,
 ) -> TrainResult:
     if recipe.threads:
@@ -245,10 +247,11 @@ def _train(
         """Training time over every session of this run."""
         return seconds_before + time.perf_counter() - started
 
+    deadline = None if minutes is None else started + 60 * minutes
     batches = iter(loader)
     model.train()
     try:
-        while step < last_step and not stop.set:
+        while step < last_step and not stop.set and not _past(deadline, ctx):
             batch = next(batches)
             blur = batch["blur"].to(ctx.device, non_blocking=True, memory_format=torch.channels_last)
             sharp = batch["sharp"].to(ctx.device, non_blocking=True)
@@ -313,6 +316,13 @@ def _train(
             metrics_file.close()
         if tb is not None:
             tb.close()
+
+
+def _past(deadline: float | None, ctx: distributed.DistContext) -> bool:
+    """Whether the time limit is reached; under DDP rank 0 decides, so every rank stops at one step."""
+    if deadline is None:
+        return False
+    return ctx.agree(time.perf_counter() >= deadline)
 
 
 @torch.no_grad()

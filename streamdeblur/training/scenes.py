@@ -34,7 +34,7 @@ _FONTS = (
 
 def sharp_images(folder: str | Path) -> tuple[str, ...]:
     """The image files under `folder` (recursive): one's own sharp frames to blur synthetically."""
-    root = Path(folder)
+    root = Path(folder).expanduser()
     if not root.is_dir():
         raise BadInput(f"sharp images folder not found: {root}")
     found = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -180,11 +180,9 @@ def procedural_scene(rng: np.random.Generator, height: int, width: int) -> np.nd
     return np.clip(image, 0.0, 1.0)
 
 
-def photo_crop(
-    rng: np.random.Generator, photos: tuple[str, ...], height: int, width: int
-) -> np.ndarray:
-    """A random crop of a random photo, rescaled first when the photo is smaller."""
-    image = load_photo(photos[int(rng.integers(0, len(photos)))])
+def photo_crop(rng: np.random.Generator, photo: str, height: int, width: int) -> np.ndarray:
+    """A random crop of `photo`, rescaled first when the photo is smaller."""
+    image = load_photo(photo)
     scale = max(height / image.shape[0], width / image.shape[1], float(rng.uniform(0.6, 1.2)))
     if scale != 1.0:
         size = (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale)))
@@ -197,8 +195,10 @@ def photo_crop(
 def sharp_scene(
     rng: np.random.Generator, height: int, width: int, photos: tuple[str, ...] | None = TRAIN_PHOTOS,
     photo_probability: float = 0.5,
-) -> np.ndarray:
-    """Procedural or photographic content; `photos=None` for procedural only (no scikit-image)."""
+) -> tuple[np.ndarray, str | None]:
+    """Procedural or photographic content, and the photo it came from (None: procedural).
+    `photos=None` for procedural only (no scikit-image)."""
     if photos and rng.uniform() < photo_probability:
-        return photo_crop(rng, photos, height, width)
-    return procedural_scene(rng, height, width)
+        photo = photos[int(rng.integers(0, len(photos)))]
+        return photo_crop(rng, photo, height, width), photo
+    return procedural_scene(rng, height, width), None

@@ -57,8 +57,8 @@ def write_synthetic_set(
         "count": count, "size": f"{width}x{height}", "seed": seed, "held_out": held_out, "split": split,
         "photos": list(photos), "command": f"streamdeblur synth {out} --count {count} --size {width}x{height} --seed {seed}{flags}",
     }
-    (out / SYNTH_RECORD).write_text(json.dumps(recipe_note, indent=2) + "\n")
     sequences: list[Path] = []
+    pairs: dict[str, dict[str, str | float | None]] = {}
     for index in range(count):
         seq = out / split / f"{'heldout' if held_out else 'synthetic'}_{seed:04d}_{index // per_sequence:03d}"
         if index % per_sequence == 0:
@@ -70,4 +70,9 @@ def write_synthetic_set(
         name = f"{index:06d}.png"
         _write_png(seq / "blur" / name, pair.blurry)
         _write_png(seq / "sharp" / name, pair.sharp)
+        # What each pair shows, so that `eval` can split its scores by content and blur length.
+        pairs[str((seq / "blur" / name).relative_to(out))] = {
+            "photo": Path(pair.photo).stem if pair.photo else None, "pan_px": round(pair.pan_px, 2),
+        }
+    (out / SYNTH_RECORD).write_text(json.dumps({**recipe_note, "pairs": pairs}, indent=2) + "\n")
     return sequences

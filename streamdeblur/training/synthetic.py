@@ -53,6 +53,8 @@ class BlurRecipe:
 class BlurPair:
     blurry: np.ndarray  # float32 HxWx3 in [0, 1]
     sharp: np.ndarray  # float32 HxWx3 in [0, 1]
+    photo: str | None = None  # the photo the scene was cut from; None: procedural
+    pan_px: float = 0.0  # the camera's translation over the exposure, in pixels
 
 
 def to_linear(image: np.ndarray) -> np.ndarray:
@@ -153,7 +155,7 @@ def render_pair(
     # A margin so the moving camera never shows the canvas edge.
     diagonal = float(np.hypot(height, width))
     margin = int(recipe.max_translation * 2 + diagonal * (np.radians(recipe.max_rotation_deg) + recipe.max_zoom)) + 4
-    canvas = sharp_scene(rng, height + 2 * margin, width + 2 * margin, photos)
+    canvas, photo = sharp_scene(rng, height + 2 * margin, width + 2 * margin, photos)
     if rng.uniform() < recipe.soft_probability:
         canvas = cv2.GaussianBlur(canvas, (0, 0), float(rng.uniform(0.5, recipe.max_soft_sigma)))
     centre_in = ((width + 2 * margin) / 2, (height + 2 * margin) / 2)
@@ -183,7 +185,8 @@ def render_pair(
 
     sharp = subframes[n // 2]
     blurry = degrade(rng, average_in_linear_light(subframes), recipe)
-    return BlurPair(blurry=blurry, sharp=np.clip(sharp, 0.0, 1.0))
+    pan = float(np.hypot(tx(0.5) - tx(-0.5), ty(0.5) - ty(-0.5)))
+    return BlurPair(blurry=blurry, sharp=np.clip(sharp, 0.0, 1.0), photo=photo, pan_px=pan)
 
 
 def degrade(rng: np.random.Generator, image: np.ndarray, recipe: BlurRecipe) -> np.ndarray:
