@@ -1,6 +1,8 @@
 """`streamdeblur bench`: the model alone, the whole pipeline, and the naive baseline, in one run.
 
-- model alone: the chosen backend on a batch already on the device, timed back to back;
+- model alone: the chosen backend on a batch already on the device, timed back to back; on the
+  CPU also every candidate `auto` compares (torch bf16 channels-last where bf16 is native, torch
+  fp32 channels-last, ONNX Runtime fp32), with the CPU's model name and bf16/AMX flags;
 - pipeline: `run` on a synthetic clip of the same size, decode to encode;
 - naive baseline: what simple scripts do, one frame at a time, synchronous fp32 PyTorch with
   a host round trip per frame.
@@ -20,6 +22,9 @@ import torch
 
 from streamdeblur.demo import write_demo_clip
 from streamdeblur.inference import create_backend
+from streamdeblur.inference.backend import Backend
+from streamdeblur.inference.precision import cpu_facts
+from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.io import EncodeOptions
 from streamdeblur.models import DEFAULT_WEIGHTS, DeepDeblur, load_checkpoint, load_model_config, save_weights
@@ -31,7 +36,7 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _frames_per_second(step: Callable[[], None], frames_per_step: int, device: torch.device, seconds: float, min_steps: int) -> float:
+def _frames_per_second(step: Callable[[], object], frames_per_step: int, device: torch.device, seconds: float, min_steps: int) -> float:
     step()  # warm-up (allocations, cuDNN algorithm choice, graph capture)
     _synchronize(device)
     steps, started = 0, time.perf_counter()
@@ -53,11 +58,16 @@ def weights_for(config: str | None, weights: str | None, folder: Path) -> Path:
     return save_weights(model, folder / f"{model.cfg.name}-random.safetensors", {"note": "random weights, for timing only"})
 
 
+def label_of(backend: Backend) -> str:
+    """The CpuCandidate label of a built backend ("torch bf16 channels-last", "onnxruntime fp32")."""
+    return CpuCandidate(backend.name, backend.precision, bool(getattr(backend, "channels_last", False))).label
+
+
 def run_bench(
-    width: int, height: int, backend: str = "auto", device: str = "auto", precision: str = "fp32",
+    width: int, height: int, backend: str = "auto", device: str = "auto", precision: str = "auto",
     config: str | None = None, weights: str | None = None, frames: int = 60, batch_size: int = 1,
     in_flight: int = 3, tile: int = 0, seconds: float = 5.0, cuda_graphs: bool = False,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
 ) -> dict[str, Any]:
     torch_device = resolve_device(device)
     with tempfile.TemporaryDirectory(prefix="streamdeblur-bench-") as tmp:
@@ -68,7 +78,15 @@ def run_bench(
             tile=tile, in_flight=in_flight, channels_last=channels_last, cuda_graphs=cuda_graphs,
         )
         x = torch.rand(batch_size, 3, height, width, device=torch_device)
-        model_fps = _frames_per_second(lambda: chosen.infer(x), batch_size, torch_device, seconds, 3)
+        candidates_fps: dict[str, float] = {}
+        if torch_device.type == "cpu" and chosen.name != "passthrough":
+            for candidate in cpu_candidates(precision, channels_last):
+                timed = build_cpu_candidate(candidate, weights_path)
+                fps = _frames_per_second(lambda: timed.infer(x), batch_size, torch_device, seconds, 3)
+                candidates_fps[candidate.label] = round(fps, 3)
+                del timed
+        model_fps = candidates_fps.get(label_of(chosen)) or _frames_per_second(
+            lambda: chosen.infer(x), batch_size, torch_device, seconds, 3)
 
         naive = TorchBackend(load_checkpoint(weights_path), torch_device, "fp32")
         frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -83,18 +101,20 @@ def run_bench(
 
         clip = folder / "clip.mp4"
         write_demo_clip(clip, width, height, seconds=frames / 30, fps=30)
-        report = run_job(RunOptions(
+        report = run_job(RunOptions(  # the chosen backend, named exactly: no second auto choice
             input=str(clip), output=str(folder / "out.mp4"), weights=str(weights_path), backend=chosen.name,
-            device=device, precision=precision, batch_size=batch_size, tile=tile, in_flight=in_flight,
-            channels_last=channels_last, cuda_graphs=cuda_graphs, encode=EncodeOptions(), progress=False,
+            device=device, precision=chosen.precision, batch_size=batch_size, tile=tile, in_flight=in_flight,
+            channels_last=getattr(chosen, "channels_last", None), cuda_graphs=cuda_graphs,
+            encode=EncodeOptions(), progress=False,
         ))
     result = report.to_dict()
     result.update({
-        "size": f"{width}x{height}", "batch": batch_size, "in_flight": in_flight,
-        "model_fps": round(model_fps, 3), "pipeline_fps": report.fps, "naive_fps": round(naive_fps, 3),
+        "size": f"{width}x{height}", "batch": batch_size, "in_flight": in_flight, "chosen": label_of(chosen),
+        "model_fps": round(model_fps, 3), "candidates_fps": candidates_fps,
+        "pipeline_fps": report.fps, "naive_fps": round(naive_fps, 3),
         "pipeline_vs_model": round(report.fps / model_fps, 3) if model_fps else None,
         "model_vs_naive": round(model_fps / naive_fps, 3) if naive_fps else None,
         "device_name": torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
+        "cpu": cpu_facts(), "threads": torch.get_num_threads(),
     })
     return result

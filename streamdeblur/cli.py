@@ -92,14 +92,14 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging
 WeightsOpt = Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, or an official DeepDeblur-PyTorch model-*.pt. Default: the shipped light model.")]
 BackendOpt = Annotated[str, typer.Option(help="auto, tensorrt, torch, onnxruntime, or passthrough (no network: checks the I/O path).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-PrecisionOpt = Annotated[str, typer.Option(help="fp32, or fp16/bf16 on CUDA.")]
+PrecisionOpt = Annotated[str, typer.Option(help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, fp16 (CUDA), int8 (TensorRT).")]
 BatchOpt = Annotated[int, typer.Option(help="Frames (or tiles) per network call.")]
 TileOpt = Annotated[int, typer.Option(help="Run the network on TILE x TILE tiles (0: whole frames).")]
 TileOverlapOpt = Annotated[int, typer.Option(help="Pixels neighbouring tiles share; blended, not cropped.")]
 StreamsOpt = Annotated[int, typer.Option(help="CUDA: batches in flight, copies overlapping compute (1: no overlap).")]
 EngineOpt = Annotated[Optional[Path], typer.Option(help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime) to use as is.")]
 CudaGraphsOpt = Annotated[bool, typer.Option("--cuda-graphs", help="torch on CUDA: replay captured CUDA graphs.")]
-ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="torch: NHWC memory layout (faster fp16 convolutions on CUDA).")]
+ChannelsLastOpt = Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="torch: NHWC memory layout. Default: on for the CPU, and on CUDA in fp16/bf16.", show_default=False)]
 CodecOpt = Annotated[Optional[str], typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")]
 CrfOpt = Annotated[Optional[int], typer.Option(help="Constant-quality level where the encoder has one. Default 18.")]
 PresetOpt = Annotated[Optional[str], typer.Option(help="Encoder preset, e.g. medium, slow, veryfast.")]
@@ -111,7 +111,7 @@ ReportOpt = Annotated[Optional[Path], typer.Option(help="Write the JSON run repo
 
 def _run_options(
     *, input: str, output: str, weights: Path | None, backend: str, device: str, precision: str, batch: int,
-    tile: int, tile_overlap: int, streams: int, engine: Path | None, cuda_graphs: bool, channels_last: bool,
+    tile: int, tile_overlap: int, streams: int, engine: Path | None, cuda_graphs: bool, channels_last: bool | None,
     codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, fps: str, overwrite: bool,
     report: Path | None, quiet: bool, live: LiveOptions | None = None,
 ) -> RunOptions:
@@ -149,14 +149,14 @@ def run(
     weights: WeightsOpt = None,
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = "auto",
     batch: BatchOpt = 1,
     tile: TileOpt = 0,
     tile_overlap: TileOverlapOpt = 32,
     streams: StreamsOpt = 3,
     engine: EngineOpt = None,
     cuda_graphs: CudaGraphsOpt = False,
-    channels_last: ChannelsLastOpt = False,
+    channels_last: ChannelsLastOpt = None,
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,
@@ -195,14 +195,14 @@ def live(
     weights: WeightsOpt = None,
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = "auto",
     batch: BatchOpt = 1,
     tile: TileOpt = 0,
     tile_overlap: TileOverlapOpt = 32,
     streams: StreamsOpt = 3,
     engine: EngineOpt = None,
     cuda_graphs: CudaGraphsOpt = False,
-    channels_last: ChannelsLastOpt = False,
+    channels_last: ChannelsLastOpt = None,
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,
@@ -243,14 +243,14 @@ def batch_command(
     weights: WeightsOpt = None,
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = "auto",
     batch: BatchOpt = 1,
     tile: TileOpt = 0,
     tile_overlap: TileOverlapOpt = 32,
     streams: StreamsOpt = 3,
     engine: EngineOpt = None,
     cuda_graphs: CudaGraphsOpt = False,
-    channels_last: ChannelsLastOpt = False,
+    channels_last: ChannelsLastOpt = None,
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,
@@ -367,6 +367,7 @@ def evaluate(
     model: Annotated[Optional[Path], typer.Option(help="Weights to score. Default: the shipped light model.")] = None,
     backend: Annotated[str, typer.Option(help="torch, or passthrough to score the blurry input against itself.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    precision: PrecisionOpt = "auto",
     split: Annotated[str, typer.Option(help="Which split of a GoPro/REDS folder.")] = "test",
     limit: Annotated[Optional[int], typer.Option(help="Score only the first N pairs.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write metrics.json and blurry|deblurred|sharp pictures here.")] = None,
@@ -384,7 +385,7 @@ def evaluate(
 
         if card is not None and model is None:
             raise BadUsage("--card needs --model: the weights whose card gets the figures")
-        scorer = create_backend(backend, model, device)
+        scorer = create_backend(backend, model, device, precision)
         result = run_eval(scorer, data, out, split=split, limit=limit)
         typer.echo(json.dumps({"model": scorer.model_name, "data": str(data), **result.to_dict()}, indent=2))
         if card is not None and model is not None:
@@ -484,7 +485,7 @@ def build(
 def bench(
     backend: Annotated[str, typer.Option(help="auto, tensorrt, torch, onnxruntime.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, fp16, bf16 (CUDA), int8 (TensorRT).")] = "fp32",
+    precision: PrecisionOpt = "auto",
     size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x360",
     config: Annotated[Optional[str], typer.Option(help="Time a model configuration (random weights), e.g. deepdeblur, deepdeblur-light.")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Time these weights. Default: the shipped light model.")] = None,
@@ -493,7 +494,7 @@ def bench(
     streams: Annotated[int, typer.Option(help="CUDA: batches in flight (1: no overlap).")] = 3,
     seconds: Annotated[float, typer.Option(help="Minimum time for each model-alone measurement.")] = 5.0,
     cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs")] = False,
-    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
+    channels_last: ChannelsLastOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,

@@ -115,10 +115,11 @@ def test_auto_remembers_the_faster_cpu_backend(media_dir: Path, tmp_path: Path, 
     report = tmp_path / "r.json"
     assert run_cli("run", str(src), str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--report", str(report), "-q").returncode == 0
     records = json.loads((engine_dir / "cpu-backend-choice.json").read_text())
-    choices = {r["choice"] for r in records.values()}
-    assert json.loads(report.read_text())["backend"] in choices
+    ran = json.loads(report.read_text())
+    assert f"{ran['backend']} {ran['precision']}" in {" ".join(r["choice"].split()[:2]) for r in records.values()}
     for record in records.values():
         assert record["choice"] == min(record["seconds"], key=record["seconds"].get)
+        assert record["cpu"]["model"] and isinstance(record["cpu"]["flags"], list)
 
 
 def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Path) -> None:
@@ -131,6 +132,9 @@ def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Pa
     assert data["frames_out"] == data["frames_in"] == 12
     assert data["model_fps"] > 0 and data["naive_fps"] > 0
     assert data["pipeline_vs_model"] == pytest.approx(data["pipeline_fps"] / data["model_fps"], rel=0.01)
+    assert data["chosen"] in data["candidates_fps"] and data["model_fps"] == data["candidates_fps"][data["chosen"]]
+    assert "torch fp32 channels-last" in data["candidates_fps"] and data["precision"] == data["chosen"].split()[1]
+    assert set(data["cpu"]) == {"model", "flags", "native_bf16"}
 
 
 # --- GPU: the stream scheduler (run on a lent GPU; skipped elsewhere) ------------------------

@@ -1,7 +1,8 @@
 """Choosing and building a backend; `auto` picks the fastest one available.
 
-auto: TensorRT when it is installed and there is a GPU, else PyTorch on CUDA, else the faster
-of ONNX Runtime and PyTorch on this CPU, measured once at the frame size and remembered.
+auto: TensorRT when it is installed and there is a GPU, else PyTorch on CUDA, else the fastest
+CPU candidate (torch bf16 channels-last where bf16 is native, torch fp32 channels-last, ONNX
+Runtime fp32), measured once at the frame size and remembered per CPU model and flags.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ import torch
 from streamdeblur.engines.store import engine_dir, file_sha256, key_of, replace_atomically
 from streamdeblur.errors import BadInput, BadUsage
 from streamdeblur.inference.backend import Backend, PassthroughBackend
+from streamdeblur.inference.precision import cpu_facts, cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
@@ -29,12 +31,50 @@ _CPU_CHOICES = "cpu-backend-choice.json"
 _PROBE_PIXELS = 640 * 360  # CPU speed is measured on at most this many pixels
 
 
+@dataclass(frozen=True)
+class CpuCandidate:
+    """One way to run the network on the CPU, as `auto` compares them."""
+
+    backend: str  # torch or onnxruntime
+    precision: str
+    channels_last: bool = False
+
+    @property
+    def label(self) -> str:
+        layout = (" channels-last" if self.channels_last else " NCHW") if self.backend == "torch" else ""
+        return f"{self.backend} {self.precision}{layout}"
+
+
+def cpu_candidates(precision: str = "auto", channels_last: bool | None = None) -> list[CpuCandidate]:
+    """What `--backend auto` compares on the CPU for the asked precision, fastest-expected first."""
+    cpu = torch.device("cpu")
+    resolve_precision(precision, cpu)  # validates, and warns about emulated bf16
+    nhwc = resolve_channels_last(channels_last, cpu, "fp32")
+    candidates = []
+    if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()):
+        candidates.append(CpuCandidate("torch", "bf16", nhwc))
+    if precision in ("auto", "fp32"):
+        candidates.append(CpuCandidate("torch", "fp32", nhwc))
+        if _onnxruntime_available():
+            candidates.append(CpuCandidate("onnxruntime", "fp32"))
+    return candidates
+
+
+def build_cpu_candidate(candidate: CpuCandidate, weights: Path, onnx: str | Path | None = None) -> Backend:
+    if candidate.backend == "onnxruntime":
+        return _onnxruntime(weights, onnx)
+    return TorchBackend(load_checkpoint(weights), torch.device("cpu"), candidate.precision, candidate.channels_last)
+
+
 def create_backend(
-    name: str = "auto", weights: str | Path | None = None, device: str = "auto", precision: str = "fp32",
+    name: str = "auto", weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
     *, frame_size: tuple[int, int] | None = None, batch_size: int = 1, tile: int = 0, in_flight: int = 3,
-    engine: str | Path | None = None, channels_last: bool = False, cuda_graphs: bool = False,
+    engine: str | Path | None = None, channels_last: bool | None = None, cuda_graphs: bool = False,
 ) -> Backend:
-    """The backend to run. `frame_size` (width, height) sizes TensorRT engines and the CPU probe."""
+    """The backend to run. `frame_size` (width, height) sizes TensorRT engines and the CPU probe.
+
+    `precision` auto and `channels_last` None mean the fastest for this device (precision.py).
+    """
     if name not in BACKENDS:
         raise BadUsage(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     torch_device = resolve_device(device)
@@ -43,16 +83,24 @@ def create_backend(
         return PassthroughBackend(torch_device)
     if not weights_path.is_file():  # checked here, before the CPU probe or an engine cache hashes it
         raise BadInput(f"weights file not found: {weights_path}")
+    if name == "auto" and torch_device.type == "cpu" and not cuda_graphs:
+        candidates = cpu_candidates(precision, channels_last)
+        chosen = _fastest_on_cpu(weights_path, candidates, frame_size or (640, 360))
+        log.debug("backend auto -> %s", chosen.label)
+        return build_cpu_candidate(chosen, weights_path, engine)
     if name == "auto":
-        name = _auto_choice(torch_device, weights_path, precision, frame_size)
-        log.debug("backend auto -> %s", name)
-    if name == "tensorrt":
-        return _tensorrt(weights_path, torch_device, precision, frame_size, batch_size, tile, in_flight, engine)
+        from streamdeblur.engines import tensorrt_available
+
+        name = "tensorrt" if torch_device.type == "cuda" and tensorrt_available() else "torch"
     if name == "onnxruntime":
-        if torch_device.type != "cpu" or precision != "fp32":
+        if torch_device.type != "cpu" or precision not in ("auto", "fp32"):
             raise BadUsage("--backend onnxruntime runs on the CPU in fp32")
         return _onnxruntime(weights_path, engine)
-    return TorchBackend(load_checkpoint(weights_path), torch_device, precision, channels_last, cuda_graphs)
+    resolved = resolve_precision(precision, torch_device)
+    if name == "tensorrt":
+        return _tensorrt(weights_path, torch_device, resolved, frame_size, batch_size, tile, in_flight, engine)
+    nhwc = resolve_channels_last(channels_last, torch_device, resolved)
+    return TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs)
 
 
 def make_processor(backend: Backend, tile: int = 0, tile_overlap: int = 32, batch_size: int = 1, in_flight: int = 3) -> Processor:
@@ -62,16 +110,6 @@ def make_processor(backend: Backend, tile: int = 0, tile_overlap: int = 32, batc
 
         return StreamScheduler(backend, tile, tile_overlap, batch_size, in_flight)
     return FrameProcessor(backend, tile, tile_overlap, batch_size)
-
-
-def _auto_choice(device: torch.device, weights: Path, precision: str, frame_size: tuple[int, int] | None) -> str:
-    if device.type == "cuda":
-        from streamdeblur.engines import tensorrt_available
-
-        return "tensorrt" if tensorrt_available() else "torch"
-    if precision != "fp32" or not _onnxruntime_available():
-        return "torch"
-    return _faster_on_cpu(weights, frame_size or (640, 360))
 
 
 def _onnxruntime_available() -> bool:
@@ -90,28 +128,30 @@ def _probe_size(frame_size: tuple[int, int]) -> tuple[int, int]:
     return max(16, round(width * scale)), max(16, round(height * scale))
 
 
-def _faster_on_cpu(weights: Path, frame_size: tuple[int, int]) -> str:
-    """Time PyTorch and ONNX Runtime on this machine once; remember the winner."""
+def _fastest_on_cpu(weights: Path, candidates: list[CpuCandidate], frame_size: tuple[int, int]) -> CpuCandidate:
+    """Time the candidates on this machine once (per CPU model, flags, size, threads); remember the winner."""
+    if len(candidates) == 1:
+        return candidates[0]
     width, height = _probe_size(frame_size)
     facts = {
         "weights_sha256": file_sha256(weights), "size": [width, height], "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "torch": torch.__version__, "cpu": cpu_facts(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "candidates": [c.label for c in candidates],
     }
     record_path = engine_dir() / _CPU_CHOICES
-    records = _read_records(record_path)
     key = key_of(facts)
-    if key not in records:
-        x = torch.rand(1, 3, height, width)
-        timings = {
-            "torch": _seconds_per_call(TorchBackend(load_checkpoint(weights), torch.device("cpu")), x),
-            "onnxruntime": _seconds_per_call(_onnxruntime(weights, None), x),
-        }
-        records = {**_read_records(record_path), key: {**facts, "seconds": timings, "choice": min(timings, key=lambda k: timings[k])}}
-        replace_atomically(record_path, (json.dumps(records, indent=2) + "\n").encode())
-        log.info("CPU backend: %s (measured at %dx%d: %s)", records[key]["choice"], width, height,
-                 ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()))
-    return str(records[key]["choice"])
+    by_label = {c.label: c for c in candidates}
+    known = _read_records(record_path).get(key, {}).get("choice")
+    if known in by_label:
+        return by_label[known]
+    x = torch.rand(1, 3, height, width)
+    seconds = {c.label: seconds_per_call(build_cpu_candidate(c, weights), x) for c in candidates}
+    choice = min(seconds, key=lambda label: seconds[label])
+    records = {**_read_records(record_path), key: {**facts, "seconds": seconds, "choice": choice}}
+    replace_atomically(record_path, (json.dumps(records, indent=2) + "\n").encode())
+    log.info("CPU backend: %s (measured at %dx%d: %s)", choice, width, height,
+             ", ".join(f"{label} {s * 1000:.0f} ms" for label, s in seconds.items()))
+    return by_label[choice]
 
 
 def _read_records(path: Path) -> dict[str, dict]:
@@ -121,7 +161,7 @@ def _read_records(path: Path) -> dict[str, dict]:
         return {}
 
 
-def _seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:
+def seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:
     backend.infer(x)  # warm-up
     started = time.perf_counter()
     for _ in range(repeats):

@@ -26,13 +26,13 @@ class RunOptions:
     weights: str | None = None
     backend: str = "auto"
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # precision.py: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32
     batch_size: int = 1
     tile: int = 0
     tile_overlap: int = 32
     in_flight: int = 3  # CUDA: batches in flight in the stream scheduler (1: no overlap)
     engine: str | None = None  # a TensorRT engine or ONNX file to use instead of building one
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: the faster layout for the device (precision.py)
     cuda_graphs: bool = False
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     overwrite: bool = False

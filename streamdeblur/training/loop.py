@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.inference.torch_backend import DTYPES
+from streamdeblur.inference.precision import DTYPES, cpu_has_native_bf16
 from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, save_weights
 from streamdeblur.models.deepdeblur import init_as_identity
 from streamdeblur.training import distributed
@@ -56,11 +56,7 @@ def mixed_precision_dtype(amp: bool, device: torch.device) -> torch.dtype | None
         return None
     if device.type == "cuda":
         return torch.float16
-    try:
-        native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a private probe; absent means unknown
-        native_bf16 = False
-    return torch.bfloat16 if device.type == "cpu" and native_bf16 else None
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
 
 
 class _Pyramid(nn.Module):

@@ -1,0 +1,123 @@
+"""CPU precision and layout: bf16 stays close to fp32, `auto` follows the bf16 probe, and the
+pipeline writes exactly what the backend computed."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from streamdeblur.inference import create_backend
+from streamdeblur.inference.precision import resolve_channels_last, resolve_precision
+from streamdeblur.inference.processor import stack_pixels, to_float, to_integers
+from streamdeblur.inference.select import cpu_candidates
+from streamdeblur.inference.torch_backend import TorchBackend
+from streamdeblur.io.frame import Frame
+from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
+from streamdeblur.pipeline.job import RunOptions, run_job
+from streamdeblur.training.metrics import psnr
+from streamdeblur.training.synthetic import render_pair
+
+CPU = torch.device("cpu")
+
+
+def _native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+
+
+def test_bf16_output_of_the_shipped_weights_is_within_45_db_of_fp32() -> None:
+    rng = np.random.default_rng(5)
+    blurry = np.stack([render_pair(rng, 96, 128, photos=None).blurry for _ in range(3)])
+    x = torch.from_numpy(blurry.transpose(0, 3, 1, 2).copy()).float()
+    fp32 = TorchBackend(load_checkpoint(DEFAULT_WEIGHTS), CPU, "fp32").infer(x).clamp(0, 1)
+    bf16_backend = TorchBackend(load_checkpoint(DEFAULT_WEIGHTS), CPU, "bf16", channels_last=True)
+    bf16 = bf16_backend.infer(x).clamp(0, 1)
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
+    assert not torch.equal(bf16, fp32)  # it really ran in bf16
+    for a, b in zip(bf16, fp32):
+        assert psnr(a.numpy().transpose(1, 2, 0), b.numpy().transpose(1, 2, 0)) >= 45.0
+
+
+def test_auto_is_fp32_where_the_bf16_probe_says_no(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path) -> None:
+    _native_bf16(monkeypatch, False)
+    assert resolve_precision("auto", CPU) == "fp32"
+    assert all(c.precision == "fp32" for c in cpu_candidates("auto"))
+    backend = create_backend("torch", tiny_weights, "cpu", "auto")
+    assert backend.precision == "fp32" and not backend.autocast and backend.channels_last  # type: ignore[attr-defined]
+
+
+def test_auto_is_bf16_where_the_bf16_probe_says_yes(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path) -> None:
+    _native_bf16(monkeypatch, True)
+    assert resolve_precision("auto", CPU) == "bf16"
+    labels = [c.label for c in cpu_candidates("auto")]
+    assert labels[:2] == ["torch bf16 channels-last", "torch fp32 channels-last"]
+    assert [c.label for c in cpu_candidates("auto", channels_last=False)][0] == "torch bf16 NCHW"
+    assert [c.label for c in cpu_candidates("fp32")] == labels[1:]  # an explicit fp32 keeps bf16 out
+    backend = create_backend("torch", tiny_weights, "cpu", "auto")
+    assert backend.precision == "bf16" and backend.autocast  # type: ignore[attr-defined]
+
+
+def test_auto_precision_and_layout_on_cuda_and_explicit_choices() -> None:
+    cuda = torch.device("cuda")
+    assert resolve_precision("auto", cuda) == "fp16" and resolve_precision("bf16", cuda) == "bf16"
+    assert resolve_channels_last(None, cuda, "fp16") and not resolve_channels_last(None, cuda, "fp32")
+    assert resolve_channels_last(None, CPU, "fp32") and not resolve_channels_last(False, CPU, "fp32")
+    with pytest.raises(Exception, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", CPU)
+    with pytest.raises(Exception, match="unknown precision"):
+        resolve_precision("fp64", CPU)
+
+
+def test_bf16_without_native_support_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    _native_bf16(monkeypatch, False)
+    with caplog.at_level("WARNING"):
+        assert resolve_precision("bf16", CPU) == "bf16"
+    assert "emulated" in caplog.text
+
+
+def _write_frames(folder: Path, dtype: type, count: int = 3) -> list[np.ndarray]:
+    """RGB frames of blurred synthetic scenes, stored as PNG (lossless, 8 or 16 bit)."""
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    top = np.iinfo(dtype).max
+    frames = []
+    for i in range(count):
+        rgb = (render_pair(rng, 72, 104, photos=None).blurry * top).round().astype(dtype)
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        frames.append(rgb)
+    return frames
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels_last", [None, False])
+def test_pipeline_output_is_the_backends_output(
+    tmp_path: Path, tiny_weights: Path, dtype: type, channels_last: bool | None,
+) -> None:
+    frames = _write_frames(tmp_path / "in", dtype)
+    report = run_job(RunOptions(
+        input=str(tmp_path / "in"), output=str(tmp_path / "out"), weights=str(tiny_weights), backend="torch",
+        device="cpu", precision="auto", channels_last=channels_last, progress=False,
+    ))
+    assert report.frames_out == len(frames) and report.precision == resolve_precision("auto", CPU)
+    written = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+               for p in sorted((tmp_path / "out").glob("*.png"))]
+    backend = create_backend("torch", tiny_weights, "cpu", "auto", channels_last=channels_last)
+    for rgb, got in zip(frames, written, strict=True):
+        pixels = torch.from_numpy(stack_pixels([Frame(rgb, 0, Fraction(1, 25), 0)]))
+        expected = to_integers(backend.infer(to_float(pixels, rgb.dtype)), rgb.dtype).numpy()[0]
+        expected = expected.view(np.uint16) if dtype == np.uint16 else expected
+        assert got.dtype == dtype and np.array_equal(got, expected)
+        assert not np.array_equal(got, rgb)  # the network changed the frame
+
+
+def test_run_in_bf16_on_the_cpu_reports_it(tmp_path: Path, tiny_weights: Path) -> None:
+    _write_frames(tmp_path / "in", np.uint8, count=2)
+    report = run_job(RunOptions(
+        input=str(tmp_path / "in"), output=str(tmp_path / "out"), weights=str(tiny_weights), backend="torch",
+        device="cpu", precision="bf16", progress=False,
+    ))
+    assert report.frames_out == 2 and report.precision == "bf16"
