@@ -24,9 +24,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session", autouse=True)
 def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ONNX exports and backend choices go to a session folder, not the checkout's engines/."""
+    """ONNX exports go to a session folder, not the checkout's engines/."""
     folder = tmp_path_factory.mktemp("engines")
     os.environ["STREAMDEBLUR_ENGINE_DIR"] = str(folder)
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CPU backend choices go to a session folder, not the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["STREAMDEBLUR_CACHE_DIR"] = str(folder)
     return folder
 
 

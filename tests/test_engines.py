@@ -108,13 +108,13 @@ def test_cpu_backends_agree_through_the_pipeline(media_dir: Path, tmp_path: Path
     assert np.abs(outputs["torch"] - outputs["onnxruntime"]).max() <= 1
 
 
-def test_auto_remembers_the_faster_cpu_backend(media_dir: Path, tmp_path: Path, tiny_weights: Path, engine_dir: Path) -> None:
+def test_auto_remembers_the_faster_cpu_backend(media_dir: Path, tmp_path: Path, tiny_weights: Path, cache_dir: Path) -> None:
     from tests.media import make_clip
 
     src = make_clip("one_frame", media_dir)
     report = tmp_path / "r.json"
     assert run_cli("run", str(src), str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--report", str(report), "-q").returncode == 0
-    records = json.loads((engine_dir / "cpu-backend-choice.json").read_text())
+    records = json.loads((cache_dir / "cpu-backend-choice.json").read_text())
     ran = json.loads(report.read_text())
     assert f"{ran['backend']} {ran['precision']}" in {" ".join(r["choice"].split()[:2]) for r in records.values()}
     for record in records.values():

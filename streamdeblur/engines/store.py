@@ -12,17 +12,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+from streamdeblur.cache import user_cache_dir
+
 _CHECKOUT_ENGINES = Path(__file__).resolve().parents[2] / "engines"
 
 
 def engine_dir() -> Path:
-    """$STREAMDEBLUR_ENGINE_DIR, else the checkout's engines/, else ~/.cache/streamdeblur/engines."""
+    """$STREAMDEBLUR_ENGINE_DIR, else the checkout's engines/, else the user cache's engines/."""
     if os.environ.get("STREAMDEBLUR_ENGINE_DIR"):
         folder = Path(os.environ["STREAMDEBLUR_ENGINE_DIR"])
     elif (_CHECKOUT_ENGINES / "README.md").is_file():
         folder = _CHECKOUT_ENGINES
     else:
-        folder = Path.home() / ".cache" / "streamdeblur" / "engines"
+        folder = user_cache_dir() / "engines"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

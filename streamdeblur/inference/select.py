@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from streamdeblur.engines.store import engine_dir, file_sha256, key_of, replace_atomically
+from streamdeblur.cache import user_cache_dir
+from streamdeblur.engines.store import file_sha256, key_of, replace_atomically
 from streamdeblur.errors import BadInput, BadUsage
 from streamdeblur.inference.backend import Backend, PassthroughBackend
 from streamdeblur.inference.precision import cpu_facts, cpu_has_native_bf16, resolve_channels_last, resolve_precision
@@ -138,7 +139,8 @@ def _fastest_on_cpu(weights: Path, candidates: list[CpuCandidate], frame_size: t
         "torch": torch.__version__, "cpu": cpu_facts(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "candidates": [c.label for c in candidates],
     }
-    record_path = engine_dir() / _CPU_CHOICES
+    record_path = user_cache_dir() / _CPU_CHOICES  # a measurement of this machine, not an engine
+    record_path.parent.mkdir(parents=True, exist_ok=True)
     key = key_of(facts)
     by_label = {c.label: c for c in candidates}
     known = _read_records(record_path).get(key, {}).get("choice")

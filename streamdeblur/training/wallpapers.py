@@ -15,10 +15,11 @@ from pathlib import Path
 
 import cv2
 
+from streamdeblur.cache import user_cache_dir
 from streamdeblur.errors import BadInput
 
 APT_PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers")
-DEFAULT_PHOTOS_DIR = Path.home() / ".cache" / "streamdeblur" / "photos"
+DEFAULT_PHOTOS_DIR = user_cache_dir() / "photos"
 
 _MATE = "/usr/share/backgrounds/mate/nature"
 _PLASMA = "/usr/share/wallpapers"
