@@ -114,6 +114,9 @@ def run_bench(
         "pipeline_fps": report.fps, "naive_fps": round(naive_fps, 3),
         "pipeline_vs_model": round(report.fps / model_fps, 3) if model_fps else None,
         "model_vs_naive": round(model_fps / naive_fps, 3) if naive_fps else None,
+        # The chosen candidate against ONNX Runtime fp32, the CPU default before bf16 and channels-last.
+        "model_vs_onnxruntime": round(model_fps / candidates_fps["onnxruntime fp32"], 3)
+        if candidates_fps.get("onnxruntime fp32") else None,
         "device_name": torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu",
         "cpu": cpu_facts(), "threads": torch.get_num_threads(),
     })

@@ -135,6 +135,8 @@ def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Pa
     assert data["chosen"] in data["candidates_fps"] and data["model_fps"] == data["candidates_fps"][data["chosen"]]
     assert "torch fp32 channels-last" in data["candidates_fps"] and data["precision"] == data["chosen"].split()[1]
     assert set(data["cpu"]) == {"model", "flags", "native_bf16"}
+    if "onnxruntime fp32" in data["candidates_fps"]:
+        assert data["model_vs_onnxruntime"] == pytest.approx(data["model_fps"] / data["candidates_fps"]["onnxruntime fp32"], rel=0.01)
 
 
 # --- GPU: the stream scheduler (run on a lent GPU; skipped elsewhere) ------------------------
