@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from streamdeblur.demo import write_demo_clip
-from streamdeblur.inference import create_backend
+from streamdeblur.inference import BackendSpec
 from streamdeblur.inference.backend import Backend
 from streamdeblur.inference.precision import cpu_facts
 from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates
@@ -47,6 +48,11 @@ def _frames_per_second(step: Callable[[], object], frames_per_step: int, device:
     return steps * frames_per_step / (time.perf_counter() - started)
 
 
+def _model_alone(backend: Backend, x: torch.Tensor, seconds: float) -> float:
+    """Frames/s of the backend on a batch already on its device, calls back to back."""
+    return _frames_per_second(lambda: backend.infer(x), x.shape[0], x.device, seconds, 3)
+
+
 def weights_for(config: str | None, weights: str | None, folder: Path) -> Path:
     """Given weights, or (for speed only) random weights of a named configuration."""
     if weights:
@@ -64,29 +70,20 @@ def label_of(backend: Backend) -> str:
 
 
 def run_bench(
-    width: int, height: int, backend: str = "auto", device: str = "auto", precision: str = "auto",
-    config: str | None = None, weights: str | None = None, frames: int = 60, batch_size: int = 1,
-    in_flight: int = 3, tile: int = 0, seconds: float = 5.0, cuda_graphs: bool = False,
-    channels_last: bool | None = None,
+    width: int, height: int, spec: BackendSpec, config: str | None = None, frames: int = 60, seconds: float = 5.0,
 ) -> dict[str, Any]:
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(spec.device)
     with tempfile.TemporaryDirectory(prefix="streamdeblur-bench-") as tmp:
         folder = Path(tmp)
-        weights_path = weights_for(config, weights, folder)
-        chosen = create_backend(
-            backend, weights_path, device, precision, frame_size=(width, height), batch_size=batch_size,
-            tile=tile, in_flight=in_flight, channels_last=channels_last, cuda_graphs=cuda_graphs,
-        )
-        x = torch.rand(batch_size, 3, height, width, device=torch_device)
+        weights_path = weights_for(config, spec.weights, folder)
+        spec = replace(spec, weights=str(weights_path))
+        chosen = spec.create(frame_size=(width, height))
+        x = torch.rand(spec.batch, 3, height, width, device=torch_device)
         candidates_fps: dict[str, float] = {}
         if torch_device.type == "cpu" and chosen.name != "passthrough":
-            for candidate in cpu_candidates(precision, channels_last):
-                timed = build_cpu_candidate(candidate, weights_path)
-                fps = _frames_per_second(lambda: timed.infer(x), batch_size, torch_device, seconds, 3)
-                candidates_fps[candidate.label] = round(fps, 3)
-                del timed
-        model_fps = candidates_fps.get(label_of(chosen)) or _frames_per_second(
-            lambda: chosen.infer(x), batch_size, torch_device, seconds, 3)
+            for candidate in cpu_candidates(spec.precision, spec.channels_last):
+                candidates_fps[candidate.label] = round(_model_alone(build_cpu_candidate(candidate, weights_path), x, seconds), 3)
+        model_fps = candidates_fps.get(label_of(chosen)) or _model_alone(chosen, x, seconds)
 
         naive = TorchBackend(load_checkpoint(weights_path), torch_device, "fp32")
         frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -101,15 +98,12 @@ def run_bench(
 
         clip = folder / "clip.mp4"
         write_demo_clip(clip, width, height, seconds=frames / 30, fps=30)
-        report = run_job(RunOptions(  # the chosen backend, named exactly: no second auto choice
-            input=str(clip), output=str(folder / "out.mp4"), weights=str(weights_path), backend=chosen.name,
-            device=device, precision=chosen.precision, batch_size=batch_size, tile=tile, in_flight=in_flight,
-            channels_last=getattr(chosen, "channels_last", None), cuda_graphs=cuda_graphs,
-            encode=EncodeOptions(), progress=False,
-        ))
+        # The chosen backend, named exactly: no second auto choice.
+        report = run_job(RunOptions(input=str(clip), output=str(folder / "out.mp4"), spec=spec.pinned(chosen),
+                                    encode=EncodeOptions(), progress=False))
     result = report.to_dict()
     result.update({
-        "size": f"{width}x{height}", "batch": batch_size, "in_flight": in_flight, "chosen": label_of(chosen),
+        "size": f"{width}x{height}", "batch": spec.batch, "streams": spec.streams, "chosen": label_of(chosen),
         "model_fps": round(model_fps, 3), "candidates_fps": candidates_fps,
         "pipeline_fps": report.fps, "naive_fps": round(naive_fps, 3),
         "pipeline_vs_model": round(report.fps / model_fps, 3) if model_fps else None,

@@ -19,6 +19,7 @@ import typer
 from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError, StreamdeblurError
 
 if TYPE_CHECKING:
+    from streamdeblur.inference.spec import BackendSpec
     from streamdeblur.pipeline.job import RunOptions
     from streamdeblur.pipeline.live import LiveOptions
 
@@ -119,13 +120,30 @@ def _run_options(
     from streamdeblur.io import EncodeOptions
     from streamdeblur.pipeline.job import RunOptions
 
+    spec = _backend_spec(
+        weights=weights, backend=backend, device=device, precision=precision, batch=batch, tile=tile,
+        tile_overlap=tile_overlap, streams=streams, engine=engine, cuda_graphs=cuda_graphs, channels_last=channels_last,
+    )
     return RunOptions(
-        input=input, output=output, weights=str(weights) if weights else None, backend=backend,
-        device=device, precision=precision, batch_size=batch, tile=tile, tile_overlap=tile_overlap,
-        in_flight=streams, engine=str(engine) if engine else None, cuda_graphs=cuda_graphs,
-        channels_last=channels_last, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+        input=input, output=output, spec=spec, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
         overwrite=overwrite, fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report, live=live,
     )
+
+
+def _backend_spec(
+    *, weights: Path | None, backend: str, device: str, precision: str, batch: int, tile: int, tile_overlap: int,
+    streams: int, engine: Path | None, cuda_graphs: bool, channels_last: bool | None,
+) -> BackendSpec:
+    """The backend options of `run`, `live`, `batch` and `bench`, checked, as one value."""
+    from streamdeblur.inference.spec import BackendSpec
+
+    spec = BackendSpec(
+        backend=backend, weights=str(weights) if weights else None, device=device, precision=precision, batch=batch,
+        tile=tile, tile_overlap=tile_overlap, streams=streams, engine=str(engine) if engine else None,
+        cuda_graphs=cuda_graphs, channels_last=channels_last,
+    )
+    spec.check()
+    return spec
 
 
 def _execute(opts: RunOptions, quiet: bool) -> None:
@@ -483,17 +501,20 @@ def build(
 
 @app.command()
 def bench(
-    backend: Annotated[str, typer.Option(help="auto, tensorrt, torch, onnxruntime.")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
-    precision: PrecisionOpt = "auto",
     size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x360",
     config: Annotated[Optional[str], typer.Option(help="Time a model configuration (random weights), e.g. deepdeblur, deepdeblur-light.")] = None,
-    weights: Annotated[Optional[Path], typer.Option(help="Time these weights. Default: the shipped light model.")] = None,
     frames: Annotated[int, typer.Option(help="Frames in the pipeline clip.")] = 60,
-    batch: Annotated[int, typer.Option(help="Frames per network call.")] = 1,
-    streams: Annotated[int, typer.Option(help="CUDA: batches in flight (1: no overlap).")] = 3,
     seconds: Annotated[float, typer.Option(help="Minimum time for each model-alone measurement.")] = 5.0,
-    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs")] = False,
+    weights: WeightsOpt = None,
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    batch: BatchOpt = 1,
+    tile: TileOpt = 0,
+    tile_overlap: TileOverlapOpt = 32,
+    streams: StreamsOpt = 3,
+    engine: EngineOpt = None,
+    cuda_graphs: CudaGraphsOpt = False,
     channels_last: ChannelsLastOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
     quiet: QuietOpt = False,
@@ -507,10 +528,12 @@ def bench(
         if config and weights:
             raise BadUsage("give --config or --weights, not both")
         width, height = _parse_size(size)
-        result = run_bench(
-            width, height, backend, device, precision, config, str(weights) if weights else None, frames,
-            batch, streams, seconds=seconds, cuda_graphs=cuda_graphs, channels_last=channels_last,
+        spec = _backend_spec(
+            weights=weights, backend=backend, device=device, precision=precision, batch=batch, tile=tile,
+            tile_overlap=tile_overlap, streams=streams, engine=engine, cuda_graphs=cuda_graphs,
+            channels_last=channels_last,
         )
+        result = run_bench(width, height, spec, config, frames, seconds)
         text = json.dumps(result, indent=2)
         typer.echo(text)
         if json_out is not None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,3 +118,42 @@ def test_input_is_never_its_own_output(media_dir: Path, tiny_weights: Path) -> N
     result = run_cli("run", str(src), str(src), "--weights", str(tiny_weights), "--overwrite")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "extra, fields, message",
+    [
+        (["--backend", "torch", "--engine", "x.onnx"], {"backend": "torch", "engine": "x.onnx"},
+         "--engine is for --backend tensorrt or onnxruntime, not torch"),
+        (["--backend", "onnxruntime", "--cuda-graphs"], {"backend": "onnxruntime", "cuda_graphs": True},
+         "--cuda-graphs is for --backend torch, not onnxruntime"),
+        (["--backend", "passthrough", "--no-channels-last"], {"backend": "passthrough", "channels_last": False},
+         "--channels-last/--no-channels-last is for --backend torch, not passthrough"),
+        (["--batch", "0"], {"batch": 0}, "--batch and --streams must be at least 1"),
+    ],
+)
+def test_options_the_backend_would_ignore_are_one_line_errors(
+    extra: list[str], fields: dict[str, Any], message: str, tmp_path: Path,
+) -> None:
+    from streamdeblur.errors import BadUsage
+    from streamdeblur.inference import BackendSpec
+
+    with pytest.raises(BadUsage, match=re.escape(message)):
+        BackendSpec(**fields).check()
+    for command in (["run", "in.mp4", str(tmp_path / "out.mp4")], ["bench"], ["batch", str(tmp_path), str(tmp_path / "o")]):
+        result = run_cli(*command, *extra)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, command
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "o").exists()
+
+
+def test_batch_workers_run_what_auto_chose_on_the_cpu(tiny_weights: Path) -> None:
+    """batch measures `auto` once and gives its workers the choice, precision and layout included."""
+    from streamdeblur.inference import BackendSpec
+
+    spec = BackendSpec(weights=str(tiny_weights), device="cpu")
+    backend = spec.create(frame_size=(64, 48))
+    pinned = spec.pinned(backend)
+    assert pinned.backend == backend.name != "auto" and pinned.precision == backend.precision != "auto"
+    rebuilt = pinned.create(frame_size=(64, 48))
+    assert (rebuilt.name, rebuilt.precision, getattr(rebuilt, "channels_last", None)) == (
+        backend.name, backend.precision, getattr(backend, "channels_last", None))

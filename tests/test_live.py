@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from streamdeblur.cli import app
 from streamdeblur.errors import BadInput
+from streamdeblur.inference import BackendSpec
 from streamdeblur.inference.backend import PassthroughBackend
 from streamdeblur.io import Frame
 from streamdeblur.io.camera import CameraSource
@@ -63,7 +64,7 @@ def _live_run(tmp_path: Path, rate: int, max_latency_ms: float, seconds: float =
     sender = send(url, rate=rate)
     out = tmp_path / "out.mp4"
     try:
-        report = run_job(RunOptions(input=url, output=str(out), backend="passthrough", progress=False,
+        report = run_job(RunOptions(input=url, output=str(out), spec=BackendSpec(backend="passthrough"), progress=False,
                                     live=LiveOptions(max_latency_ms=max_latency_ms, duration_s=seconds, timeout_s=10)))
     finally:
         stop(sender)

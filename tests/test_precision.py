@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from streamdeblur.inference import create_backend
+from streamdeblur.inference import BackendSpec, create_backend
 from streamdeblur.inference.precision import resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import stack_pixels, to_float, to_integers
 from streamdeblur.inference.select import cpu_candidates
@@ -103,10 +103,8 @@ def test_pipeline_output_is_the_backends_output(
     tmp_path: Path, tiny_weights: Path, dtype: type, channels_last: bool | None,
 ) -> None:
     frames = _write_frames(tmp_path / "in", dtype)
-    report = run_job(RunOptions(
-        input=str(tmp_path / "in"), output=str(tmp_path / "out"), weights=str(tiny_weights), backend="torch",
-        device="cpu", precision="auto", channels_last=channels_last, progress=False,
-    ))
+    spec = BackendSpec(backend="torch", weights=str(tiny_weights), device="cpu", channels_last=channels_last)
+    report = run_job(RunOptions(input=str(tmp_path / "in"), output=str(tmp_path / "out"), spec=spec, progress=False))
     assert report.frames_out == len(frames) and report.precision == resolve_precision("auto", CPU)
     written = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
                for p in sorted((tmp_path / "out").glob("*.png"))]
@@ -121,8 +119,6 @@ def test_pipeline_output_is_the_backends_output(
 
 def test_run_in_bf16_on_the_cpu_reports_it(tmp_path: Path, tiny_weights: Path) -> None:
     _write_frames(tmp_path / "in", np.uint8, count=2)
-    report = run_job(RunOptions(
-        input=str(tmp_path / "in"), output=str(tmp_path / "out"), weights=str(tiny_weights), backend="torch",
-        device="cpu", precision="bf16", progress=False,
-    ))
+    spec = BackendSpec(backend="torch", weights=str(tiny_weights), device="cpu", precision="bf16")
+    report = run_job(RunOptions(input=str(tmp_path / "in"), output=str(tmp_path / "out"), spec=spec, progress=False))
     assert report.frames_out == 2 and report.precision == "bf16"

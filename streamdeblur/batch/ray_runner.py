@@ -111,7 +111,7 @@ class RayRunner:
 
     def submit(self, task: FileTask) -> None:
         if self.resources["num_gpus"]:  # Ray picks the GPU and makes it the task's only one
-            task = replace(task, options=replace(task.options, device="cuda"))
+            task = replace(task, options=replace(task.options, spec=replace(task.options.spec, device="cuda")))
         self._tasks[self._remote.remote(task, self._flag, self._setup)] = task
 
     def finished(self, timeout: float) -> list[FileRecord]:

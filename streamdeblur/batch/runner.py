@@ -28,6 +28,7 @@ from streamdeblur.batch.progress import BatchProgress
 from streamdeblur.batch.ray_runner import import_ray
 from streamdeblur.batch.task import FileTask
 from streamdeblur.errors import BadUsage
+from streamdeblur.inference.spec import BackendSpec
 from streamdeblur.io import partial_path
 from streamdeblur.pipeline.job import RunOptions, check_options
 
@@ -120,20 +121,21 @@ def _ray_runner(opts: BatchOptions) -> Executor:
     from streamdeblur.batch.ray_runner import RayRunner
 
     return RayRunner(
-        opts.ray_address or "local", opts.job.backend, opts.job.device, opts.gpus_per_task, opts.workers,
+        opts.ray_address or "local", opts.job.spec.backend, opts.job.spec.device, opts.gpus_per_task, opts.workers,
         opts.worker_setup, opts.verbose,
     )
 
 
-def _preflight(opts: BatchOptions, first: InputFile) -> tuple[str, torch.device | None]:
+def _preflight(opts: BatchOptions, first: InputFile) -> tuple[BackendSpec, torch.device | None]:
     """Mistakes every file would share fail the batch once, here, before anything is written.
 
-    Returns the backend every file runs and the device (None with Ray: it is the workers').
-    On the CPU the backend is built once here, so `auto` is measured and any ONNX export made
-    once, not by every worker at the same time. On CUDA nothing is built here: a CUDA context
-    in this process would only hold GPU memory the workers need.
+    Returns the backend spec every file runs and the device (None with Ray: it is the
+    workers'). On the CPU the backend is built once here, so `auto` is measured and any ONNX
+    export made once, not by every worker at the same time, and the spec is pinned to what it
+    chose. On CUDA nothing is built here: a CUDA context in this process would only hold GPU
+    memory the workers need.
     """
-    from streamdeblur.inference import BACKENDS, create_backend
+    from streamdeblur.inference import BACKENDS
     from streamdeblur.inference.torch_backend import resolve_device
     from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
 
@@ -141,18 +143,15 @@ def _preflight(opts: BatchOptions, first: InputFile) -> tuple[str, torch.device 
     check_options(replace(job, input=str(first.path), output=str(first.output_path(opts.output_dir))))
     if opts.ray_address:
         import_ray()
-    device = None if opts.ray_address else resolve_device(job.device)
+    spec = job.spec
+    device = None if opts.ray_address else resolve_device(spec.device)
     if device is None or device.type == "cuda":
-        if job.backend not in BACKENDS:
-            raise BadUsage(f"unknown backend {job.backend!r}; choose from {', '.join(BACKENDS)}")
-        if job.backend != "passthrough":
-            load_checkpoint(job.weights or DEFAULT_WEIGHTS)  # unreadable weights fail here, once
-        return job.backend, device
-    backend = create_backend(
-        job.backend, job.weights, job.device, job.precision, batch_size=job.batch_size, tile=job.tile,
-        in_flight=job.in_flight, engine=job.engine, channels_last=job.channels_last, cuda_graphs=job.cuda_graphs,
-    )
-    return backend.name, device
+        if spec.backend not in BACKENDS:
+            raise BadUsage(f"unknown backend {spec.backend!r}; choose from {', '.join(BACKENDS)}")
+        if spec.backend != "passthrough":
+            load_checkpoint(spec.weights or DEFAULT_WEIGHTS)  # unreadable weights fail here, once
+        return spec, device
+    return spec.pinned(spec.create()), device
 
 
 def _plan(opts: BatchOptions) -> list[InputFile]:
@@ -189,8 +188,8 @@ def run_batch(opts: BatchOptions, stop: threading.Event) -> BatchSummary:
     """Process every selected input not yet done; returns when all are recorded or after a stop."""
     started = time.monotonic()
     inputs = _plan(opts)
-    backend, device = _preflight(opts, inputs[0])
-    opts = replace(opts, job=replace(opts.job, backend=backend))
+    spec, device = _preflight(opts, inputs[0])
+    opts = replace(opts, job=replace(opts.job, spec=spec))
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     with Manifest(opts.output_dir) as manifest:
         summary = BatchSummary(opts.input_dir, opts.output_dir, manifest.path)

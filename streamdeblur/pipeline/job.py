@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.inference import create_backend, make_processor
+from streamdeblur.inference import BackendSpec
 from streamdeblur.io import EncodeOptions, Sink, Source, open_sink, open_source, output_is_folder
 from streamdeblur.pipeline.live import PREVIEW_ONLY, LiveOptions, LiveSession
 from streamdeblur.pipeline.runner import Pipeline
@@ -23,17 +23,7 @@ from streamdeblur.pipeline.stats import RunReport, RunStats
 class RunOptions:
     input: str
     output: str
-    weights: str | None = None
-    backend: str = "auto"
-    device: str = "auto"
-    precision: str = "auto"  # precision.py: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32
-    batch_size: int = 1
-    tile: int = 0
-    tile_overlap: int = 32
-    in_flight: int = 3  # CUDA: batches in flight in the stream scheduler (1: no overlap)
-    engine: str | None = None  # a TensorRT engine or ONNX file to use instead of building one
-    channels_last: bool | None = None  # None: the faster layout for the device (precision.py)
-    cuda_graphs: bool = False
+    spec: BackendSpec = field(default_factory=BackendSpec)  # how the network runs
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     overwrite: bool = False
     fps: Fraction = Fraction(25)  # for image-folder input
@@ -52,8 +42,9 @@ def check_options(opts: RunOptions) -> None:
     encoder_options = opts.encode.codec or opts.encode.pix_fmt or opts.encode.preset
     if encoder_options and opts.output != PREVIEW_ONLY and output_is_folder(opts.output):
         raise BadUsage("--codec, --pix-fmt and --preset apply to video output, not an image folder")
-    if opts.batch_size < 1 or opts.queue_size < 1 or opts.in_flight < 1:
-        raise BadUsage("--batch, --streams and queue sizes must be at least 1")
+    opts.spec.check()
+    if opts.queue_size < 1:
+        raise BadUsage("queue sizes must be at least 1")
     if opts.fps <= 0:
         raise BadUsage("--fps must be positive")
     if opts.live is not None:
@@ -71,8 +62,8 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
     """
     stop = stop or threading.Event()
     session = LiveSession(opts.live, stop) if opts.live is not None else None
-    report = RunReport(input=opts.input, output=opts.output, backend=opts.backend, device=opts.device,
-                       precision=opts.precision, model="")
+    report = RunReport(input=opts.input, output=opts.output, backend=opts.spec.backend, device=opts.spec.device,
+                       precision=opts.spec.precision, model="")
     stats = RunStats()
     try:
         check_options(opts)
@@ -113,14 +104,9 @@ def _process(
 ) -> None:
     """Build the backend and processor, then run the three stages until the input ends or `stop`."""
     video = source.info.video
-    backend = create_backend(
-        opts.backend, opts.weights, opts.device, opts.precision, frame_size=(video.width, video.height),
-        batch_size=opts.batch_size, tile=opts.tile, in_flight=opts.in_flight, engine=opts.engine,
-        channels_last=opts.channels_last, cuda_graphs=opts.cuda_graphs,
-    )
+    backend, processor = opts.spec.build(frame_size=(video.width, video.height))
     report.backend, report.device = backend.name, str(backend.device)
     report.precision, report.model = backend.precision, backend.model_name
-    processor = make_processor(backend, opts.tile, opts.tile_overlap, opts.batch_size, opts.in_flight)
     bar = tqdm(
         total=video.frame_count, unit="frame", dynamic_ncols=True,
         disable=not (opts.progress and sys.stderr.isatty()) or session is not None,  # live: stats lines

@@ -1,0 +1,64 @@
+"""How the network runs, as one value: from the command line's flags to the built backend.
+
+`run`, `live`, `batch` and `bench` all describe the backend with a BackendSpec and build it
+with `build()`; each field is named after its flag (`--batch` is `batch`, `--streams` is
+`streams`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from streamdeblur.errors import BadUsage
+from streamdeblur.inference.backend import Backend
+from streamdeblur.inference.processor import Processor
+from streamdeblur.inference.select import create_backend, make_processor
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    backend: str = "auto"  # auto, tensorrt, torch, onnxruntime, passthrough
+    weights: str | None = None  # None: the shipped default weights
+    device: str = "auto"
+    precision: str = "auto"  # precision.py: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32
+    batch: int = 1  # frames (or tiles) per network call
+    tile: int = 0  # 0: whole frames
+    tile_overlap: int = 32
+    streams: int = 3  # CUDA: batches in flight in the stream scheduler (1: no overlap)
+    engine: str | None = None  # a TensorRT engine or ONNX file to use as is
+    cuda_graphs: bool = False
+    channels_last: bool | None = None  # None: the faster layout for the device
+
+    def check(self) -> None:
+        """Contradictions that need no input: values out of range, options the backend would ignore."""
+        if self.batch < 1 or self.streams < 1:
+            raise BadUsage("--batch and --streams must be at least 1")
+        if self.engine and self.backend not in ("tensorrt", "onnxruntime", "auto"):
+            raise BadUsage(f"--engine is for --backend tensorrt or onnxruntime, not {self.backend}")
+        if self.cuda_graphs and self.backend not in ("torch", "auto"):
+            raise BadUsage(f"--cuda-graphs is for --backend torch, not {self.backend}")
+        if self.channels_last is not None and self.backend not in ("torch", "auto"):
+            raise BadUsage(f"--channels-last/--no-channels-last is for --backend torch, not {self.backend}")
+
+    def create(self, frame_size: tuple[int, int] | None = None) -> Backend:
+        """The backend alone; `frame_size` (width, height) sizes TensorRT engines and the CPU probe."""
+        self.check()
+        return create_backend(
+            self.backend, self.weights, self.device, self.precision, frame_size=frame_size, batch_size=self.batch,
+            tile=self.tile, in_flight=self.streams, engine=self.engine, channels_last=self.channels_last,
+            cuda_graphs=self.cuda_graphs,
+        )
+
+    def build(self, frame_size: tuple[int, int] | None = None) -> tuple[Backend, Processor]:
+        """The backend and the processor that runs it over frames."""
+        backend = self.create(frame_size)
+        return backend, make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams)
+
+    def pinned(self, backend: Backend) -> BackendSpec:
+        """This spec with `auto`'s choices replaced by what `backend` is, so that other processes
+        (batch workers) build the same thing without measuring again."""
+        if backend.name == "passthrough":
+            return replace(self, backend="passthrough")
+        channels_last = getattr(backend, "channels_last", None) if backend.name == "torch" else None
+        engine = self.engine if backend.name != "torch" else None
+        return replace(self, backend=backend.name, precision=backend.precision, channels_last=channels_last, engine=engine)
