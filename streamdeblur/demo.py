@@ -10,7 +10,7 @@ import numpy as np
 from streamdeblur.io import EncodeOptions, Frame, MediaInfo, PacketBuffer
 from streamdeblur.io.media_info import VideoInfo
 from streamdeblur.io.video_sink import VideoSink
-from streamdeblur.training.synthetic import render_clip
+from streamdeblur.synthetic.blur import render_clip
 
 _BT709 = 1
 

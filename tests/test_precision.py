@@ -19,8 +19,8 @@ from streamdeblur.inference.torch_backend import TorchBackend
 from streamdeblur.io.frame import Frame
 from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
 from streamdeblur.pipeline.job import RunOptions, run_job
+from streamdeblur.synthetic.blur import render_pair
 from streamdeblur.training.metrics import psnr
-from streamdeblur.training.synthetic import render_pair
 
 CPU = torch.device("cpu")
 

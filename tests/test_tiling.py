@@ -39,7 +39,7 @@ def test_tiled_matches_untiled_with_the_tiny_model() -> None:
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="no shipped weights yet")
 def test_tiled_matches_untiled_with_the_shipped_model() -> None:
-    from streamdeblur.training.synthetic import render_pair
+    from streamdeblur.synthetic.blur import render_pair
 
     pair = render_pair(np.random.default_rng(5), 256, 320)
     x = torch.from_numpy(pair.blurry).permute(2, 0, 1)[None]

@@ -315,7 +315,7 @@ def test_shipped_recipes_parse() -> None:
 
 def test_every_named_photo_is_bundled_and_the_lists_do_not_overlap() -> None:
     """Photos come from scikit-image's own files (no download); held-out ones never train."""
-    from streamdeblur.training.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_photo
+    from streamdeblur.synthetic.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, load_photo
 
     assert not set(TRAIN_PHOTOS) & set(HELD_OUT_PHOTOS)
     for name in TRAIN_PHOTOS + HELD_OUT_PHOTOS:
@@ -330,7 +330,7 @@ def test_synthetic_target_is_the_centre_of_the_exposure() -> None:
     The blurry image cannot show which way time ran, so a target taken off the exposure's
     centre (an even sub-frame count) would be a shift that no network can learn.
     """
-    from streamdeblur.training.synthetic import BlurRecipe, render_pair, subframe_count
+    from streamdeblur.synthetic.blur import BlurRecipe, render_pair, subframe_count
 
     counts = {subframe_count(np.random.default_rng(seed), BlurRecipe()) for seed in range(200)}
     assert counts == {7, 9, 11, 13}
@@ -358,7 +358,7 @@ def test_procedural_scenes_are_textured_not_flat() -> None:
     about 70 % unchanging), and the grain must fall off with frequency like natural texture
     rather than be white noise.
     """
-    from streamdeblur.training.scenes import dead_leaves, grain
+    from streamdeblur.synthetic.scenes import dead_leaves, grain
 
     flat_shares = []
     for seed in range(8):
@@ -378,7 +378,7 @@ def test_procedural_scenes_are_textured_not_flat() -> None:
 def test_soft_scenes_stay_soft_in_the_target() -> None:
     """Defocus is part of the scene, not of the blur: the target keeps it, so the network
     learns to remove motion blur without sharpening what is only soft."""
-    from streamdeblur.training.synthetic import BlurRecipe, render_pair
+    from streamdeblur.synthetic.blur import BlurRecipe, render_pair
 
     still = BlurRecipe(
         max_translation=0.0, max_rotation_deg=0.0, max_zoom=0.0, max_objects=0,

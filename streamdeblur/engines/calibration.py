@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from streamdeblur.training.synthetic import render_pair
+from streamdeblur.synthetic.blur import render_pair
 
 
 def calibration_batches(batch: int, height: int, width: int, count: int = 16, seed: int = 0) -> Iterator[torch.Tensor]:

@@ -16,8 +16,8 @@ from torch.utils.data import Dataset, Sampler
 
 from streamdeblur.errors import BadInput
 from streamdeblur.io.image_folder import IMAGE_SUFFIXES, read_image_float
+from streamdeblur.synthetic.blur import BlurRecipe, render_pair
 from streamdeblur.training.augment import Augment
-from streamdeblur.training.synthetic import BlurRecipe, render_pair
 
 
 Pair = tuple[Path, Path]

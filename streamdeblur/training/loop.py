@@ -23,6 +23,8 @@ from streamdeblur.errors import BadUsage
 from streamdeblur.inference.precision import DTYPES, cpu_has_native_bf16
 from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, save_weights
 from streamdeblur.models.deepdeblur import init_as_identity
+from streamdeblur.synthetic.blur import render_pair
+from streamdeblur.synthetic.scenes import TRAIN_PHOTOS, sharp_images
 from streamdeblur.training import distributed
 from streamdeblur.training.augment import Augment
 from streamdeblur.training.checkpointing import load_checkpoint_state, save_checkpoint
@@ -35,8 +37,6 @@ from streamdeblur.training.losses import (
 )
 from streamdeblur.training.metrics import psnr
 from streamdeblur.training.recipe import DataSpec, TrainRecipe
-from streamdeblur.training.scenes import TRAIN_PHOTOS, sharp_images
-from streamdeblur.training.synthetic import render_pair
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ def _card(
         hardware = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     data = recipe.data
     source = (
-        "synthetic blur rendered on the fly (streamdeblur.training.synthetic) from procedural scenes"
+        "synthetic blur rendered on the fly (streamdeblur.synthetic.blur) from procedural scenes"
         + (" and scikit-image's training photos" if data.photos else "")
         + (f" and the sharp images under {data.sharp_dir}" if data.sharp_dir else "")
         if data.kind == "synthetic" else f"pairs under {data.root} ({data.split})"

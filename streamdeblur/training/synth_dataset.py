@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.training.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, sharp_images
-from streamdeblur.training.synthetic import BlurRecipe, render_pair
+from streamdeblur.synthetic.blur import BlurRecipe, render_pair
+from streamdeblur.synthetic.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, sharp_images
 
 # Training samples draw seeds from SeedSequence([recipe seed, sample number]); held-out
 # pairs use this separate root so no held-out scene can coincide with a training one.

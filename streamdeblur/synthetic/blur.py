@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from streamdeblur.training.scenes import draw_text, procedural_scene, sharp_scene
+from streamdeblur.synthetic.scenes import draw_text, procedural_scene, sharp_scene
 
 GAMMA = 2.2
 

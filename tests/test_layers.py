@@ -1,0 +1,39 @@
+"""The core (I/O, pipeline, inference, engines, models, synthetic blur) imports nothing from
+training, batch or the command line: those build on the core, never the other way round."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "streamdeblur"
+CORE = ("io", "pipeline", "inference", "engines", "models", "synthetic")
+OUTER = ("streamdeblur.training", "streamdeblur.batch", "streamdeblur.cli")
+
+
+def _imports(path: Path) -> list[str]:
+    """Every module `path` imports, at the top or inside a function."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+@pytest.mark.parametrize("package", CORE)
+def test_the_core_does_not_import_training_batch_or_cli(package: str) -> None:
+    files = sorted((PACKAGE / package).rglob("*.py"))
+    assert files
+    wrong = [f"{path.relative_to(PACKAGE)} imports {name}" for path in files for name in _imports(path)
+             if any(name == outer or name.startswith(outer + ".") for outer in OUTER)]
+    assert not wrong, wrong
+
+
+def test_the_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from streamdeblur.training.loop import train\n")
+    assert "streamdeblur.training.loop" in _imports(module)
