@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,14 @@ def test_latency_percentiles_from_a_bounded_sample() -> None:
     assert p["p50"] == pytest.approx(500, abs=50)
     assert p["p99"] == pytest.approx(990, abs=15)
     assert len(samples._values) == 1000
+
+
+def test_demo_writes_a_blurred_clip_of_the_asked_length(tmp_path: Path) -> None:
+    """`demo` (the README's first command) renders synthetic blur into a playable clip."""
+    from tests.conftest import run_cli
+    from tests.media import frame_times
+
+    out = tmp_path / "demo.mp4"
+    result = run_cli("demo", str(out), "--seconds", "1", "--size", "160x96", "-q")
+    assert result.returncode == 0, result.stderr
+    assert len(frame_times(out)) == 30
