@@ -345,7 +345,7 @@ def demo(
 
 @app.command()
 def train(
-    recipe: Annotated[Path, typer.Argument(help="Training recipe (YAML), e.g. configs/train/light-synthetic.yaml.")],
+    recipe: Annotated[str, typer.Argument(help="Training recipe: a name under configs/train (e.g. light-synthetic) or a YAML path.")],
     out: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoints, logs, final weights). Default: runs/RECIPE_NAME.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     until_step: Annotated[Optional[int], typer.Option(help="Stop (with a checkpoint) at this step; resume later.")] = None,

@@ -437,3 +437,23 @@ def test_synthetic_blur_on_your_own_sharp_images(tmp_path: Path) -> None:
     for folder in ("empty", "missing", "misnamed"):
         bad = run_cli("synth", str(tmp_path / "bad"), "--count", "1", "--sharp", str(tmp_path / folder))
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_recipes_and_model_configs_resolve_by_name_installed_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By name from the installed package, and from a plain checkout where streamdeblur.configs does not exist."""
+    from importlib import resources
+
+    from streamdeblur.errors import BadUsage
+    from streamdeblur.models import config
+
+    assert load_recipe("light-synthetic").model == "deepdeblur-light"
+    with pytest.raises(BadUsage, match="unknown training recipe 'nope'; known: .*light-synthetic"):
+        load_recipe("nope")
+
+    def no_package(name: str) -> None:
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(resources, "files", no_package)
+    assert config.config_dir() == Path(__file__).resolve().parents[1] / "configs"
+    assert load_recipe("long-per-scale").model == "deepdeblur-4scale"
+    assert config.load_model_config("deepdeblur-4scale").n_scales == 4

@@ -89,9 +89,16 @@ def _per_scale(value: int | tuple[int, ...], n_scales: int) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, tuple) else (value,) * n_scales
 
 
+_CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
 def config_dir() -> Path:
-    """configs/ of this checkout or installed package."""
-    return Path(str(resources.files("streamdeblur.configs")))
+    """configs/: inside the installed package (streamdeblur.configs), or of this checkout when
+    it runs uninstalled (PYTHONPATH), where that package name does not exist."""
+    try:
+        return Path(str(resources.files("streamdeblur.configs")))
+    except ModuleNotFoundError:
+        return _CHECKOUT_CONFIGS
 
 
 def model_config_names() -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from streamdeblur.errors import BadUsage
+from streamdeblur.models.config import config_dir
 
 
 @dataclass
@@ -91,8 +92,17 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> TrainRecipe
     return _build(TrainRecipe, data, where)
 
 
-def load_recipe(path: str | Path) -> TrainRecipe:
-    path = Path(path)
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in (config_dir() / "train").glob("*.yaml"))
+
+
+def load_recipe(name_or_path: str | Path) -> TrainRecipe:
+    """A recipe by name (configs/train/NAME.yaml, from a checkout or an installed wheel) or by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.is_file():
+        path = config_dir() / "train" / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise BadUsage(f"unknown training recipe {name_or_path!r}; known: {', '.join(recipe_names())}")
     if not path.is_file():
         raise BadUsage(f"training recipe not found: {path}")
     data = yaml.safe_load(path.read_text())
