@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError, StreamdeblurError
+from streamdeblur.logs import setup_logging
 
 if TYPE_CHECKING:
     from streamdeblur.inference.spec import BackendSpec
@@ -32,29 +32,6 @@ app = typer.Typer(
     add_completion=False,
 )
 log = logging.getLogger("streamdeblur")
-
-
-class _LogFormat(logging.Formatter):
-    """`streamdeblur: message` for information, `streamdeblur: warning: message` otherwise."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = super().format(record)
-        if record.levelno == logging.INFO:
-            return f"streamdeblur: {message}"
-        return f"streamdeblur: {record.levelname.lower()}: {message}"
-
-
-def _setup_logging(quiet: bool, verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LogFormat())
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-    logging.getLogger("streamdeblur").setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
-    # FFmpeg's own log stays quiet unless asked; its errors reach us as exceptions. PyAV's
-    # Python log callback is never installed: called from decoder threads it needs the GIL
-    # and can deadlock against a main thread freeing a codec context.
-    import av.logging
-
-    av.logging.set_libav_level(av.logging.VERBOSE if verbose else av.logging.PANIC)
 
 
 @contextmanager
@@ -186,7 +163,7 @@ def run(
     verbose: VerboseOpt = False,
 ) -> None:
     """Deblur INPUT into OUTPUT, keeping timestamps, audio, subtitles, rotation and colour."""
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
         _execute(_run_options(
             input=input, output=output, weights=weights, backend=backend, device=device, precision=precision,
@@ -234,7 +211,7 @@ def live(
     """Deblur a camera or network stream into a file, segments, a pushed stream or a window, with bounded latency."""
     from streamdeblur.pipeline.live import LiveOptions
 
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
         options = LiveOptions(
             force=force_live, max_latency_ms=max_latency_ms, reconnect=reconnect, timeout_s=timeout, duration_s=duration,
@@ -285,12 +262,12 @@ def batch_command(
     from streamdeblur.batch.progress import summary_table
     from streamdeblur.pipeline.signals import stop_on_signals
 
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
         opts = BatchOptions(
             input_dir=input_dir, output_dir=output_dir, pattern=glob, workers=workers, ray_address=ray,
             gpus_per_task=gpus_per_task, progress=not quiet, verbose=verbose,
-            worker_setup=functools.partial(_setup_logging, quiet, verbose),
+            worker_setup=functools.partial(setup_logging, quiet, verbose),
             job=_run_options(  # input, output, progress and report are set per file
                 input="", output="", weights=weights, backend=backend, device=device, precision=precision,
                 batch=batch, tile=tile, tile_overlap=tile_overlap, streams=streams, engine=engine,
@@ -332,7 +309,7 @@ def demo(
     """Write a short synthetic motion-blurred clip (a shaking, panning camera) to try `run` on."""
     from streamdeblur.demo import write_demo_clip
 
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
         width, height = _parse_size(size)
         if seconds <= 0 or fps <= 0:
@@ -357,7 +334,7 @@ def train(
     verbose: VerboseOpt = False,
 ) -> None:
     """Train a DeepDeblur model; works under `torchrun --nproc_per_node N` (DDP)."""
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.training.loop import train as run_training
         from streamdeblur.training.recipe import load_recipe
@@ -395,7 +372,7 @@ def evaluate(
     verbose: VerboseOpt = False,
 ) -> None:
     """PSNR and SSIM (scikit-image) of the blurry input and of the deblurred output."""
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.inference import create_backend
         from streamdeblur.training.evaluate import evaluate as run_eval
@@ -426,7 +403,7 @@ def synth(
     verbose: VerboseOpt = False,
 ) -> None:
     """Write synthetic motion-blur pairs (GoPro layout) to inspect or to train on."""
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.training.synth_dataset import write_synthetic_set
 
@@ -444,7 +421,7 @@ def photos(
     verbose: VerboseOpt = False,
 ) -> None:
     """Gather the photographs of Debian's wallpaper packages as sharp training content (data.sharp_dir)."""
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.training.wallpapers import DEFAULT_PHOTOS_DIR, gather_photos
 
@@ -461,9 +438,9 @@ def export(
     verbose: VerboseOpt = False,
 ) -> None:
     """Export ONNX (dynamic batch, height, width; opset 18) and check it every time."""
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
-        from streamdeblur.engines import onnx_for_weights
+        from streamdeblur.engines.artifacts import onnx_for_weights
         from streamdeblur.engines.store import read_sidecar
         from streamdeblur.models import DEFAULT_WEIGHTS
 
@@ -487,9 +464,9 @@ def build(
     verbose: VerboseOpt = False,
 ) -> None:
     """Build a TensorRT engine (cached: reused when ONNX, shapes, precision, TensorRT and GPU match)."""
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
-        from streamdeblur.engines import engine_for
+        from streamdeblur.engines.artifacts import engine_for
         from streamdeblur.engines.shapes import parse_shapes
 
         if not onnx.is_file():
@@ -521,7 +498,7 @@ def bench(
     verbose: VerboseOpt = False,
 ) -> None:
     """Model alone vs whole pipeline vs naive baseline, in one run; prints JSON (run-report keys)."""
-    _setup_logging(quiet, verbose)
+    setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.bench import run_bench
 

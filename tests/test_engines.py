@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from streamdeblur.engines import onnx_for_weights
+from streamdeblur.engines.artifacts import onnx_for_weights
 from streamdeblur.engines.onnx_export import PARITY_TOLERANCE, check_onnx, export_onnx, tensorrt_supported_ops
 from streamdeblur.engines.shapes import parse_shapes
 from streamdeblur.engines.store import matches, write_with_sidecar

@@ -32,7 +32,8 @@ from streamdeblur.io.passthrough import PacketBuffer
 from streamdeblur.io.preview import CompareSink, OriginalFrames, PreviewSink
 from streamdeblur.io.urls import camera_index, is_live_input, push_format
 from streamdeblur.io.video_sink import EncodeOptions, VideoSink
-from streamdeblur.io.video_source import ReadStats, VideoSource
+from streamdeblur.io.frame import ReadStats
+from streamdeblur.io.video_source import VideoSource
 from streamdeblur.pipeline import job
 from streamdeblur.pipeline.job import RunOptions, run_job
 from streamdeblur.pipeline.live import LiveOptions

@@ -15,7 +15,7 @@ from streamdeblur.inference import FrameProcessor
 from streamdeblur.inference.backend import PassthroughBackend
 from streamdeblur.io import Frame
 from streamdeblur.io.passthrough import PacketBuffer
-from streamdeblur.io.video_source import ReadStats
+from streamdeblur.io.frame import ReadStats
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import LatencySamples, RunStats

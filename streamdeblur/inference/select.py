@@ -90,7 +90,7 @@ def create_backend(
         log.debug("backend auto -> %s", chosen.label)
         return build_cpu_candidate(chosen, weights_path, engine)
     if name == "auto":
-        from streamdeblur.engines import tensorrt_available
+        from streamdeblur.engines.artifacts import tensorrt_available
 
         name = "tensorrt" if torch_device.type == "cuda" and tensorrt_available() else "torch"
     if name == "onnxruntime":
@@ -172,7 +172,7 @@ def seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> flo
 
 
 def _onnxruntime(weights: Path, onnx: str | Path | None) -> Backend:
-    from streamdeblur.engines import onnx_for_weights
+    from streamdeblur.engines.artifacts import onnx_for_weights
     from streamdeblur.inference.onnxruntime_backend import OnnxRuntimeBackend
 
     path = Path(onnx) if onnx else onnx_for_weights(weights)
@@ -185,7 +185,7 @@ def _tensorrt(
     weights: Path, device: torch.device, precision: str, frame_size: tuple[int, int] | None,
     batch_size: int, tile: int, in_flight: int, engine: str | Path | None,
 ) -> Backend:
-    from streamdeblur.engines import engine_for, onnx_for_weights, require_tensorrt
+    from streamdeblur.engines.artifacts import engine_for, onnx_for_weights, require_tensorrt
     from streamdeblur.engines.shapes import parse_shapes, profile_for_frames
     from streamdeblur.engines.store import read_sidecar
 

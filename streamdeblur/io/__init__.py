@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Protocol
 
 from streamdeblur.errors import BadInput
-from streamdeblur.io.frame import Frame
+from streamdeblur.io.frame import Frame, ReadStats
 from streamdeblur.io.image_folder import ImageFolderSink, ImageFolderSource
 from streamdeblur.io.media_info import MediaInfo
 from streamdeblur.io.passthrough import PacketBuffer
 from streamdeblur.io.urls import push_format
 from streamdeblur.io.video_sink import EncodeOptions, VideoSink, partial_path
-from streamdeblur.io.video_source import ReadStats, VideoSource
+from streamdeblur.io.video_source import VideoSource
 
 __all__ = [
     "EncodeOptions", "Frame", "MediaInfo", "PacketBuffer", "ReadStats", "Sink", "Source",

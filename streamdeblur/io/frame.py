@@ -1,4 +1,4 @@
-"""The record a frame travels in through the pipeline."""
+"""The records every source shares: the frame that travels through the pipeline, and what reading ran into."""
 
 from __future__ import annotations
 
@@ -24,3 +24,14 @@ class Frame:
     @property
     def time(self) -> float:
         return float(self.pts * self.time_base)
+
+
+@dataclass
+class ReadStats:
+    """What reading ran into: decode errors and, for truncated input, frames lost."""
+
+    decoded: int = 0
+    decode_errors: int = 0
+    truncated: bool = False
+    frames_lost: int | None = None
+    pts_repaired: int = 0

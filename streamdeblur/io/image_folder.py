@@ -16,7 +16,7 @@ from streamdeblur.errors import BadInput
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.media_info import MediaInfo, VideoInfo
 from streamdeblur.io.passthrough import PacketBuffer
-from streamdeblur.io.video_source import ReadStats
+from streamdeblur.io.frame import ReadStats
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 

@@ -22,7 +22,7 @@ import numpy as np
 from streamdeblur.errors import StreamdeblurError
 from streamdeblur.io.frame import Frame
 from streamdeblur.io.passthrough import PacketBuffer, packet_time
-from streamdeblur.io.video_source import ReadStats
+from streamdeblur.io.frame import ReadStats
 
 if TYPE_CHECKING:
     from streamdeblur.io import Source

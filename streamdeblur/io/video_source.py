@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -17,7 +16,7 @@ import av
 from av.video.reformatter import Interpolation
 
 from streamdeblur.errors import BadInput
-from streamdeblur.io.frame import Frame
+from streamdeblur.io.frame import Frame, ReadStats
 from streamdeblur.io.media_info import MediaInfo, PassthroughStream, VideoInfo
 from streamdeblur.io.passthrough import PacketBuffer
 
@@ -30,17 +29,6 @@ _NOT_VIDEO_CODECS = {"ansi"}
 # and full chroma interpolation (and AREA chroma averaging on the way back, in video_sink) a
 # round trip shifts luma by 0.01 (BT.709 limited-range H.264), at ~3x the conversion cost.
 ACCURATE_TO_RGB = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-
-
-@dataclass
-class ReadStats:
-    """What reading ran into: decode errors and, for truncated input, frames lost."""
-
-    decoded: int = 0
-    decode_errors: int = 0
-    truncated: bool = False
-    frames_lost: int | None = None
-    pts_repaired: int = 0
 
 
 def _describe(exc: BaseException) -> str:

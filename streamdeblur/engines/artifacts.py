@@ -1,0 +1,90 @@
+"""ONNX export and TensorRT engine build, each cached under engine_dir() with a JSON sidecar."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from streamdeblur import __version__
+from streamdeblur.engines.onnx_export import INPUT_NAME, OPSET, export_onnx
+from streamdeblur.engines.shapes import ProfileShapes
+from streamdeblur.engines.store import engine_dir, file_sha256, key_of, matches, write_with_sidecar
+from streamdeblur.errors import BadUsage
+from streamdeblur.models import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+def onnx_for_weights(weights: Path, out: Path | None = None) -> Path:
+    """The ONNX export of `weights`: reused when its sidecar matches, else exported and checked."""
+    facts = {"weights_sha256": file_sha256(weights), "opset": OPSET, "torch": torch.__version__}
+    path = out or engine_dir() / f"{weights.stem}-{key_of(facts)}.onnx"
+    if matches(path, facts):
+        return path
+    log.info("exporting %s to ONNX (once; cached as %s)", weights.name, path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.export")
+    try:
+        check = export_onnx(load_checkpoint(weights), partial)
+        payload = partial.read_bytes()
+    finally:
+        partial.unlink(missing_ok=True)
+    write_with_sidecar(path, payload, {
+        **facts, "weights": str(weights), "operators": list(check.operators),
+        "max_abs_diff_vs_torch": check.max_abs_diff, "tensorrt_ops_checked_against": check.tensorrt_version,
+        "streamdeblur": __version__,
+    })
+    return path
+
+
+def tensorrt_available() -> bool:
+    """TensorRT's runtime is importable (a stubs-only `tensorrt` namespace package is not)."""
+    try:
+        import tensorrt
+    except ImportError:
+        return False
+    return hasattr(tensorrt, "Builder")
+
+
+def require_tensorrt() -> None:
+    if not tensorrt_available():
+        raise BadUsage(
+            "TensorRT is not installed: on a machine with an NVIDIA GPU, pip install 'streamdeblur[trt]' "
+            "(NVIDIA's tensorrt wheels), or use --backend torch"
+        )
+    if not torch.cuda.is_available():
+        raise BadUsage("TensorRT needs a CUDA GPU and PyTorch with CUDA; none is available")
+
+
+def engine_for(
+    onnx: Path, shapes: ProfileShapes, precision: str = "fp16", version_compatible: bool = False,
+    out: Path | None = None,
+) -> Path:
+    """A TensorRT engine for `onnx`: the cached one if its sidecar matches, else a new build."""
+    if precision not in PRECISIONS:
+        raise BadUsage(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    require_tensorrt()
+    from streamdeblur.engines.calibration import calibration_batches
+    from streamdeblur.engines.tensorrt_build import build_serialized_engine, tensorrt_version
+
+    facts = {
+        "onnx_sha256": file_sha256(onnx), "shapes": shapes.to_dict(), "precision": precision,
+        "tensorrt": tensorrt_version(), "gpu": torch.cuda.get_device_name(), "version_compatible": version_compatible,
+    }
+    path = out or engine_dir() / f"{onnx.stem}-{precision}-{key_of(facts)}.engine"
+    if matches(path, facts):
+        log.info("reusing TensorRT engine %s", path)
+        return path
+    calibration = None
+    if precision == "int8":
+        _, _, height, width = shapes.opt
+        calibration = calibration_batches(shapes.opt[0], height, width)
+    payload = build_serialized_engine(
+        onnx, INPUT_NAME, shapes, precision, engine_dir() / "timing.cache", version_compatible,
+        calibration, path.with_suffix(".calibration"),
+    )
+    return write_with_sidecar(path, payload, {**facts, "onnx": str(onnx)})
