@@ -37,3 +37,9 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from streamdeblur.training.loop import train\n")
     assert "streamdeblur.training.loop" in _imports(module)
+
+
+def test_batch_workers_do_not_import_the_command_line() -> None:
+    wrong = [f"{path.name} imports {name}" for path in sorted((PACKAGE / "batch").rglob("*.py")) for name in _imports(path)
+             if name == "streamdeblur.cli" or name.startswith("streamdeblur.cli.")]
+    assert not wrong, wrong
