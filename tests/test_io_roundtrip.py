@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,16 @@ def test_subtitles_are_copied_and_g711_audio_is_reencoded_where_the_container_ne
         assert decodes_cleanly(out) == 50
     assert packet_hashes(tmp_path / "out.mkv", "s") == packet_hashes(src, "s")  # subtitles copied as they are
     assert "left out" in result.stderr  # MP4 cannot hold SubRip
+
+
+def test_avi_output_times_every_frame(media_dir: Path, tmp_path: Path) -> None:
+    """AVI keeps decode times only, so H.264 goes in without B-frames: no frame loses its time."""
+    src, out = make_clip("cfr_aac", media_dir), tmp_path / "out.avi"
+    assert run_cli("run", str(src), str(out), "--backend", "passthrough", "-q").returncode == 0
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time",
+         "-of", "json", str(out)], capture_output=True, text=True, check=True).stdout)
+    stamps = [frame.get("best_effort_timestamp_time") for frame in probe["frames"]]
+    assert len(stamps) == len(frame_times(src)) and None not in stamps
+    times = [float(t) for t in stamps]
+    assert times == sorted(times) and len(set(times)) == len(times)

@@ -208,6 +208,10 @@ class VideoSink:
         ctx.color_range = _FULL_RANGE if full_range else video.color_range
         ctx.colorspace, ctx.color_primaries, ctx.color_trc = video.colorspace, video.color_primaries, video.color_trc
         ctx.options = self._codec_options(codec, options)
+        if self._out.format.name == "avi":
+            # AVI stores decode times only: frames reordered by B-frames would lose their
+            # presentation times (the last ones come out with none at all).
+            ctx.max_b_frames = 0
         if video.rotation:
             stream.set_display_rotation(video.rotation)
         try:  # open now, so bad encoder settings fail before any frame is processed
