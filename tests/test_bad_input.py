@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +160,40 @@ def test_batch_workers_run_what_auto_chose_on_the_cpu(tiny_weights: Path) -> Non
     rebuilt = pinned.create(frame_size=(64, 48))
     assert (rebuilt.name, rebuilt.precision, getattr(rebuilt, "channels_last", None)) == (
         backend.name, backend.precision, getattr(backend, "channels_last", None))
+
+
+def _stalling_http_server(payload: bytes) -> tuple[int, threading.Event]:
+    """An HTTP server on loopback that sends `payload` as a transport stream, then goes silent."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    done = threading.Event()
+
+    def serve() -> None:
+        with server, server.accept()[0] as conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n\r\n" + payload)
+            done.wait(60)  # silent, connection open: a stalled stream
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1], done
+
+
+def test_a_stalled_network_input_ends_run_instead_of_hanging(tmp_path: Path) -> None:
+    """`run` gives a URL the open and read timeout of `live` (5 s): silence from the start is a
+    one-line error (exit 2, no output); silence midway keeps the frames that arrived."""
+    ts = tmp_path / "in.ts"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=25", "-t", "4", "-c:v", "libx264", "-f", "mpegts", str(ts))
+    data = ts.read_bytes()
+    for name, payload in (("silent", b""), ("midway", data[: len(data) // 2])):
+        port, done = _stalling_http_server(payload)
+        out = tmp_path / f"{name}.mp4"
+        started = time.monotonic()
+        result = run_cli("run", f"http://127.0.0.1:{port}/in.ts", str(out), "--backend", "passthrough", timeout=60)
+        done.set()
+        assert time.monotonic() - started < 40 and "Traceback" not in result.stderr
+        assert "nothing received for 5 s" in result.stderr, result.stderr
+        if name == "silent":
+            assert result.returncode == 2 and not out.exists()
+        else:
+            assert result.returncode == 0 and 0 < decodes_cleanly(out) < 100

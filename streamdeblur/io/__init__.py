@@ -43,8 +43,12 @@ class Sink(Protocol):
     def discard(self) -> None: ...
 
 
-def open_source(spec: str, fps: Fraction = Fraction(25)) -> Source:
-    """A folder of images, or anything FFmpeg opens (file or URL)."""
+NETWORK_TIMEOUT_S = 5.0  # as `live --timeout`: opening, or silence while reading, before giving up
+
+
+def open_source(spec: str, fps: Fraction = Fraction(25), network_timeout_s: float = NETWORK_TIMEOUT_S) -> Source:
+    """A folder of images, or anything FFmpeg opens (file or URL). A URL that takes longer than
+    `network_timeout_s` to open, or then stays silent that long, raises instead of hanging."""
     path = Path(spec)
     if path.is_dir():
         return ImageFolderSource(path, fps)
@@ -53,7 +57,8 @@ def open_source(spec: str, fps: Fraction = Fraction(25)) -> Source:
             raise BadInput(f"input not found: {spec}")
         if path.stat().st_size == 0:
             raise BadInput(f"input {spec} is empty")
-    return VideoSource(spec)
+        return VideoSource(spec)
+    return VideoSource(spec, timeout=(network_timeout_s, network_timeout_s))
 
 
 def output_is_folder(spec: str) -> bool:

@@ -57,17 +57,24 @@ class VideoSource:
         self.passthrough = PacketBuffer()
         self.stats = ReadStats()
         self._decoded_backlog: deque[Any] = deque()
+        self._timeout = timeout
         try:
             self._container = av.open(url, mode="r", format=container_format, options=options or {}, timeout=timeout)
         except FileNotFoundError:
             raise BadInput(f"input not found: {url}") from None
         except av.FFmpegError as exc:
-            raise BadInput(f"cannot open {url}: {_describe(exc)}") from None
+            raise BadInput(f"cannot open {url}: {self._describe(exc, opening=True)}") from None
         try:
             self.info = self._probe(live)
         except BaseException:
             self._container.close()
             raise
+
+    def _describe(self, exc: BaseException, opening: bool) -> str:
+        if isinstance(exc, av.ExitError) and self._timeout:  # FFmpeg gave up on our timeout
+            seconds = self._timeout[0] if opening else self._timeout[1]
+            return f"nothing received for {seconds:g} s" + ("" if opening else "; keeping the frames that arrived")
+        return _describe(exc)
 
     def _probe(self, live: bool) -> MediaInfo:
         container = self._container
@@ -137,7 +144,7 @@ class VideoSource:
                 return None
             except av.FFmpegError as exc:
                 # A truncated or damaged tail: keep what was decoded, flush the decoder.
-                log.warning("reading %s stopped early: %s", self.url, _describe(exc))
+                log.warning("reading %s stopped early: %s", self.url, self._describe(exc, opening=False))
                 self.stats.truncated = True
                 self._demuxer = iter(())
                 self._decode(None)
