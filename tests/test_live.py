@@ -17,13 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from streamdeblur.cli import app
 from streamdeblur.errors import BadInput
 from streamdeblur.inference import BackendSpec
-from streamdeblur.inference.backend import PassthroughBackend
 from streamdeblur.io import Frame
 from streamdeblur.io.camera import CameraSource
 from streamdeblur.io.live_source import Backoff, LiveSource
@@ -32,31 +30,17 @@ from streamdeblur.io.passthrough import PacketBuffer
 from streamdeblur.io.preview import CompareSink, OriginalFrames, PreviewSink
 from streamdeblur.io.urls import camera_index, is_live_input, push_format
 from streamdeblur.io.video_sink import EncodeOptions, VideoSink
-from streamdeblur.io.frame import ReadStats
 from streamdeblur.io.video_source import VideoSource
 from streamdeblur.pipeline import job
 from streamdeblur.pipeline.job import RunOptions, run_job
 from streamdeblur.pipeline.live import LiveOptions
+from tests.fakes import TB, Connection, ListSink, SleepyBackend
 from tests.livestreams import free_port, keyframe_times, send, stop
 from tests.media import decodes_cleanly, make_clip
-from tests.test_pipeline import ListSink
 
-TB = Fraction(1, 90_000)
 
 
 # --- the drop policy, with a real sender and the real pipeline -------------------------------
-
-
-class SleepyBackend(PassthroughBackend):
-    """A network that needs `seconds` a batch: the processor falling behind a live source."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__("cpu")
-        self.seconds = seconds
-
-    def infer(self, batch: torch.Tensor) -> torch.Tensor:
-        time.sleep(self.seconds)
-        return batch
 
 
 def _live_run(tmp_path: Path, rate: int, max_latency_ms: float, seconds: float = 5.0) -> tuple[job.RunReport, Path]:
@@ -74,7 +58,7 @@ def _live_run(tmp_path: Path, rate: int, max_latency_ms: float, seconds: float =
 
 def test_slow_processor_drops_frames_to_keep_latency_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     per_frame = 0.12  # about 8 frames/s against 25 coming in
-    monkeypatch.setattr(job, "create_backend", lambda *args, **kwargs: SleepyBackend(per_frame))
+    monkeypatch.setattr(BackendSpec, "create", lambda *args, **kwargs: SleepyBackend(per_frame))
     report, out = _live_run(tmp_path, rate=25, max_latency_ms=400)
     assert report.live and not report.interrupted
     assert report.frames_in > 80  # about 5 s at 25 frames/s
@@ -99,27 +83,6 @@ def test_fast_processor_drops_nothing(tmp_path: Path) -> None:
 
 
 # --- reconnection and timestamps, with in-memory connections ---------------------------------
-
-
-class Connection:
-    """A Source of `count` frames whose pts start at `first_pts`, as a fresh connection gives."""
-
-    def __init__(self, first_pts: int, count: int, size: tuple[int, int] = (16, 12)) -> None:
-        self.first_pts, self.count, self.size = first_pts, count, size
-        width, height = size
-        video = VideoInfo(width=width, height=height, time_base=TB, average_rate=Fraction(25))
-        self.info = MediaInfo(source="mem://camera", format_name="test", video=video)
-        self.passthrough, self.stats = PacketBuffer(), ReadStats()
-        self.closed = False
-
-    def frames(self) -> Iterator[Frame]:
-        width, height = self.size
-        for i in range(self.count):
-            self.stats.decoded += 1
-            yield Frame(np.full((height, width, 3), i, np.uint8), self.first_pts + i * 3600, TB, i)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def test_reconnects_after_a_loss_with_continuous_timestamps() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -13,46 +12,10 @@ import pytest
 from streamdeblur.errors import ProcessingError
 from streamdeblur.inference import FrameProcessor
 from streamdeblur.inference.backend import PassthroughBackend
-from streamdeblur.io import Frame
-from streamdeblur.io.passthrough import PacketBuffer
-from streamdeblur.io.frame import ReadStats
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import LatencySamples, RunStats
-
-
-class ListSource:
-    def __init__(self, count: int, produced: list[int] | None = None) -> None:
-        self.count, self.produced = count, produced if produced is not None else []
-        self.passthrough, self.stats = PacketBuffer(), ReadStats()
-
-    def frames(self):  # type: ignore[no-untyped-def]
-        for i in range(self.count):
-            self.produced.append(i)
-            yield Frame(np.full((8, 8, 3), i % 256, np.uint8), pts=i * 10, time_base=Fraction(1, 250), index=i)
-
-    def close(self) -> None:
-        pass
-
-
-class ListSink:
-    def __init__(self, fail_at: int | None = None, delay: float = 0.0) -> None:
-        self.frames: list[Frame] = []
-        self.fail_at, self.delay = fail_at, delay
-        self.frames_written = 0
-
-    def write(self, frame: Frame) -> None:
-        if frame.index == self.fail_at:
-            raise OSError("disk full")
-        time.sleep(self.delay)
-        self.frames.append(frame)
-        self.frames_written += 1
-
-    def close(self, complete: bool = True) -> None:
-        pass
-
-    def discard(self) -> None:
-        pass
+from tests.fakes import ListSink, ListSource
 
 
 def _pipeline(source, sink, batch: int = 1, queue_size: int = 4) -> Pipeline:  # type: ignore[no-untyped-def]
