@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import run_cli
 from tests.media import decodes_cleanly, ffmpeg, make_clip
 
+pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
+
 
 def _assert_clean_failure(result, code: int, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
     assert result.returncode == code, result.stderr

@@ -22,6 +22,8 @@ from streamdeblur.errors import BadUsage
 from tests.conftest import run_cli
 from tests.media import decodes_cleanly, ffmpeg, frame_times
 
+pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
+
 GOOD = {  # relative path -> (seconds, audio)
     "day1/cam1/a.mp4": (1.0, False),
     "day1/cam2/b.mkv": (0.8, True),

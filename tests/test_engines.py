@@ -21,6 +21,7 @@ from streamdeblur.models import DeepDeblur, load_model_config
 from tests.conftest import run_cli
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["tiny", "deepdeblur-light"])
 def test_export_matches_pytorch_and_uses_only_tensorrt_operators(config: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
@@ -54,6 +55,7 @@ def test_an_operator_tensorrt_cannot_parse_is_refused(tmp_path: Path) -> None:
         check_onnx(path, DeepDeblur(load_model_config("tiny")))
 
 
+@pytest.mark.slow
 def test_export_command_writes_and_then_reuses(tiny_weights: Path, tmp_path: Path) -> None:
     out = tmp_path / "tiny.onnx"
     first = run_cli("export", "--weights", str(tiny_weights), "--out", str(out))
@@ -65,6 +67,7 @@ def test_export_command_writes_and_then_reuses(tiny_weights: Path, tmp_path: Pat
     assert out.stat().st_mtime_ns == stamp  # matched its sidecar: not exported again
 
 
+@pytest.mark.slow
 def test_build_without_tensorrt_says_what_to_install(tiny_weights: Path, tmp_path: Path) -> None:
     onnx_path = onnx_for_weights(tiny_weights)
     result = run_cli("build", str(onnx_path), "--precision", "fp16", "--shapes", "720p")
@@ -91,6 +94,7 @@ def test_shape_presets() -> None:
         parse_shapes("2x720x1280:1x64x64:4x1088x1920")
 
 
+@pytest.mark.slow
 def test_cpu_backends_agree_through_the_pipeline(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
     """torch and onnxruntime give the same frames (PNG output: no encoder in the way)."""
     from tests.media import make_clip
@@ -108,6 +112,7 @@ def test_cpu_backends_agree_through_the_pipeline(media_dir: Path, tmp_path: Path
     assert np.abs(outputs["torch"] - outputs["onnxruntime"]).max() <= 1
 
 
+@pytest.mark.slow
 def test_auto_remembers_the_faster_cpu_backend(media_dir: Path, tmp_path: Path, tiny_weights: Path, cache_dir: Path) -> None:
     from tests.media import make_clip
 
@@ -122,6 +127,7 @@ def test_auto_remembers_the_faster_cpu_backend(media_dir: Path, tmp_path: Path, 
         assert record["cpu"]["model"] and isinstance(record["cpu"]["flags"], list)
 
 
+@pytest.mark.slow
 def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = run_cli("bench", "--weights", str(tiny_weights), "--size", "96x64", "--frames", "12", "--seconds", "0.5", "--json", str(out), "-q")

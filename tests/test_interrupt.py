@@ -14,6 +14,8 @@ import pytest
 
 from tests.media import decodes_cleanly, ffmpeg, packet_hashes, stream_kinds
 
+pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
+
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:

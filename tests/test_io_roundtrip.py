@@ -21,6 +21,8 @@ from tests.media import (
     video_stream,
 )
 
+pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
+
 # clip name -> output suffix
 CASES = {
     "cfr_aac": ".mp4",

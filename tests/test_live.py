@@ -56,6 +56,7 @@ def _live_run(tmp_path: Path, rate: int, max_latency_ms: float, seconds: float =
     return report, out
 
 
+@pytest.mark.slow
 def test_slow_processor_drops_frames_to_keep_latency_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     per_frame = 0.12  # about 8 frames/s against 25 coming in
     monkeypatch.setattr(BackendSpec, "create", lambda *args, **kwargs: SleepyBackend(per_frame))
@@ -73,6 +74,7 @@ def test_slow_processor_drops_frames_to_keep_latency_bounded(tmp_path: Path, mon
     assert decodes_cleanly(out) == report.frames_out
 
 
+@pytest.mark.slow
 def test_fast_processor_drops_nothing(tmp_path: Path) -> None:
     report, out = _live_run(tmp_path, rate=10, max_latency_ms=1000, seconds=4.0)
     assert report.frames_in > 25
@@ -268,6 +270,7 @@ def test_preview_window_shows_frames_written_by_another_thread(display: str, mon
     preview.close()
 
 
+@pytest.mark.slow
 def test_live_to_a_preview_window_only(display: str, tmp_path: Path) -> None:
     port = free_port()
     url = f"udp://127.0.0.1:{port}"

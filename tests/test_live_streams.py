@@ -17,6 +17,8 @@ import pytest
 from tests.livestreams import RATE, RTSP_SERVER, free_port, rtsp_server, send, stop
 from tests.media import FFMPEG, decodes_cleanly, frame_times, stream_kinds
 
+pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
+
 
 def start_live(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "streamdeblur", "live", *args],

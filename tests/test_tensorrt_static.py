@@ -21,6 +21,8 @@ TENSORRT_MODULES = ("streamdeblur/engines/tensorrt_build.py", "streamdeblur/infe
 CONTROL = """\
 import tensorrt as trt
 
+pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
+
 builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
 network = builder.create_netwrk(0)
 profile = builder.create_optimization_profile()

@@ -46,6 +46,7 @@ def _losses(run: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in records if "loss" in r}
 
 
+@pytest.mark.slow
 def test_loss_falls_on_synthetic_data(tmp_path: Path) -> None:
     result = train(recipe_from_dict(TINY_RECIPE), tmp_path / "run")
     assert result.finished and result.step == 40
@@ -54,6 +55,7 @@ def test_loss_falls_on_synthetic_data(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_stop_and_resume_reproduces_the_same_losses(tmp_path: Path) -> None:
     recipe = {**TINY_RECIPE, "steps": 16}
     train(recipe_from_dict(recipe), tmp_path / "straight")
@@ -121,6 +123,7 @@ def test_fine_tuning_starts_from_given_weights(tmp_path: Path) -> None:
               tmp_path / "absent")
 
 
+@pytest.mark.slow
 def test_train_init_shipped_fine_tunes_the_default_weights(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
@@ -185,6 +188,7 @@ def test_cpu_training_runs_in_the_precision_its_card_records(tmp_path: Path) -> 
         assert seen == conv_dtypes, amp
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_only_rank_zero_writes(tmp_path: Path) -> None:
     recipe_path = tmp_path / "recipe.yaml"
     recipe_path.write_text(yaml.safe_dump({**TINY_RECIPE, "steps": 6, "checkpoint_every": 3, "eval_every": 3}))
@@ -245,6 +249,7 @@ def test_synth_writes_a_set_that_trains_and_evaluates(tmp_path: Path) -> None:
     assert first_again.read_bytes() == pairs[0][0].read_bytes()  # same seed, same set
 
 
+@pytest.mark.slow
 def test_eval_card_records_the_figures_and_how_to_reproduce_them(tmp_path: Path, tiny_weights: Path) -> None:
     from streamdeblur.models import read_card
 
@@ -263,6 +268,7 @@ def test_eval_card_records_the_figures_and_how_to_reproduce_them(tmp_path: Path,
     assert 0 < scores["sharp_in_psnr"] < math.inf and recorded["sharp_in_psnr"] == pytest.approx(scores["sharp_in_psnr"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_eval_splits_a_synth_set_by_content_and_pan(tmp_path: Path) -> None:
     assert run_cli("synth", str(tmp_path / "set"), "--count", "12", "--size", "48x40", "-q").returncode == 0
     described = json.loads((tmp_path / "set" / "synth.json").read_text())["pairs"]
@@ -286,6 +292,7 @@ def _eval(data: Path, *extra: str) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_eval_of_an_image_against_itself_and_known_noise(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     sharp = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
@@ -410,6 +417,7 @@ def _stripe_share(image: np.ndarray) -> float:
     return float((magenta | green).mean())
 
 
+@pytest.mark.slow
 def test_synthetic_blur_on_your_own_sharp_images(tmp_path: Path) -> None:
     """`synth --sharp DIR` and a recipe's `data.sharp_dir` render blur on the user's pictures."""
     from streamdeblur.training.loop import _photos

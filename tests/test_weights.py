@@ -12,6 +12,8 @@ from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint, read_card
 from tests.conftest import run_cli
 from tests.media import make_clip
 
+pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
+
 
 def test_default_weights_ship_with_a_card() -> None:
     model = load_checkpoint(DEFAULT_WEIGHTS)
