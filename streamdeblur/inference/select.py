@@ -147,7 +147,7 @@ def _fastest_on_cpu(weights: Path, candidates: list[CpuCandidate], frame_size: t
     if known in by_label:
         return by_label[known]
     x = torch.rand(1, 3, height, width)
-    seconds = {c.label: seconds_per_call(build_cpu_candidate(c, weights), x) for c in candidates}
+    seconds = {c.label: _seconds_per_call(build_cpu_candidate(c, weights), x) for c in candidates}
     choice = min(seconds, key=lambda label: seconds[label])
     records = {**_read_records(record_path), key: {**facts, "seconds": seconds, "choice": choice}}
     replace_atomically(record_path, (json.dumps(records, indent=2) + "\n").encode())
@@ -163,7 +163,7 @@ def _read_records(path: Path) -> dict[str, dict]:
         return {}
 
 
-def seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:
+def _seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:
     backend.infer(x)  # warm-up
     started = time.perf_counter()
     for _ in range(repeats):
