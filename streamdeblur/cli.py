@@ -16,12 +16,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError, StreamdeblurError
+from streamdeblur.cli_options import (
+    DeviceOpt, FpsOpt, OverwriteOpt, PrecisionOpt, QuietOpt, ReportOpt, VerboseOpt, takes_backend_spec,
+    takes_encode_options,
+)  # fmt: skip
 from streamdeblur.logs import setup_logging
 
 if TYPE_CHECKING:
     from streamdeblur.inference.spec import BackendSpec
+    from streamdeblur.io import EncodeOptions
     from streamdeblur.pipeline.job import RunOptions
-    from streamdeblur.pipeline.live import LiveOptions
 
 app = typer.Typer(
     name="streamdeblur",
@@ -64,65 +68,6 @@ def _parse_fraction(text: str, option: str) -> Fraction:
     return value
 
 
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
-# The options `run`, `live` and `batch` share: one definition, the same help.
-WeightsOpt = Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, or an official DeepDeblur-PyTorch model-*.pt. Default: the shipped light model.")]
-BackendOpt = Annotated[str, typer.Option(help="auto, tensorrt, torch, onnxruntime, or passthrough (no network: checks the I/O path).")]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-PrecisionOpt = Annotated[str, typer.Option(help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, fp16 (CUDA), int8 (TensorRT).")]
-BatchOpt = Annotated[int, typer.Option(help="Frames (or tiles) per network call.")]
-TileOpt = Annotated[int, typer.Option(help="Run the network on TILE x TILE tiles (0: whole frames).")]
-TileOverlapOpt = Annotated[int, typer.Option(help="Pixels neighbouring tiles share; blended, not cropped.")]
-StreamsOpt = Annotated[int, typer.Option(help="CUDA: batches in flight, copies overlapping compute (1: no overlap).")]
-EngineOpt = Annotated[Optional[Path], typer.Option(help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime) to use as is.")]
-CudaGraphsOpt = Annotated[bool, typer.Option("--cuda-graphs", help="torch on CUDA: replay captured CUDA graphs.")]
-ChannelsLastOpt = Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="torch: NHWC memory layout. Default: on for the CPU, and on CUDA in fp16/bf16.", show_default=False)]
-CodecOpt = Annotated[Optional[str], typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")]
-CrfOpt = Annotated[Optional[int], typer.Option(help="Constant-quality level where the encoder has one. Default 18.")]
-PresetOpt = Annotated[Optional[str], typer.Option(help="Encoder preset, e.g. medium, slow, veryfast.")]
-PixFmtOpt = Annotated[Optional[str], typer.Option(help="Output pixel format. Default: the input's, where the encoder takes it.")]
-FpsOpt = Annotated[str, typer.Option(help="Frame rate given to image-folder input.")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
-ReportOpt = Annotated[Optional[Path], typer.Option(help="Write the JSON run report here.")]
-
-
-def _run_options(
-    *, input: str, output: str, weights: Path | None, backend: str, device: str, precision: str, batch: int,
-    tile: int, tile_overlap: int, streams: int, engine: Path | None, cuda_graphs: bool, channels_last: bool | None,
-    codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, fps: str, overwrite: bool,
-    report: Path | None, quiet: bool, live: LiveOptions | None = None,
-) -> RunOptions:
-    """The options `run`, `live` and `batch` share, as RunOptions (keyword-only: they are many)."""
-    from streamdeblur.io import EncodeOptions
-    from streamdeblur.pipeline.job import RunOptions
-
-    spec = _backend_spec(
-        weights=weights, backend=backend, device=device, precision=precision, batch=batch, tile=tile,
-        tile_overlap=tile_overlap, streams=streams, engine=engine, cuda_graphs=cuda_graphs, channels_last=channels_last,
-    )
-    return RunOptions(
-        input=input, output=output, spec=spec, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
-        overwrite=overwrite, fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report, live=live,
-    )
-
-
-def _backend_spec(
-    *, weights: Path | None, backend: str, device: str, precision: str, batch: int, tile: int, tile_overlap: int,
-    streams: int, engine: Path | None, cuda_graphs: bool, channels_last: bool | None,
-) -> BackendSpec:
-    """The backend options of `run`, `live`, `batch` and `bench`, checked, as one value."""
-    from streamdeblur.inference.spec import BackendSpec
-
-    spec = BackendSpec(
-        backend=backend, weights=str(weights) if weights else None, device=device, precision=precision, batch=batch,
-        tile=tile, tile_overlap=tile_overlap, streams=streams, engine=str(engine) if engine else None,
-        cuda_graphs=cuda_graphs, channels_last=channels_last,
-    )
-    spec.check()
-    return spec
-
-
 def _execute(opts: RunOptions, quiet: bool) -> None:
     """Run the job with SIGINT/SIGTERM as a graceful stop; 130 once the output is finalized."""
     from streamdeblur.pipeline.job import run_job
@@ -138,24 +83,14 @@ def _execute(opts: RunOptions, quiet: bool) -> None:
 
 
 @app.command()
+@takes_backend_spec
+@takes_encode_options
 def run(
     input: Annotated[str, typer.Argument(help="Video file, URL, or folder of images.")],
-    output: Annotated[str, typer.Argument(help="Video file (format from the suffix), URL, or folder for PNGs.")],
-    weights: WeightsOpt = None,
-    backend: BackendOpt = "auto",
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    batch: BatchOpt = 1,
-    tile: TileOpt = 0,
-    tile_overlap: TileOverlapOpt = 32,
-    streams: StreamsOpt = 3,
-    engine: EngineOpt = None,
-    cuda_graphs: CudaGraphsOpt = False,
-    channels_last: ChannelsLastOpt = None,
-    codec: CodecOpt = None,
-    crf: CrfOpt = None,
-    preset: PresetOpt = None,
-    pix_fmt: PixFmtOpt = None,
+    output: Annotated[str, typer.Argument(help="Video file (format from the suffix), URL, folder for PNGs, or 'preview' for a window.")],
+    *,
+    spec: BackendSpec,
+    encode: EncodeOptions,
     fps: FpsOpt = "25",
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
@@ -163,20 +98,23 @@ def run(
     verbose: VerboseOpt = False,
 ) -> None:
     """Deblur INPUT into OUTPUT, keeping timestamps, audio, subtitles, rotation and colour."""
+    from streamdeblur.pipeline.job import RunOptions
+
     setup_logging(quiet, verbose)
     with _exit_codes():
-        _execute(_run_options(
-            input=input, output=output, weights=weights, backend=backend, device=device, precision=precision,
-            batch=batch, tile=tile, tile_overlap=tile_overlap, streams=streams, engine=engine,
-            cuda_graphs=cuda_graphs, channels_last=channels_last, codec=codec, crf=crf, preset=preset,
-            pix_fmt=pix_fmt, fps=fps, overwrite=overwrite, report=report, quiet=quiet,
+        _execute(RunOptions(
+            input=input, output=output, spec=spec, encode=encode, overwrite=overwrite,
+            fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report,
         ), quiet)
 
 
 @app.command()
+@takes_backend_spec
+@takes_encode_options
 def live(
     source: Annotated[str, typer.Argument(help="Camera (/dev/videoN or an index such as 0), stream URL (rtsp, rtmp, srt, udp, rtp, http), or file.")],
     sink: Annotated[str, typer.Argument(help="Video file, pushed stream URL (rtsp, rtmp, srt, udp), or 'preview' for a window only.")],
+    *,
     force_live: Annotated[bool, typer.Option("--live", help="Treat SOURCE as live even if it is a file (read at its own frame rate).")] = False,
     max_latency_ms: Annotated[float, typer.Option(help="Drop the oldest decoded frames to keep arrival-to-written latency under this.")] = 500.0,
     reconnect: Annotated[bool, typer.Option(help="Reopen a lost or stalled live source, with backoff.")] = True,
@@ -187,21 +125,8 @@ def live(
     segment_seconds: Annotated[Optional[float], typer.Option(help="Record SINK in files of this length: NAME_000.mp4, NAME_001.mp4, ...")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="Also show the output in a window (needs a display).")] = False,
     compare: Annotated[bool, typer.Option("--compare", help="Output original | deblurred side by side.")] = False,
-    weights: WeightsOpt = None,
-    backend: BackendOpt = "auto",
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    batch: BatchOpt = 1,
-    tile: TileOpt = 0,
-    tile_overlap: TileOverlapOpt = 32,
-    streams: StreamsOpt = 3,
-    engine: EngineOpt = None,
-    cuda_graphs: CudaGraphsOpt = False,
-    channels_last: ChannelsLastOpt = None,
-    codec: CodecOpt = None,
-    crf: CrfOpt = None,
-    preset: PresetOpt = None,
-    pix_fmt: PixFmtOpt = None,
+    spec: BackendSpec,
+    encode: EncodeOptions,
     fps: FpsOpt = "25",
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
@@ -209,6 +134,7 @@ def live(
     verbose: VerboseOpt = False,
 ) -> None:
     """Deblur a camera or network stream into a file, segments, a pushed stream or a window, with bounded latency."""
+    from streamdeblur.pipeline.job import RunOptions
     from streamdeblur.pipeline.live import LiveOptions
 
     setup_logging(quiet, verbose)
@@ -218,38 +144,26 @@ def live(
             stats_interval_s=stats_interval, rtsp_transport=rtsp_transport, segment_seconds=segment_seconds,
             preview=preview, compare=compare,
         )
-        _execute(_run_options(
-            input=source, output=sink, weights=weights, backend=backend, device=device, precision=precision,
-            batch=batch, tile=tile, tile_overlap=tile_overlap, streams=streams, engine=engine,
-            cuda_graphs=cuda_graphs, channels_last=channels_last, codec=codec, crf=crf, preset=preset,
-            pix_fmt=pix_fmt, fps=fps, overwrite=overwrite, report=report, quiet=quiet, live=options,
+        _execute(RunOptions(
+            input=source, output=sink, spec=spec, encode=encode, overwrite=overwrite,
+            fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report, live=options,
         ), quiet)
 
 
 @app.command("batch")
+@takes_backend_spec
+@takes_encode_options
 def batch_command(
     input_dir: Annotated[Path, typer.Argument(help="Folder of videos, searched through all its subfolders.")],
     output_dir: Annotated[Path, typer.Argument(help="Where outputs go, at their inputs' relative paths; holds the manifest.")],
+    *,
     glob: Annotated[Optional[str], typer.Option(help="Files to take, relative to INPUT_DIR, e.g. '**/*.mp4' ('**' spans folders). Default: every file with a video suffix.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Files at a time: worker processes (default 1 on the CPU, 2 per GPU); with --ray, tasks in flight (default: twice what the cluster runs at once).")] = None,
     ray: Annotated[Optional[str], typer.Option(help="One Ray task per file on the cluster at this address (auto, ray://HOST:10001, ...); 'local' starts a local Ray cluster. Needs streamdeblur[ray].")] = None,
     gpus_per_task: Annotated[float, typer.Option(help="With --ray: GPUs a task asks for when it runs on CUDA; 0.5 runs two files per GPU.")] = 1.0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed (failures are recorded either way).")] = False,
-    weights: WeightsOpt = None,
-    backend: BackendOpt = "auto",
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    batch: BatchOpt = 1,
-    tile: TileOpt = 0,
-    tile_overlap: TileOverlapOpt = 32,
-    streams: StreamsOpt = 3,
-    engine: EngineOpt = None,
-    cuda_graphs: CudaGraphsOpt = False,
-    channels_last: ChannelsLastOpt = None,
-    codec: CodecOpt = None,
-    crf: CrfOpt = None,
-    preset: PresetOpt = None,
-    pix_fmt: PixFmtOpt = None,
+    spec: BackendSpec,
+    encode: EncodeOptions,
     overwrite: OverwriteOpt = False,
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON totals of the batch here.")] = None,
     quiet: QuietOpt = False,
@@ -260,6 +174,7 @@ def batch_command(
 
     from streamdeblur.batch import BatchOptions, run_batch
     from streamdeblur.batch.progress import summary_table
+    from streamdeblur.pipeline.job import RunOptions
     from streamdeblur.pipeline.signals import stop_on_signals
 
     setup_logging(quiet, verbose)
@@ -268,12 +183,7 @@ def batch_command(
             input_dir=input_dir, output_dir=output_dir, pattern=glob, workers=workers, ray_address=ray,
             gpus_per_task=gpus_per_task, progress=not quiet, verbose=verbose,
             worker_setup=functools.partial(setup_logging, quiet, verbose),
-            job=_run_options(  # input, output, progress and report are set per file
-                input="", output="", weights=weights, backend=backend, device=device, precision=precision,
-                batch=batch, tile=tile, tile_overlap=tile_overlap, streams=streams, engine=engine,
-                cuda_graphs=cuda_graphs, channels_last=channels_last, codec=codec, crf=crf, preset=preset,
-                pix_fmt=pix_fmt, fps="25", overwrite=overwrite, report=None, quiet=quiet,
-            ),
+            job=RunOptions(input="", output="", spec=spec, encode=encode, overwrite=overwrite, progress=not quiet),
         )
         with stop_on_signals(threading.Event()) as stop:
             summary = run_batch(opts, stop)
@@ -361,7 +271,7 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Pairs: a GoPro, REDS or blur/+sharp/ folder (e.g. from `streamdeblur synth`).")],
     model: Annotated[Optional[Path], typer.Option(help="Weights to score. Default: the shipped light model.")] = None,
     backend: Annotated[str, typer.Option(help="torch, or passthrough to score the blurry input against itself.")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     split: Annotated[str, typer.Option(help="Which split of a GoPro/REDS folder.")] = "test",
     limit: Annotated[Optional[int], typer.Option(help="Score only the first N pairs.")] = None,
@@ -477,22 +387,14 @@ def build(
 
 
 @app.command()
+@takes_backend_spec
 def bench(
+    *,
     size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x360",
     config: Annotated[Optional[str], typer.Option(help="Time a model configuration (random weights), e.g. deepdeblur, deepdeblur-light.")] = None,
     frames: Annotated[int, typer.Option(help="Frames in the pipeline clip.")] = 60,
     seconds: Annotated[float, typer.Option(help="Minimum time for each model-alone measurement.")] = 5.0,
-    weights: WeightsOpt = None,
-    backend: BackendOpt = "auto",
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    batch: BatchOpt = 1,
-    tile: TileOpt = 0,
-    tile_overlap: TileOverlapOpt = 32,
-    streams: StreamsOpt = 3,
-    engine: EngineOpt = None,
-    cuda_graphs: CudaGraphsOpt = False,
-    channels_last: ChannelsLastOpt = None,
+    spec: BackendSpec,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -502,14 +404,9 @@ def bench(
     with _exit_codes():
         from streamdeblur.bench import run_bench
 
-        if config and weights:
+        if config and spec.weights:
             raise BadUsage("give --config or --weights, not both")
         width, height = _parse_size(size)
-        spec = _backend_spec(
-            weights=weights, backend=backend, device=device, precision=precision, batch=batch, tile=tile,
-            tile_overlap=tile_overlap, streams=streams, engine=engine, cuda_graphs=cuda_graphs,
-            channels_last=channels_last,
-        )
         result = run_bench(width, height, spec, config, frames, seconds)
         text = json.dumps(result, indent=2)
         typer.echo(text)

@@ -18,11 +18,13 @@ from tests.media import decodes_cleanly, ffmpeg, make_clip
 pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
 
 
-def _assert_clean_failure(result, code: int, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def _assert_clean_failure(result, code: int, out_dir: Path, message: str) -> None:  # type: ignore[no-untyped-def]
+    """Exit `code`, one error line that says `message`, no traceback, and no output left behind."""
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("streamdeblur: error:")]
     assert len(errors) == 1, result.stderr
+    assert message in errors[0], errors[0]
     assert [p.name for p in out_dir.iterdir() if p.name.startswith(("out", ".out"))] == []
 
 
@@ -41,12 +43,17 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "random bytes", "text", "folder without images"])
-def test_unreadable_input_exits_2(kind: str, bad_inputs: dict[str, Path], tmp_path: Path, tiny_weights: Path) -> None:
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "input not found"), ("empty", "is empty"), ("random bytes", "Invalid data found"),
+    ("text", "has no video stream"), ("folder without images", "is a folder with no images in it"),
+])  # fmt: skip
+def test_unreadable_input_exits_2(
+    kind: str, message: str, bad_inputs: dict[str, Path], tmp_path: Path, tiny_weights: Path,
+) -> None:
     out_dir = tmp_path / "results"
     out_dir.mkdir()
     result = run_cli("run", str(bad_inputs[kind]), str(out_dir / "out.mp4"), "--weights", str(tiny_weights))
-    _assert_clean_failure(result, 2, out_dir)
+    _assert_clean_failure(result, 2, out_dir, message)
 
 
 def test_truncated_video_keeps_what_decodes_and_counts_the_loss(tmp_path: Path, tiny_weights: Path) -> None:
@@ -67,26 +74,28 @@ def test_truncated_video_keeps_what_decodes_and_counts_the_loss(tmp_path: Path, 
 
 
 @pytest.mark.parametrize(
-    "output, extra",
+    "output, extra, message",
     [
-        ("no/such/folder/out.mp4", []),
-        ("notes.txt/out.mp4", []),  # parent is a file
-        ("out.unknownsuffix", []),
-        ("out.mp4", ["--precision", "fp16", "--device", "cpu"]),
-        ("out.mp4", ["--tile", "64", "--tile-overlap", "40"]),
-        ("out.mp4", ["--codec", "no-such-encoder"]),
-        ("out.mp4", ["--preset", "no-such-preset"]),
-        ("out.mp4", ["--backend", "nope"]),
-        ("out_frames/", ["--codec", "libx264"]),
-        ("out.mp4", ["--fps", "fast"]),
-        ("out.webm", ["--codec", "libx264"]),  # WebM holds VP8/VP9/AV1 only
+        ("no/such/folder/out.mp4", [], "does not exist"),
+        ("notes.txt/out.mp4", [], "is a file, not a folder"),
+        ("out.unknownsuffix", [], "cannot tell the output format"),
+        ("out.mp4", ["--precision", "fp16", "--device", "cpu"], "--precision fp16 needs a CUDA device"),
+        ("out.mp4", ["--tile", "64", "--tile-overlap", "40"], "--tile-overlap 40 must be less than half of --tile 64"),
+        ("out.mp4", ["--codec", "no-such-encoder"], "unknown encoder 'no-such-encoder'"),
+        ("out.mp4", ["--preset", "no-such-preset"], "unknown libx264 preset 'no-such-preset'"),
+        ("out.mp4", ["--backend", "nope"], "unknown backend 'nope'"),
+        ("out_frames/", ["--codec", "libx264"], "apply to video output, not an image folder"),
+        ("out.mp4", ["--fps", "fast"], "--fps: 'fast' is not a number"),
+        ("out.webm", ["--codec", "libx264"], "the webm container cannot hold libx264"),  # VP8/VP9/AV1 only
     ],
 )
-def test_bad_output_or_options_exit_2(output: str, extra: list[str], media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+def test_bad_output_or_options_exit_2(
+    output: str, extra: list[str], message: str, media_dir: Path, tmp_path: Path, tiny_weights: Path,
+) -> None:
     (tmp_path / "notes.txt").write_text("a file, not a folder\n")
     src = make_clip("one_frame", media_dir)
     result = run_cli("run", str(src), str(tmp_path / output), "--weights", str(tiny_weights), *extra)
-    _assert_clean_failure(result, 2, tmp_path)
+    _assert_clean_failure(result, 2, tmp_path, message)
 
 
 @pytest.mark.parametrize("backend", ["auto", "torch", "onnxruntime"])
@@ -95,15 +104,14 @@ def test_bad_weights_exit_2(backend: str, media_dir: Path, tmp_path: Path) -> No
     weights.write_bytes(b"\x80\x04not a checkpoint")
     result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"), "--weights", str(weights),
                      "--backend", backend)
-    _assert_clean_failure(result, 2, tmp_path)
+    _assert_clean_failure(result, 2, tmp_path, "not a safetensors file or a PyTorch checkpoint")
 
 
 @pytest.mark.parametrize("backend", ["auto", "torch", "onnxruntime"])
 def test_missing_weights_exit_2(backend: str, media_dir: Path, tmp_path: Path) -> None:
     result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"),
                      "--weights", str(tmp_path / "absent.safetensors"), "--backend", backend)
-    _assert_clean_failure(result, 2, tmp_path)
-    assert "weights file not found" in result.stderr
+    _assert_clean_failure(result, 2, tmp_path, "weights file not found")
 
 
 def test_existing_output_is_kept_without_overwrite(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
@@ -122,6 +130,7 @@ def test_input_is_never_its_own_output(media_dir: Path, tiny_weights: Path) -> N
     before = src.read_bytes()
     result = run_cli("run", str(src), str(src), "--weights", str(tiny_weights), "--overwrite")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "output would overwrite the input" in result.stderr
     assert src.read_bytes() == before
 
 

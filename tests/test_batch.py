@@ -293,19 +293,21 @@ def test_ray_missing_is_one_clear_line(tree: Path, tmp_path: Path, tiny_weights:
 
 
 @pytest.mark.parametrize(
-    "layout, extra",
+    "layout, extra, message",
     [
-        ("missing input", []),
-        ("output inside input", []),
-        ("output is input", []),
-        ("no matching files", ["--glob", "**/*.webm"]),
-        ("bad glob", ["--glob", "../*.mp4"]),
-        ("bad workers", ["--workers", "0"]),
-        ("bad backend", ["--backend", "nope"]),
-        ("bad precision", ["--precision", "fp16", "--device", "cpu"]),
+        ("missing input", [], "is not a folder"),
+        ("output inside input", [], "is inside INPUT_DIR"),
+        ("output is input", [], "OUTPUT_DIR is INPUT_DIR"),
+        ("no matching files", ["--glob", "**/*.webm"], "match --glob '**/*.webm'"),
+        ("bad glob", ["--glob", "../*.mp4"], "must be relative to INPUT_DIR"),
+        ("bad workers", ["--workers", "0"], "--workers must be at least 1"),
+        ("bad backend", ["--backend", "nope"], "unknown backend 'nope'"),
+        ("bad precision", ["--precision", "fp16", "--device", "cpu"], "--precision fp16 needs a CUDA device"),
     ],
 )
-def test_bad_usage_exits_2_with_one_line(layout: str, extra: list[str], tree: Path, tmp_path: Path, tiny_weights: Path) -> None:
+def test_bad_usage_exits_2_with_one_line(
+    layout: str, extra: list[str], message: str, tree: Path, tmp_path: Path, tiny_weights: Path,
+) -> None:
     source, target = {
         "missing input": (tmp_path / "nowhere", tmp_path / "out"),
         "output inside input": (tree, tree / "deblurred"),
@@ -314,7 +316,8 @@ def test_bad_usage_exits_2_with_one_line(layout: str, extra: list[str], tree: Pa
     result = run_cli("batch", str(source), str(target), "--weights", str(tiny_weights), *extra)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert len([line for line in result.stderr.splitlines() if line.startswith("streamdeblur: error:")]) == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("streamdeblur: error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
     assert not (target / MANIFEST_NAME).exists()  # nothing written
 
 

@@ -20,15 +20,15 @@ import pytest
 from typer.testing import CliRunner
 
 from streamdeblur.cli import app
-from streamdeblur.errors import BadInput
+from streamdeblur.errors import BadInput, StreamdeblurError
 from streamdeblur.inference import BackendSpec
-from streamdeblur.io import Frame
+from streamdeblur.io import Frame, SourceOptions, open_source
 from streamdeblur.io.camera import CameraSource
 from streamdeblur.io.live_source import Backoff, LiveSource
 from streamdeblur.io.media_info import MediaInfo, VideoInfo
 from streamdeblur.io.passthrough import PacketBuffer
 from streamdeblur.io.preview import CompareSink, OriginalFrames, PreviewSink
-from streamdeblur.io.urls import camera_index, is_live_input, push_format
+from streamdeblur.io.urls import camera_index, push_format, scheme
 from streamdeblur.io.video_sink import EncodeOptions, VideoSink
 from streamdeblur.io.video_source import VideoSource
 from streamdeblur.pipeline import job
@@ -161,13 +161,20 @@ def test_compare_puts_original_left_and_deblurred_right_and_forgets_dropped_fram
 # --- names --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec, live", [
-    ("rtsp://cam.local/stream", True), ("udp://127.0.0.1:5000", True), ("srt://host:9000", True),
-    ("rtmp://host/app/key", True), ("rtp://127.0.0.1:5004", True), ("/dev/video0", True), ("0", True),
-    ("http://host/video.mp4", False), ("clip.mp4", False), ("/dev/null", False),
+@pytest.mark.parametrize("spec, kind", [
+    ("rtsp://cam.local/stream", "rtsp"), ("UDP://127.0.0.1:5000", "udp"), ("srt://host:9000", "srt"),
+    ("clip.mp4", None), ("/dev/video0", None),
 ])  # fmt: skip
-def test_live_detection_by_name(spec: str, live: bool) -> None:
-    assert is_live_input(spec) is live
+def test_scheme_of_a_name(spec: str, kind: str | None) -> None:
+    assert scheme(spec) == kind
+
+
+def test_a_camera_index_is_an_input_only_when_reading_live(tmp_path: Path) -> None:
+    """`run 0` looks for a file named 0; `live 0` opens camera 0 (none here: a clear error either way)."""
+    with pytest.raises(BadInput, match="input not found: 0"):
+        open_source("0")
+    with pytest.raises(StreamdeblurError, match="camera 0"):
+        open_source("0", SourceOptions(live=True))
 
 
 def test_names_of_cameras_and_pushed_stream_formats(tmp_path: Path) -> None:

@@ -442,9 +442,10 @@ def test_synthetic_blur_on_your_own_sharp_images(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "misnamed").mkdir()
     (tmp_path / "misnamed" / "notes.png").write_text("not an image")
-    for folder in ("empty", "missing", "misnamed"):
+    for folder, message in (("empty", "no images"), ("missing", "folder not found"), ("misnamed", "not a readable image")):
         bad = run_cli("synth", str(tmp_path / "bad"), "--count", "1", "--sharp", str(tmp_path / folder))
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert message in bad.stderr, bad.stderr
 
 
 def test_recipes_and_model_configs_resolve_by_name_installed_or_not(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -187,6 +187,7 @@ def _task(opts: BatchOptions, item: InputFile, manifest: Manifest) -> FileTask:
 def run_batch(opts: BatchOptions, stop: threading.Event) -> BatchSummary:
     """Process every selected input not yet done; returns when all are recorded or after a stop."""
     started = time.monotonic()
+    opts.job.spec.check()  # a contradiction in the flags is reported before any file is looked at
     inputs = _plan(opts)
     spec, device = _preflight(opts, inputs[0])
     opts = replace(opts, job=replace(opts.job, spec=spec))

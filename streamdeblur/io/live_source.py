@@ -14,18 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from streamdeblur.errors import StreamdeblurError
-from streamdeblur.io.frame import Frame
+from streamdeblur.io.frame import Frame, ReadStats
+from streamdeblur.io.protocols import Source
 from streamdeblur.io.passthrough import PacketBuffer, packet_time
-from streamdeblur.io.frame import ReadStats
-
-if TYPE_CHECKING:
-    from streamdeblur.io import Source
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,14 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.io.frame import Frame
+from streamdeblur.io.protocols import Sink
 from streamdeblur.io.media_info import MediaInfo
-
-if TYPE_CHECKING:
-    from streamdeblur.io import Sink
 
 
 def side_by_side(original: np.ndarray, deblurred: np.ndarray) -> np.ndarray:

@@ -1,12 +1,10 @@
-"""What an input or output name says about itself: live or not, camera or stream, container."""
+"""What an input or output name says about itself: camera, stream or file, and the container to push in."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-# Schemes whose inputs have no end and no duration: always live.
-LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "rtp", "tcp"})
 # HTTP serves files and streams alike: live only when the opened input has no duration.
 MAYBE_LIVE_SCHEMES = frozenset({"http", "https"})
 # The container a pushed stream is sent in, by the URL's scheme.
@@ -33,11 +31,6 @@ def camera_index(spec: str) -> int | None:
 
 def is_v4l2_device(spec: str) -> bool:
     return bool(_V4L2_DEVICE.match(spec))
-
-
-def is_live_input(spec: str) -> bool:
-    """Live by its name alone: a camera or a streaming URL (HTTP is decided after opening)."""
-    return camera_index(spec) is not None or is_v4l2_device(spec) or scheme(spec) in LIVE_SCHEMES
 
 
 def push_format(spec: str) -> str | None:

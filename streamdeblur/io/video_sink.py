@@ -187,6 +187,8 @@ class VideoSink:
         if target.exists() and not overwrite:
             raise BadInput(f"output {target} exists (use --overwrite to replace it)")
         parent = target.parent
+        if parent.exists() and not parent.is_dir():
+            raise BadInput(f"output folder {parent} is a file, not a folder")
         if not parent.is_dir():
             raise BadInput(f"output folder {parent} does not exist")
         if not os.access(parent, os.W_OK):

@@ -13,8 +13,10 @@ from tqdm import tqdm
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference import BackendSpec
-from streamdeblur.io import EncodeOptions, Sink, Source, open_sink, open_source, output_is_folder
-from streamdeblur.pipeline.live import PREVIEW_ONLY, LiveOptions, LiveSession
+from streamdeblur.io import (
+    EncodeOptions, Output, SinkOptions, Source, SourceOptions, open_sink, open_source, output_is_folder,
+)  # fmt: skip
+from streamdeblur.pipeline.live import LiveOptions, live_clock
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
 
@@ -34,13 +36,21 @@ class RunOptions:
     # `run` keeps what was done on a stop; `batch` rolls the file back and redoes it later.
     keep_partial_on_stop: bool = True
 
+    def source_options(self) -> SourceOptions:
+        return self.live.source_options(self.fps) if self.live else SourceOptions(fps=self.fps)
+
+    def sink_options(self) -> SinkOptions:
+        if self.live:
+            return self.live.sink_options(self.encode, self.overwrite)
+        return SinkOptions(encode=self.encode, overwrite=self.overwrite)
+
 
 def check_options(opts: RunOptions) -> None:
     """Contradictions that need no input to detect."""
     if Path(opts.input).resolve() == Path(opts.output).resolve():
         raise BadUsage("output would overwrite the input; choose another output path")
     encoder_options = opts.encode.codec or opts.encode.pix_fmt or opts.encode.preset
-    if encoder_options and opts.output != PREVIEW_ONLY and output_is_folder(opts.output):
+    if encoder_options and output_is_folder(opts.output):
         raise BadUsage("--codec, --pix-fmt and --preset apply to video output, not an image folder")
     opts.spec.check()
     if opts.queue_size < 1:
@@ -57,25 +67,22 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
     Raises StreamdeblurError subclasses for bad input/usage and processing failures; the
     output is then left absent. If `stop` is set mid-run the report says interrupted and the
     output holds the frames processed so far, or, without opts.keep_partial_on_stop, is
-    left absent. With `opts.live` the input and output come from a LiveSession, which also
-    ends the run at its duration.
+    left absent. A live run also ends, complete, at its duration or when its window closes.
     """
     stop = stop or threading.Event()
-    session = LiveSession(opts.live, stop) if opts.live is not None else None
+    finish = threading.Event()  # the end of a live run's duration, or its preview window closed
     report = RunReport(input=opts.input, output=opts.output, backend=opts.spec.backend, device=opts.spec.device,
                        precision=opts.spec.precision, model="")
     stats = RunStats()
     try:
         check_options(opts)
         with ExitStack() as cleanup:
-            source = session.open_source(opts.input, opts.fps) if session else open_source(opts.input, opts.fps)
+            source = open_source(opts.input, opts.source_options(), stop, finish)
             cleanup.callback(source.close)
-            if session:
-                sink = session.open_sink(opts.output, source, opts.encode, opts.overwrite)
-            else:
-                sink = open_sink(opts.output, source.info, source.passthrough, opts.encode, opts.overwrite)
+            output = open_sink(opts.output, source, opts.sink_options(), finish)
+            sink = output.sink
             try:
-                _process(opts, source, sink, report, stats, stop, cleanup, session)
+                _process(opts, source, output, report, stats, stop, finish, cleanup)
                 if stop.is_set() and (sink.frames_written == 0 or not opts.keep_partial_on_stop):
                     sink.discard()  # stopped before any frame was done, or asked to roll back
                 else:
@@ -86,34 +93,39 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
             report.interrupted = stop.is_set()
             report.frames_lost = source.stats.frames_lost
             report.decode_errors = source.stats.decode_errors
+            report.live = source.info.live
+            report.reconnects = getattr(source, "reconnects", 0)
+            report.segments = [str(p) for p in output.segments.paths] if output.segments is not None else None
     except Exception as exc:
         report.error = str(exc) or type(exc).__name__
         raise
     finally:
         report.fill_from(stats)
-        if session is not None:
-            session.fill_report(report)
         if opts.report is not None:
             report.write(opts.report)
     return report
 
 
 def _process(
-    opts: RunOptions, source: Source, sink: Sink, report: RunReport, stats: RunStats, stop: threading.Event,
-    cleanup: ExitStack, session: LiveSession | None,
+    opts: RunOptions, source: Source, output: Output, report: RunReport, stats: RunStats, stop: threading.Event,
+    finish: threading.Event, cleanup: ExitStack,
 ) -> None:
-    """Build the backend and processor, then run the three stages until the input ends or `stop`."""
+    """Build the backend and processor, then run the three stages until the input ends, `stop` or `finish`."""
     video = source.info.video
     backend, processor = opts.spec.build(frame_size=(video.width, video.height))
     report.backend, report.device = backend.name, str(backend.device)
     report.precision, report.model = backend.precision, backend.model_name
     bar = tqdm(
         total=video.frame_count, unit="frame", dynamic_ncols=True,
-        disable=not (opts.progress and sys.stderr.isatty()) or session is not None,  # live: stats lines
+        disable=not (opts.progress and sys.stderr.isatty()) or opts.live is not None,  # live: stats lines
     )
     cleanup.callback(bar.close)
-    pipeline = Pipeline(source, processor, sink, stats, opts.queue_size, on_frame_written=bar.update,
-                        **(session.pipeline_options() if session else {}))
+    pipeline = Pipeline(
+        source, processor, output.sink, stats, opts.queue_size, on_frame_written=bar.update,
+        max_latency_s=opts.live.max_latency_s(source) if opts.live else None,
+        on_frame_read=output.originals.keep if output.originals is not None else None,
+    )
     stats.start()  # wall time and fps count the frames' journey, not model loading
-    with session.running(stats) if session else nullcontext():
-        pipeline.run(stop, session.finish if session else None, session.idle if session else None)
+    idle = output.preview.show if output.preview is not None else None
+    with live_clock(opts.live, stats, finish) if opts.live else nullcontext():
+        pipeline.run(stop, finish, idle)

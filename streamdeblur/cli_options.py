@@ -1,0 +1,106 @@
+"""Command-line options that several commands share, each defined once.
+
+A command that takes `spec: BackendSpec` or `encode: EncodeOptions` and is decorated with
+`takes_backend_spec` or `takes_encode_options` shows the group's flags in that parameter's
+place and receives one value built from them. Each flag is named after its field (`--batch`
+is `BackendSpec.batch`). Defaults are the dataclasses' own (a test checks they agree); they
+are written out here so that `--help` does not have to import PyTorch.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from streamdeblur.inference.spec import BackendSpec
+    from streamdeblur.io import EncodeOptions
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
+WeightsOpt = Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, or an official DeepDeblur-PyTorch model-*.pt. Default: the shipped model.")]  # noqa: E501
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+PrecisionOpt = Annotated[str, typer.Option(help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, fp16 (CUDA), int8 (TensorRT).")]  # noqa: E501
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
+ReportOpt = Annotated[Optional[Path], typer.Option(help="Write the JSON run report here.")]
+FpsOpt = Annotated[str, typer.Option(help="Frame rate given to image-folder input.")]
+
+# name: (annotation, default), in the order --help lists them.
+BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "weights": (WeightsOpt, None),
+    "backend": (Annotated[str, typer.Option(help="auto, tensorrt, torch, onnxruntime, or passthrough (no network: checks the I/O path).")], "auto"),  # noqa: E501
+    "device": (DeviceOpt, "auto"),
+    "precision": (PrecisionOpt, "auto"),
+    "batch": (Annotated[int, typer.Option(help="Frames (or tiles) per network call.")], 1),
+    "tile": (Annotated[int, typer.Option(help="Run the network on TILE x TILE tiles (0: whole frames).")], 0),
+    "tile_overlap": (Annotated[int, typer.Option(help="Pixels neighbouring tiles share; blended, not cropped.")], 32),
+    "streams": (Annotated[int, typer.Option(help="CUDA: batches in flight, copies overlapping compute (1: no overlap).")], 3),  # noqa: E501
+    "engine": (Annotated[Optional[Path], typer.Option(help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime) to use as is.")], None),  # noqa: E501
+    "cuda_graphs": (Annotated[bool, typer.Option("--cuda-graphs", help="torch on CUDA: replay captured CUDA graphs.")], False),  # noqa: E501
+    "channels_last": (Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="torch: NHWC memory layout. Default: on for the CPU, and on CUDA in fp16/bf16.", show_default=False)], None),  # noqa: E501
+}
+ENCODE_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "codec": (Annotated[Optional[str], typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")], None),  # noqa: E501
+    "crf": (Annotated[Optional[int], typer.Option(help="Constant-quality level where the encoder has one. Default 18.")], None),  # noqa: E501
+    "preset": (Annotated[Optional[str], typer.Option(help="Encoder preset, e.g. medium, slow, veryfast.")], None),
+    "pix_fmt": (Annotated[Optional[str], typer.Option(help="Output pixel format. Default: the input's, where the encoder takes it.")], None),  # noqa: E501
+}
+
+
+def _backend_spec(**values: Any) -> BackendSpec:
+    from streamdeblur.inference.spec import BackendSpec
+
+    paths = {name: str(value) for name, value in values.items() if isinstance(value, Path)}
+    return BackendSpec(**{**values, **paths})  # the spec holds plain strings, as batch workers receive it
+
+
+def _encode_options(**values: Any) -> EncodeOptions:
+    from streamdeblur.io import EncodeOptions
+
+    return EncodeOptions(**values)
+
+
+def _grouped(parameter: str, options: dict[str, tuple[Any, Any]], build: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # noqa: E501
+    """A decorator: the command's `parameter` becomes `options` on the command line, built into one value."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command)
+        names = list(signature.parameters)
+        at = names.index(parameter)
+        kept = [_evaluated(p, command) for p in signature.parameters.values() if p.name != parameter]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+            for name, (annotation, default) in options.items()
+        ]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in options}
+            return command(**kwargs, **{parameter: build(**values)})
+
+        # typer reads the parameters from the signature, and their types from __annotations__.
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in kept[:at] + added + kept[at:]]
+        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return wrapper
+
+    return decorate
+
+
+def _evaluated(parameter: inspect.Parameter, command: Callable[..., Any]) -> inspect.Parameter:
+    """The parameter with its annotation as an object (cli.py's are strings: `from __future__ import annotations`)."""
+    if isinstance(parameter.annotation, str):
+        try:
+            return parameter.replace(annotation=eval(parameter.annotation, command.__globals__))  # noqa: S307
+        except NameError:  # a type only imported for type checkers: another group's parameter
+            pass
+    return parameter
+
+
+takes_backend_spec = _grouped("spec", BACKEND_OPTIONS, _backend_spec)
+takes_encode_options = _grouped("encode", ENCODE_OPTIONS, _encode_options)
