@@ -155,7 +155,7 @@ def test_a_finished_run_is_not_overwritten(tmp_path: Path) -> None:
 def test_mixed_precision_is_fp16_on_cuda_and_bf16_only_on_cpus_that_have_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from streamdeblur.training.loop import mixed_precision_dtype
+    from streamdeblur.training.mixed_precision import mixed_precision_dtype
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert mixed_precision_dtype(False, cuda) is None and mixed_precision_dtype(False, cpu) is None
@@ -166,26 +166,54 @@ def test_mixed_precision_is_fp16_on_cuda_and_bf16_only_on_cpus_that_have_it(
     assert mixed_precision_dtype(True, cpu) is None  # emulated bf16 would be slower than fp32
 
 
-def test_cpu_training_runs_in_the_precision_its_card_records(tmp_path: Path) -> None:
+@pytest.mark.parametrize("faster", ["bf16", "fp32"])
+def test_cpu_training_runs_in_the_precision_it_timed_faster_as_its_card_records(
+    faster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Native bf16 is not faster on every CPU: `amp` times bf16 against fp32 once per machine,
+    model and batch, and trains in the faster (here the timing is faked, the training real)."""
     from streamdeblur.models import read_card
-    from streamdeblur.training.loop import mixed_precision_dtype
+    from streamdeblur.training import mixed_precision
 
-    native_bf16 = mixed_precision_dtype(True, torch.device("cpu")) is not None
+    monkeypatch.setenv("STREAMDEBLUR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(mixed_precision, "cpu_has_native_bf16", lambda: True)
+    timed: list[str] = []
+
+    def seconds(model: object, shape: tuple[int, int, int], precision: str) -> float:
+        timed.append(precision)
+        return 1.0 if precision == faster else 2.0
+
+    monkeypatch.setattr(mixed_precision, "_step_seconds", seconds)
     expected = {  # amp -> (the card's precision, dtypes of conv outputs; validation runs in fp32)
         False: ("fp32", {torch.float32}),
-        True: ("bf16 mixed", {torch.bfloat16, torch.float32}) if native_bf16 else ("fp32", {torch.float32}),
+        True: ("bf16 mixed", {torch.bfloat16, torch.float32}) if faster == "bf16" else ("fp32", {torch.float32}),
     }
-    for amp, (precision, conv_dtypes) in expected.items():
+    for amp, (precision, conv_dtypes) in [*expected.items(), (True, expected[True])]:  # amp twice: timed once
         seen: set[torch.dtype] = set()
         hook = torch.nn.modules.module.register_module_forward_hook(
             lambda module, args, out: seen.add(out.dtype) if isinstance(module, torch.nn.Conv2d) else None
         )
+        run = tmp_path / f"{amp}-{len(timed)}"
         try:
-            train(recipe_from_dict({**TINY_RECIPE, "steps": 2, "amp": amp}), tmp_path / str(amp))
+            train(recipe_from_dict({**TINY_RECIPE, "steps": 2, "amp": amp}), run)
         finally:
             hook.remove()
-        assert read_card(tmp_path / str(amp) / "model.safetensors")["training"]["precision"] == precision
+        assert read_card(run / "model.safetensors")["training"]["precision"] == precision
         assert seen == conv_dtypes, amp
+    assert timed == ["bf16", "fp32"], "measured once, then read back from the cache"
+
+
+def test_the_timing_probe_leaves_the_model_and_the_random_state_alone() -> None:
+    from streamdeblur.models import DeepDeblur, load_model_config
+    from streamdeblur.training.mixed_precision import _step_seconds
+
+    model = DeepDeblur(load_model_config("deepdeblur-light"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng_before = torch.get_rng_state()
+    assert _step_seconds(model, (1, 32, 32), "fp32") > 0
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
 
 
 @pytest.mark.slow

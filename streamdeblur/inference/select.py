@@ -7,7 +7,6 @@ Runtime fp32), measured once at the frame size and remembered per CPU model and 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -16,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from streamdeblur.cache import user_cache_dir
-from streamdeblur.engines.store import file_sha256, key_of, replace_atomically
+from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadInput, BadUsage
 from streamdeblur.inference.backend import Backend, PassthroughBackend
+from streamdeblur.inference.measured import fastest
 from streamdeblur.inference.precision import cpu_facts, cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
@@ -28,7 +27,7 @@ from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "passthrough")
-_CPU_CHOICES = "cpu-backend-choice.json"
+CPU_CHOICES = "cpu-backend-choice.json"  # in the user cache folder
 _PROBE_PIXELS = 640 * 360  # CPU speed is measured on at most this many pixels
 
 
@@ -97,6 +96,10 @@ def create_backend(
         if torch_device.type != "cpu" or precision not in ("auto", "fp32"):
             raise BadUsage("--backend onnxruntime runs on the CPU in fp32")
         return _onnxruntime(weights_path, engine)
+    if name == "torch" and torch_device.type == "cpu" and precision == "auto" and not cuda_graphs:
+        # Native bf16 is not faster on every CPU that has it (BENCHMARKS.md): measured, as for auto.
+        torch_only = [c for c in cpu_candidates(precision, channels_last) if c.backend == "torch"]
+        return build_cpu_candidate(_fastest_on_cpu(weights_path, torch_only, frame_size or (640, 360)), weights_path)
     resolved = resolve_precision(precision, torch_device)
     if name == "tensorrt":
         return _tensorrt(weights_path, torch_device, resolved, frame_size, batch_size, tile, in_flight, engine)
@@ -131,36 +134,16 @@ def _probe_size(frame_size: tuple[int, int]) -> tuple[int, int]:
 
 def _fastest_on_cpu(weights: Path, candidates: list[CpuCandidate], frame_size: tuple[int, int]) -> CpuCandidate:
     """Time the candidates on this machine once (per CPU model, flags, size, threads); remember the winner."""
-    if len(candidates) == 1:
-        return candidates[0]
     width, height = _probe_size(frame_size)
     facts = {
         "weights_sha256": file_sha256(weights), "size": [width, height], "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": cpu_facts(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-        "candidates": [c.label for c in candidates],
     }
-    record_path = user_cache_dir() / _CPU_CHOICES  # a measurement of this machine, not an engine
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    key = key_of(facts)
     by_label = {c.label: c for c in candidates}
-    known = _read_records(record_path).get(key, {}).get("choice")
-    if known in by_label:
-        return by_label[known]
     x = torch.rand(1, 3, height, width)
-    seconds = {c.label: _seconds_per_call(build_cpu_candidate(c, weights), x) for c in candidates}
-    choice = min(seconds, key=lambda label: seconds[label])
-    records = {**_read_records(record_path), key: {**facts, "seconds": seconds, "choice": choice}}
-    replace_atomically(record_path, (json.dumps(records, indent=2) + "\n").encode())
-    log.info("CPU backend: %s (measured at %dx%d: %s)", choice, width, height,
-             ", ".join(f"{label} {s * 1000:.0f} ms" for label, s in seconds.items()))
+    choice = fastest(CPU_CHOICES, facts, list(by_label),
+                     lambda label: _seconds_per_call(build_cpu_candidate(by_label[label], weights), x))
     return by_label[choice]
-
-
-def _read_records(path: Path) -> dict[str, dict]:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:  # an older, broken file: measure again
-        return {}
 
 
 def _seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:

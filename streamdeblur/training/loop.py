@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.inference.precision import DTYPES, cpu_has_native_bf16
+from streamdeblur.inference.precision import DTYPES
 from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, save_weights
 from streamdeblur.models.deepdeblur import init_as_identity
 from streamdeblur.synthetic.blur import render_pair
@@ -36,6 +36,7 @@ from streamdeblur.training.losses import (
     generator_adversarial_loss,
 )
 from streamdeblur.training.metrics import psnr
+from streamdeblur.training.mixed_precision import mixed_precision_dtype
 from streamdeblur.training.recipe import DataSpec, TrainRecipe
 
 log = logging.getLogger(__name__)
@@ -43,20 +44,6 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 WEIGHTS = "model.safetensors"  # written whenever a run stops: finished, paused or interrupted
 _PRECISION_NAMES = {dtype: name for name, dtype in DTYPES.items()}  # torch.bfloat16 -> "bf16"
-
-
-def mixed_precision_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype a recipe with `amp` trains in on `device`; None for plain fp32.
-
-    CUDA: fp16 (with loss scaling). CPU: bf16 where oneDNN runs it natively (AVX512-BF16 or
-    AMX: on a 2-core AVX512-BF16 machine the light model's step is about 1.8x faster than in
-    fp32, BENCHMARKS.md); elsewhere bf16 would be emulated, slower than fp32.
-    """
-    if not amp:
-        return None
-    if device.type == "cuda":
-        return torch.float16
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
 
 
 class _Pyramid(nn.Module):
@@ -158,7 +145,11 @@ def _train(
         _start_from(model, start)
     # channels_last: oneDNN (CPU) and cuDNN (tensor cores) both run these convs faster in NHWC.
     model = model.to(ctx.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs omit it
-    amp_dtype = mixed_precision_dtype(recipe.amp, ctx.device)
+    # bf16 or fp32 on the CPU is timed on this model and batch; not under DDP, where every rank
+    # must agree (native bf16 is taken there), nor for whole images of varying size.
+    patch = recipe.data.patch_size
+    timed = not ctx.enabled and patch is not None
+    amp_dtype = mixed_precision_dtype(recipe.amp, ctx.device, model if timed else None, (recipe.batch_size, patch, patch) if timed else None)
     use_amp = amp_dtype is not None
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, recipe.milestone_steps(), recipe.gamma)
