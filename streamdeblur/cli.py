@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError, StreamdeblurError
+from streamdeblur.adapt.command import adapt_command
 from streamdeblur.cli_options import (
     DeviceOpt, FpsOpt, OverwriteOpt, PrecisionOpt, QuietOpt, ReportOpt, VerboseOpt, takes_backend_spec,
     takes_encode_options,
@@ -212,7 +213,7 @@ def demo(
     fps: Annotated[int, typer.Option(help="Frames per second.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the random scene and camera path.")] = 0,
     sharp: Annotated[Optional[Path], typer.Option(help="Also write the sharp reference clip here.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")] = False,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -412,6 +413,9 @@ def bench(
         typer.echo(text)
         if json_out is not None:
             json_out.write_text(text + "\n")
+
+
+app.command("adapt")(adapt_command)  # its own module: streamdeblur/adapt/command.py
 
 
 def _parse_size(text: str) -> tuple[int, int]:

@@ -43,3 +43,14 @@ def test_batch_workers_do_not_import_the_command_line() -> None:
     wrong = [f"{path.name} imports {name}" for path in sorted((PACKAGE / "batch").rglob("*.py")) for name in _imports(path)
              if name == "streamdeblur.cli" or name.startswith("streamdeblur.cli.")]
     assert not wrong, wrong
+
+
+def test_every_subpackage_is_in_the_wheel() -> None:
+    """pyproject.toml lists the packages by hand (configs/ ships as streamdeblur.configs), so a
+    new folder left off the list would be missing from an installed wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"streamdeblur." + ".".join(p.parent.relative_to(PACKAGE).parts) for p in PACKAGE.rglob("__init__.py")}
+    found = {name.rstrip(".") for name in found}
+    assert found - listed == set(), f"not in pyproject.toml's packages: {sorted(found - listed)}"

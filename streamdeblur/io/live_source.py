@@ -20,8 +20,8 @@ import numpy as np
 
 from streamdeblur.errors import StreamdeblurError
 from streamdeblur.io.frame import Frame, ReadStats
-from streamdeblur.io.protocols import Source
 from streamdeblur.io.passthrough import PacketBuffer, packet_time
+from streamdeblur.io.protocols import Source
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
+from streamdeblur.engines.store import replace_atomically
 from streamdeblur.errors import BadInput
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.models.deepdeblur import DeepDeblur
@@ -52,13 +53,14 @@ def save_weights(model: DeepDeblur, path: str | Path, card: dict[str, Any]) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # Bytes written by Python, not save_file(): that makes files readable by their owner only.
-    path.write_bytes(save(state, metadata={"config": json.dumps(model.cfg.to_dict())}))
+    # Written aside and renamed, so a run stopped mid-write never leaves half a weights file.
+    replace_atomically(path, save(state, metadata={"config": json.dumps(model.cfg.to_dict())}))
     write_card(path, {"config": model.cfg.to_dict(), **card})
     return path
 
 
 def write_card(weights: str | Path, card: dict[str, Any]) -> None:
-    card_path(weights).write_text(json.dumps(card, indent=2) + "\n")
+    replace_atomically(card_path(weights), (json.dumps(card, indent=2) + "\n").encode())
 
 
 def card_path(weights: str | Path) -> Path:
