@@ -68,7 +68,7 @@ def build_cpu_candidate(candidate: CpuCandidate, weights: Path, onnx: str | Path
 
 def create_backend(
     name: str = "auto", weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
-    *, frame_size: tuple[int, int] | None = None, batch_size: int = 1, tile: int = 0, in_flight: int = 3,
+    *, frame_size: tuple[int, int] | None = None, batch: int = 1, tile: int = 0, streams: int = 3,
     engine: str | Path | None = None, channels_last: bool | None = None, cuda_graphs: bool = False,
 ) -> Backend:
     """The backend to run. `frame_size` (width, height) sizes TensorRT engines and the CPU probe.
@@ -102,18 +102,18 @@ def create_backend(
         return build_cpu_candidate(_fastest_on_cpu(weights_path, torch_only, frame_size or (640, 360)), weights_path)
     resolved = resolve_precision(precision, torch_device)
     if name == "tensorrt":
-        return _tensorrt(weights_path, torch_device, resolved, frame_size, batch_size, tile, in_flight, engine)
+        return _tensorrt(weights_path, torch_device, resolved, frame_size, batch, tile, streams, engine)
     nhwc = resolve_channels_last(channels_last, torch_device, resolved)
     return TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs)
 
 
-def make_processor(backend: Backend, tile: int = 0, tile_overlap: int = 32, batch_size: int = 1, in_flight: int = 3) -> Processor:
+def make_processor(backend: Backend, tile: int = 0, tile_overlap: int = 32, batch: int = 1, streams: int = 3) -> Processor:
     """The stream scheduler on CUDA, the synchronous processor elsewhere."""
     if backend.device.type == "cuda":
         from streamdeblur.inference.scheduler import StreamScheduler
 
-        return StreamScheduler(backend, tile, tile_overlap, batch_size, in_flight)
-    return FrameProcessor(backend, tile, tile_overlap, batch_size)
+        return StreamScheduler(backend, tile, tile_overlap, batch, streams)
+    return FrameProcessor(backend, tile, tile_overlap, batch)
 
 
 def _onnxruntime_available() -> bool:
@@ -166,7 +166,7 @@ def _onnxruntime(weights: Path, onnx: str | Path | None) -> Backend:
 
 def _tensorrt(
     weights: Path, device: torch.device, precision: str, frame_size: tuple[int, int] | None,
-    batch_size: int, tile: int, in_flight: int, engine: str | Path | None,
+    batch: int, tile: int, streams: int, engine: str | Path | None,
 ) -> Backend:
     from streamdeblur.engines.artifacts import engine_for, onnx_for_weights, require_tensorrt
     from streamdeblur.engines.shapes import parse_shapes, profile_for_frames
@@ -185,8 +185,8 @@ def _tensorrt(
     else:
         if frame_size is None and not tile:
             raise BadUsage("--backend tensorrt needs the frame size to build an engine; pass --engine")
-        shapes = parse_shapes(f"tile:{tile}", batch_size) if tile else profile_for_frames(*frame_size, batch=batch_size)  # type: ignore[misc]
+        shapes = parse_shapes(f"tile:{tile}", batch) if tile else profile_for_frames(*frame_size, batch=batch)  # type: ignore[misc]
         path = engine_for(onnx_for_weights(weights), shapes, precision)
         built_with = precision
     name = load_checkpoint(weights).cfg.name
-    return TensorRTBackend(path, device, in_flight, built_with, name)
+    return TensorRTBackend(path, device, streams, built_with, name)  # an execution context per stream slot

@@ -44,8 +44,8 @@ class BackendSpec:
         """The backend alone; `frame_size` (width, height) sizes TensorRT engines and the CPU probe."""
         self.check()
         return create_backend(
-            self.backend, self.weights, self.device, self.precision, frame_size=frame_size, batch_size=self.batch,
-            tile=self.tile, in_flight=self.streams, engine=self.engine, channels_last=self.channels_last,
+            self.backend, self.weights, self.device, self.precision, frame_size=frame_size, batch=self.batch,
+            tile=self.tile, streams=self.streams, engine=self.engine, channels_last=self.channels_last,
             cuda_graphs=self.cuda_graphs,
         )
 
