@@ -257,7 +257,7 @@ def train(
             loaded = dataclasses.replace(loaded, model=model)
         result = run_training(
             loaded, out or Path("runs") / loaded.name, resume=resume, until_step=until_step, device=device,
-            minutes=minutes,
+            minutes=minutes, progress_bar=not quiet,
         )
         if result.interrupted:
             log.warning("stopped at step %d; continue with --resume", result.step)

@@ -494,3 +494,17 @@ def test_recipes_and_model_configs_resolve_by_name_installed_or_not(monkeypatch:
     assert config.config_dir() == Path(__file__).resolve().parents[1] / "configs"
     assert load_recipe("long-per-scale").model == "deepdeblur-4scale"
     assert config.load_model_config("deepdeblur-4scale").n_scales == 4
+
+
+def test_quiet_training_makes_no_progress_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`train -q` and `adapt -q`: errors only, so no bar even on a terminal."""
+    import tqdm
+
+    def no_bar(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a progress bar was made")
+
+    monkeypatch.setattr(tqdm, "tqdm", no_bar)
+    result = train(recipe_from_dict({**TINY_RECIPE, "steps": 2}), tmp_path / "run", progress_bar=False)
+    assert result.step == 2
+    with pytest.raises(AssertionError, match="a progress bar was made"):
+        train(recipe_from_dict({**TINY_RECIPE, "steps": 2}), tmp_path / "run2")

@@ -44,7 +44,7 @@ def adapt_command(
     with _exit_codes():
         result = adapt(
             inputs, out, init=init, frames=frames, steps=steps, minutes=minutes, resume=resume, work=work,
-            device=device, overwrite=overwrite, min_sharpness=min_sharpness,
+            device=device, overwrite=overwrite, min_sharpness=min_sharpness, progress_bar=not quiet,
         )
         if result.interrupted:
             log.warning("stopped at step %d; the weights so far are in %s; continue with --resume", result.step, result.weights)

@@ -54,6 +54,7 @@ def adapt(
     steps: int = DEFAULT_STEPS, minutes: float | None = None, resume: bool = False, work: Path | None = None,
     device: str | None = None, overwrite: bool = False, min_sharpness: float = MIN_SHARPNESS,
     batch_size: int = 8, patch_size: int = 128, lr: float = 1e-4, seed: int = 0, workers: int = 1,
+    progress_bar: bool = True,
 ) -> AdaptResult:
     """Adapt `init` (default: the shipped weights) to the camera of `inputs`; write `out`
     (.safetensors) with its card. A stop (SIGINT/SIGTERM, `minutes`) still writes the weights
@@ -81,7 +82,7 @@ def adapt(
     scan_seconds = time.perf_counter() - started
 
     recipe = _recipe(selection, starting.cfg.to_dict(), init, out, steps, batch_size, patch_size, lr, seed, workers)
-    result = train(recipe, work, resume=resume, device=device, minutes=minutes)
+    result = train(recipe, work, resume=resume, device=device, minutes=minutes, progress_bar=progress_bar)
     adapted = load_checkpoint(work / WEIGHTS)
 
     torch_device = _inference_device(device)

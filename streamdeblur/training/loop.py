@@ -119,20 +119,20 @@ class _StopFlag:
 
 def train(
     recipe: TrainRecipe, out_dir: Path, resume: bool = False, until_step: int | None = None,
-    device: str | None = None, minutes: float | None = None,
+    device: str | None = None, minutes: float | None = None, progress_bar: bool = True,
 ) -> TrainResult:
     """Train (or resume) a run; stop early, with a checkpoint, at `until_step` or after `minutes`
     of this call's wall time (equal-time comparisons, and runs fitted into a session)."""
     ctx = distributed.setup(device)
     try:
-        return _train(recipe, out_dir, resume, until_step, minutes, ctx)
+        return _train(recipe, out_dir, resume, until_step, minutes, ctx, progress_bar)
     finally:
         ctx.close()
 
 
 def _train(
     recipe: TrainRecipe, out_dir: Path, resume: bool, until_step: int | None, minutes: float | None,
-    ctx: distributed.DistContext,
+    ctx: distributed.DistContext, progress_bar: bool = True,
 ) -> TrainResult:
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -205,11 +205,9 @@ def _train(
         except ImportError:
             log.warning("tensorboard is not installed: logging to %s only", METRICS_FILE)
 
-    stop = _StopFlag()
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     last_step = min(recipe.steps, until_step) if until_step is not None else recipe.steps
     progress = None
-    if ctx.is_main:
+    if ctx.is_main and progress_bar:
         from tqdm import tqdm
 
         progress = tqdm(total=recipe.steps, initial=step, unit="step", dynamic_ncols=True, disable=None)
@@ -237,6 +235,8 @@ def _train(
     deadline = None if minutes is None else started + 60 * minutes
     batches = iter(loader)
     model.train()
+    stop = _StopFlag()
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}  # restored in `finally`
     try:
         while step < last_step and not stop.set and not _past(deadline, ctx):
             batch = next(batches)
