@@ -39,6 +39,13 @@ app = typer.Typer(
 log = logging.getLogger("streamdeblur")
 
 
+# The optional packages, by the extra that installs them (pyproject.toml).
+_EXTRAS = {
+    "skimage": "train", "tensorboard": "train", "matplotlib": "train",
+    "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx", "tensorrt": "trt", "ray": "ray",
+}  # fmt: skip
+
+
 @contextmanager
 def _exit_codes() -> Iterator[None]:
     """Errors become one line on stderr and the documented exit code, never a traceback."""
@@ -52,6 +59,10 @@ def _exit_codes() -> Iterator[None]:
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        extra = _EXTRAS.get((exc.name or "").split(".")[0]) if isinstance(exc, ModuleNotFoundError) else None
+        if extra is not None:  # an optional package the command needs is not installed
+            typer.echo(f"streamdeblur: error: this needs {exc.name}: pip install 'streamdeblur[{extra}]'", err=True)
+            raise typer.Exit(2) from None
         log.debug("unexpected failure", exc_info=True)
         reason = str(exc).splitlines()[0] if str(exc) else ""
         typer.echo(

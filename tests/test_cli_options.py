@@ -1,9 +1,12 @@
-"""The shared command-line options: defined once, the same defaults as the values they build."""
+"""The shared command-line options (defined once, the same defaults as the values they build),
+and what the command line says when an optional package is missing."""
 
 from __future__ import annotations
 
 import dataclasses
-
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,3 +59,12 @@ def test_the_flags_reach_the_built_values(monkeypatch: pytest.MonkeyPatch) -> No
     opts = seen["opts"]
     assert opts.spec == BackendSpec(backend="torch", batch=3, tile=128, channels_last=False, weights="w.safetensors")
     assert opts.encode == EncodeOptions(crf=23, preset="veryfast")
+
+
+def test_a_missing_extra_names_the_extra_to_install(tmp_path: Path) -> None:
+    """Python treats a None entry in sys.modules as not installed: ImportError on import."""
+    code = "import sys; sys.modules['skimage'] = None; sys.modules['skimage.metrics'] = None; from streamdeblur.cli import main; main()"
+    (tmp_path / "blur").mkdir()
+    result = subprocess.run([sys.executable, "-c", code, "eval", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("pip install 'streamdeblur[train]'"), result.stderr
