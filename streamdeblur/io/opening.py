@@ -140,11 +140,12 @@ def open_sink(
     if options.segment_seconds is not None:
         segments = SegmentedSink(
             Path(spec), options.segment_seconds, info, source.passthrough, options.encode, options.overwrite)
-    inner = segments or _file_or_stream_sink(spec, source, info, options)
+    inner = segments if segments is not None else _file_or_stream_sink(spec, source, info, options)
     preview = None
     if options.preview or inner is None:
         preview = PreviewSink(inner, f"streamdeblur: {source.info.source}", (finish or threading.Event()).set)
-    sink: Sink = preview or inner  # type: ignore[assignment]  # one of the two is set
+    sink = preview if preview is not None else inner
+    assert sink is not None  # a window is made whenever there is no other output
     originals = OriginalFrames() if options.compare else None
     if originals is not None:
         sink = CompareSink(sink, originals)
