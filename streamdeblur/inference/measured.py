@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from streamdeblur.cache import user_cache_dir
 from streamdeblur.engines.store import key_of, replace_atomically
+from streamdeblur.inference.precision import cpu_facts
 
 log = logging.getLogger(__name__)
+
+
+def machine_facts() -> dict[str, Any]:
+    """What makes a CPU timing this machine's: the CPU, its threads, PyTorch, OpenMP's waiting."""
+    return {
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_facts(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+    }
 
 
 def fastest(record: str, facts: dict[str, Any], options: list[str], seconds_of: Callable[[str], float]) -> str:

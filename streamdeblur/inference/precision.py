@@ -3,8 +3,9 @@
 `auto` precision: fp16 on CUDA; on CPUs where oneDNN runs bf16 natively (AVX512-BF16 or AMX),
 bf16 is a candidate, timed against fp32 on the machine (select.py, training/mixed_precision.py):
 on one such CPU it was several times faster with no visible difference, on another slower;
-fp32 elsewhere, since emulated bf16 is always slower than fp32. `auto` layout: channels-last (NHWC) for torch on the
-CPU, where oneDNN's convolutions prefer it, and on CUDA in fp16/bf16 (tensor cores).
+fp32 elsewhere, since emulated bf16 is always slower than fp32. `auto` layout: channels-last
+(NHWC) for torch on the CPU, where oneDNN's convolutions prefer it, and on CUDA in fp16/bf16
+(tensor cores).
 """
 
 from __future__ import annotations

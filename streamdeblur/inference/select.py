@@ -8,7 +8,6 @@ Runtime fp32), measured once at the frame size and remembered per CPU model and 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,8 @@ import torch
 from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadInput, BadUsage
 from streamdeblur.inference.backend import Backend, PassthroughBackend
-from streamdeblur.inference.measured import fastest
-from streamdeblur.inference.precision import cpu_facts, cpu_has_native_bf16, resolve_channels_last, resolve_precision
+from streamdeblur.inference.measured import fastest, machine_facts
+from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
@@ -135,10 +134,7 @@ def _probe_size(frame_size: tuple[int, int]) -> tuple[int, int]:
 def _fastest_on_cpu(weights: Path, candidates: list[CpuCandidate], frame_size: tuple[int, int]) -> CpuCandidate:
     """Time the candidates on this machine once (per CPU model, flags, size, threads); remember the winner."""
     width, height = _probe_size(frame_size)
-    facts = {
-        "weights_sha256": file_sha256(weights), "size": [width, height], "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "cpu": cpu_facts(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-    }
+    facts = {"weights_sha256": file_sha256(weights), "size": [width, height], **machine_facts()}
     by_label = {c.label: c for c in candidates}
     x = torch.rand(1, 3, height, width)
     choice = fastest(CPU_CHOICES, facts, list(by_label),

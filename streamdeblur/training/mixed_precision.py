@@ -10,14 +10,13 @@ native support) is always slower, and is never used.
 from __future__ import annotations
 
 import copy
-import os
 import time
 from typing import Any
 
 import torch
 
-from streamdeblur.inference.measured import fastest
-from streamdeblur.inference.precision import cpu_facts, cpu_has_native_bf16
+from streamdeblur.inference.measured import fastest, machine_facts
+from streamdeblur.inference.precision import cpu_has_native_bf16
 from streamdeblur.models import DeepDeblur
 from streamdeblur.training.losses import content_loss
 
@@ -37,10 +36,7 @@ def mixed_precision_dtype(
         return None
     if model is None or batch_shape is None:
         return torch.bfloat16
-    facts: dict[str, Any] = {
-        "model": model.cfg.to_dict(), "batch": list(batch_shape), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "cpu": cpu_facts(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-    }
+    facts: dict[str, Any] = {"model": model.cfg.to_dict(), "batch": list(batch_shape), **machine_facts()}
     choice = fastest(TRAINING_CHOICES, facts, ["bf16", "fp32"], lambda name: _step_seconds(model, batch_shape, name))
     return torch.bfloat16 if choice == "bf16" else None
 
