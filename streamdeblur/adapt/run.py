@@ -21,6 +21,7 @@ from streamdeblur.adapt.selection import Selection, read_selection, write_select
 from streamdeblur.adapt.validation import before_after, held_out_pairs, mean_psnr
 from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadInput, BadUsage
+from streamdeblur.inference.torch_backend import resolve_device
 from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint, read_card, save_weights
 from streamdeblur.training.checkpointing import LAST
 from streamdeblur.training.loop import WEIGHTS, train
@@ -85,7 +86,7 @@ def adapt(
     result = train(recipe, work, resume=resume, device=device, minutes=minutes, progress_bar=progress_bar)
     adapted = load_checkpoint(work / WEIGHTS)
 
-    torch_device = _inference_device(device)
+    torch_device = resolve_device(device or "auto")
     starting, adapted = starting.to(torch_device), adapted.to(torch_device)
     pairs = held_out_pairs(selection.val_files, seed)
     validation = {
@@ -151,12 +152,6 @@ def _recipe(
         batch_size=batch_size, steps=steps, lr=lr, seed=seed, workers=workers, log_every=10,
         eval_every=steps + 1, checkpoint_every=50, val_count=0,  # validation: on held-out frames, after
     )
-
-
-def _inference_device(device: str | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _train_seconds(work: Path) -> float:
