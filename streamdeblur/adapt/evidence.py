@@ -29,7 +29,7 @@ from streamdeblur.adapt.run import adapt
 from streamdeblur.adapt.validation import deblur
 from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
 from streamdeblur.synthetic.blur import average_in_linear_light, pose_matrix
-from streamdeblur.synthetic.scenes import draw_text, procedural_scene
+from streamdeblur.synthetic.scenes import draw_text, photo_crop, procedural_scene
 from streamdeblur.training.metrics import psnr
 
 log = logging.getLogger(__name__)
@@ -82,15 +82,19 @@ def _degrade(rng: np.random.Generator, image: np.ndarray, camera: Camera) -> np.
     return np.asarray(cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)) if ok else as_bytes
 
 
-def render_camera_clip(rng: np.random.Generator, camera: Camera, count: int) -> Clip:
-    """`count` frames of one procedural scene (with text) through `camera`."""
+def render_camera_clip(rng: np.random.Generator, camera: Camera, count: int, photo: str | None = None) -> Clip:
+    """`count` frames through `camera` of one scene: a procedural one (with text), or a
+    crop of `photo` (an image file)."""
     margin = int(camera.max_blur_px) + 8
     travel = int(np.ceil(camera.drift_px * count))
     height, width = camera.height + 2 * margin, camera.width + travel + 2 * margin
-    small = procedural_scene(rng, -(-height // camera.scene_scale), -(-width // camera.scene_scale))
-    canvas = np.ascontiguousarray(cv2.resize(small, None, fx=camera.scene_scale, fy=camera.scene_scale,
-                                             interpolation=cv2.INTER_LINEAR)[:height, :width])
-    draw_text(rng, canvas, lines=6)
+    if photo is not None:
+        canvas = photo_crop(rng, photo, height, width)
+    else:
+        small = procedural_scene(rng, -(-height // camera.scene_scale), -(-width // camera.scene_scale))
+        canvas = np.ascontiguousarray(cv2.resize(small, None, fx=camera.scene_scale, fy=camera.scene_scale,
+                                                 interpolation=cv2.INTER_LINEAR)[:height, :width])
+        draw_text(rng, canvas, lines=6)
     centre_in = (canvas.shape[1] / 2, canvas.shape[0] / 2)
     centre_out = (camera.width / 2, camera.height / 2)
     size = (camera.width, camera.height)
@@ -157,11 +161,12 @@ def score_clip(video: Path, sharp: list[np.ndarray], blur_px: list[float], weigh
 
 
 def run_evidence(out_dir: Path, minutes: float, frames_a: int = 180, frames_b: int = 60, score_every: int = 2,
-                 pick: int = 48, camera: Camera = Camera()) -> dict[str, Any]:
+                 pick: int = 48, camera: Camera = Camera(), photo_a: str | None = None,
+                 photo_b: str | None = None) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    clip_a = render_camera_clip(np.random.default_rng(1), camera, frames_a)
-    clip_b = render_camera_clip(np.random.default_rng(2), camera, frames_b)
+    clip_a = render_camera_clip(np.random.default_rng(1), camera, frames_a, photo_a)
+    clip_b = render_camera_clip(np.random.default_rng(2), camera, frames_b, photo_b)
     video_a = write_video(out_dir / "clip_a_blurry.mp4", clip_a.blurry, camera.fps)
     video_b = write_video(out_dir / "clip_b_blurry.mp4", clip_b.blurry, camera.fps)
     log.info("rendered clip A (%d frames) and clip B (%d) in %.0f s", frames_a, frames_b, time.perf_counter() - started)
@@ -170,7 +175,7 @@ def run_evidence(out_dir: Path, minutes: float, frames_a: int = 180, frames_b: i
     scores = score_clip(video_b, clip_b.sharp, clip_b.blur_px, {"shipped": DEFAULT_WEIGHTS, "adapted": adapted.weights},
                         every=score_every)
     result = {
-        "camera": asdict(camera), "frames_a": frames_a, "frames_b": frames_b, "minutes": minutes,
+        "camera": asdict(camera), "photo_a": photo_a, "photo_b": photo_b, "frames_a": frames_a, "frames_b": frames_b, "minutes": minutes,
         "clip_a_sharp_share": float(np.mean(np.array(clip_a.blur_px) < 1.5)),
         "adapt": {k: adapted.card["adapted"][k] for k in ("steps", "train_seconds", "frames_scored", "frames_picked",
                                                           "validation")},
@@ -195,12 +200,17 @@ def main() -> None:
     parser.add_argument("--read-noise", type=float, default=Camera.read_noise)
     parser.add_argument("--shot-noise", type=float, default=Camera.shot_noise)
     parser.add_argument("--jpeg-quality", type=int, default=Camera.jpeg_quality)
+    # Real content instead of procedural scenes (which the shipped weights were trained on):
+    # each clip films a crop of one photograph, for example two of `streamdeblur photos`.
+    parser.add_argument("--photo-a", help="image file clip A films (default: a procedural scene)")
+    parser.add_argument("--photo-b", help="image file clip B films (default: a procedural scene)")
     args = parser.parse_args()
     camera = Camera(read_noise=args.read_noise, shot_noise=args.shot_noise, jpeg_quality=args.jpeg_quality)
     from streamdeblur.logs import setup_logging
 
     setup_logging(quiet=False, verbose=False)
-    result = run_evidence(args.out_dir, args.minutes, args.frames_a, args.frames_b, args.score_every, camera=camera)
+    result = run_evidence(args.out_dir, args.minutes, args.frames_a, args.frames_b, args.score_every, camera=camera,
+                          photo_a=args.photo_a, photo_b=args.photo_b)
     summary = {k: v for k, v in result["clip_b"].items() if k != "per_frame"}
     print(json.dumps({"adapt": result["adapt"], "clip_b": summary}, indent=2))
 
