@@ -47,6 +47,9 @@ class BlurRecipe:
     max_shot_noise: float = 0.01
     jpeg_probability: float = 0.6
     jpeg_quality: tuple[int, int] = (35, 95)
+    # The share of pairs whose blurry frame gets neither noise nor compression: a network that
+    # never sees a clean input treats fine, faint texture as noise and smooths it away.
+    clean_probability: float = 0.0
 
 
 @dataclass
@@ -191,6 +194,10 @@ def render_pair(
 
 def degrade(rng: np.random.Generator, image: np.ndarray, recipe: BlurRecipe) -> np.ndarray:
     """Sensor noise (signal-dependent shot noise plus read noise) and JPEG artefacts."""
+    # No draw at all when clean pairs are off, so that recipes without them render the same
+    # pairs as before (an exact resume of a run begun earlier depends on it).
+    if recipe.clean_probability > 0 and rng.uniform() < recipe.clean_probability:
+        return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.float32) / 255.0
     shot = float(rng.uniform(0, recipe.max_shot_noise))
     read = float(rng.uniform(0, recipe.max_read_noise))
     sigma = np.sqrt(shot * shot * image + read * read)

@@ -74,7 +74,7 @@ def _photos(spec: DataSpec) -> tuple[str, ...] | None:
 def _train_dataset(recipe: TrainRecipe, photos: tuple[str, ...] | None) -> Dataset:
     spec = recipe.data
     if spec.kind == "synthetic":
-        return SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, augment=Augment())
+        return SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, spec.blur_recipe(), Augment())
     assert spec.root is not None
     return PairedImages(find_pairs(spec.root, spec.split, spec.blur_kind), spec.patch_size, Augment())
 
@@ -84,7 +84,8 @@ def _val_pairs(recipe: TrainRecipe, photos: tuple[str, ...] | None) -> list[tupl
     spec = recipe.data
     if spec.kind == "synthetic":
         rng = np.random.default_rng([recipe.seed, 7_000_001])
-        pairs = [render_pair(rng, recipe.val_size, recipe.val_size, photos=photos) for _ in range(recipe.val_count)]
+        blur = spec.blur_recipe()
+        pairs = [render_pair(rng, recipe.val_size, recipe.val_size, blur, photos) for _ in range(recipe.val_count)]
         return [(p.blurry, p.sharp) for p in pairs]
     if spec.val_split is None:
         return []

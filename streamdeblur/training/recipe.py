@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.models.config import config_dir
+
+if TYPE_CHECKING:
+    from streamdeblur.synthetic.blur import BlurRecipe
 
 
 @dataclass
@@ -24,6 +27,19 @@ class DataSpec:
     synthetic_length: int = 1_000_000  # synthetic: samples per "epoch"
     photos: bool = True  # synthetic: also use scikit-image's training photos
     sharp_dir: str | None = None  # synthetic: also use the sharp images under this folder
+    # synthetic: the generator's ranges that differ from synthetic.blur.BlurRecipe's defaults,
+    # for example {clean_probability: 0.25}
+    blur: dict[str, Any] = field(default_factory=dict)
+
+    def blur_recipe(self) -> BlurRecipe:
+        from streamdeblur.synthetic.blur import BlurRecipe
+
+        fields = [f.name for f in dataclasses.fields(BlurRecipe)]
+        unknown = set(self.blur) - set(fields)
+        if unknown:
+            raise BadUsage(f"data.blur: unknown keys {', '.join(sorted(unknown))}; known: {', '.join(fields)}")
+        # YAML and JSON give lists where the recipe holds (low, high) tuples
+        return BlurRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.blur.items()})
 
 
 @dataclass
@@ -60,6 +76,7 @@ class TrainRecipe:
             raise BadUsage(f"recipe {self.name}: paired data needs data.root")
         if self.steps < 1 or self.batch_size < 1:
             raise BadUsage(f"recipe {self.name}: steps and batch_size must be positive")
+        self.data.blur_recipe()  # unknown generator keys: an error now, not in a DataLoader worker
 
     def init_weights(self) -> Path | None:
         """The weights file a fine-tuning run starts from; None for identity or default init."""
