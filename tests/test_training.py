@@ -430,6 +430,40 @@ def test_soft_scenes_stay_soft_in_the_target() -> None:
         assert np.abs(soft.blurry - soft.sharp).max() <= 1.0 / 255, seed  # no motion: input = soft target
 
 
+def test_clean_pairs_get_neither_noise_nor_compression() -> None:
+    """clean_probability: a share of blurry frames exactly as the sensor averaged them."""
+    from streamdeblur.synthetic.blur import BlurRecipe, degrade
+
+    image = np.random.default_rng(0).uniform(0.2, 0.8, (64, 64, 3)).astype(np.float32)
+    quantised = np.round(image * 255) / 255
+    clean = [degrade(np.random.default_rng(k), image, BlurRecipe(clean_probability=1.0)) for k in range(4)]
+    noisy = [degrade(np.random.default_rng(k), image, BlurRecipe(max_read_noise=0.02)) for k in range(4)]
+    assert all(np.abs(c - quantised).max() < 1e-6 for c in clean)
+    assert all(np.abs(n - quantised).max() > 2 / 255 for n in noisy)
+    half = [degrade(np.random.default_rng(k), image, BlurRecipe(clean_probability=0.5, max_read_noise=0.02))
+            for k in range(40)]
+    assert 8 <= sum(np.abs(h - quantised).max() < 1e-6 for h in half) <= 32
+
+
+def test_a_recipe_sets_the_generator_ranges_and_unknown_ones_are_refused(tmp_path: Path) -> None:
+    from streamdeblur.errors import BadUsage
+
+    recipe = recipe_from_dict({**TINY_RECIPE, "data": {**TINY_RECIPE["data"],
+                                                      "blur": {"clean_probability": 0.25, "jpeg_quality": [50, 60]}}})
+    blur = recipe.data.blur_recipe()
+    assert blur.clean_probability == 0.25 and blur.jpeg_quality == (50, 60) and blur.max_translation == 32.0
+    with pytest.raises(BadUsage, match="unknown keys clean_share"):
+        recipe_from_dict({**TINY_RECIPE, "data": {**TINY_RECIPE["data"], "blur": {"clean_share": 0.25}}})
+    # and the loop renders with them: no motion and all pairs clean means input = target
+    still = {"max_translation": 0.0, "max_rotation_deg": 0.0, "max_zoom": 0.0, "max_objects": 0,
+             "clean_probability": 1.0}
+    run = recipe_from_dict({**TINY_RECIPE, "steps": 2, "data": {**TINY_RECIPE["data"], "blur": still}})
+    from streamdeblur.training.loop import _val_pairs
+
+    pairs = _val_pairs(run, None)
+    assert pairs and all(np.abs(blurry - sharp).max() <= 1.0 / 255 for blurry, sharp in pairs)
+
+
 def _stripes(path: Path) -> None:
     """A sharp image of pure magenta and green stripes, colours no procedural scene is made of."""
     image = np.zeros((160, 200, 3), np.uint8)
