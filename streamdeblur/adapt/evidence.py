@@ -175,7 +175,8 @@ def run_evidence(out_dir: Path, minutes: float, frames_a: int = 180, frames_b: i
     scores = score_clip(video_b, clip_b.sharp, clip_b.blur_px, {"shipped": DEFAULT_WEIGHTS, "adapted": adapted.weights},
                         every=score_every)
     result = {
-        "camera": asdict(camera), "photo_a": photo_a, "photo_b": photo_b, "frames_a": frames_a, "frames_b": frames_b, "minutes": minutes,
+        "camera": asdict(camera), "photo_a": photo_a, "photo_b": photo_b,
+        "frames_a": frames_a, "frames_b": frames_b, "minutes": minutes,
         "clip_a_sharp_share": float(np.mean(np.array(clip_a.blur_px) < 1.5)),
         "adapt": {k: adapted.card["adapted"][k] for k in ("steps", "train_seconds", "frames_scored", "frames_picked",
                                                           "validation")},
