@@ -34,12 +34,10 @@ class DataSpec:
     def blur_recipe(self) -> BlurRecipe:
         from streamdeblur.synthetic.blur import BlurRecipe
 
-        fields = [f.name for f in dataclasses.fields(BlurRecipe)]
-        unknown = set(self.blur) - set(fields)
-        if unknown:
-            raise BadUsage(f"data.blur: unknown keys {', '.join(sorted(unknown))}; known: {', '.join(fields)}")
         # YAML and JSON give lists where the recipe holds (low, high) tuples
-        return BlurRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.blur.items()})
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.blur.items()}
+        built: BlurRecipe = _build(BlurRecipe, values, "data.blur")
+        return built
 
 
 @dataclass
