@@ -28,7 +28,7 @@ from streamdeblur.inference.precision import cpu_facts
 from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.io import EncodeOptions
-from streamdeblur.models import DEFAULT_WEIGHTS, DeepDeblur, load_checkpoint, load_model_config, save_weights
+from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, resolve_weights, save_weights
 from streamdeblur.pipeline.job import RunOptions, run_job
 
 
@@ -55,10 +55,8 @@ def _model_alone(backend: Backend, x: torch.Tensor, seconds: float) -> float:
 
 def weights_for(config: str | None, weights: str | None, folder: Path) -> Path:
     """Given weights, or (for speed only) random weights of a named configuration."""
-    if weights:
-        return Path(weights)
-    if config is None:
-        return DEFAULT_WEIGHTS
+    if weights or config is None:
+        return resolve_weights(weights)
     torch.manual_seed(0)
     model = DeepDeblur(load_model_config(config))
     return save_weights(model, folder / f"{model.cfg.name}-random.safetensors", {"note": "random weights, for timing only"})

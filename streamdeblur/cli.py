@@ -281,7 +281,7 @@ def train(
 @app.command("eval")
 def evaluate(
     data: Annotated[Path, typer.Argument(help="Pairs: a GoPro, REDS or blur/+sharp/ folder (e.g. from `streamdeblur synth`).")],
-    model: Annotated[Optional[Path], typer.Option(help="Weights to score. Default: the shipped light model.")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Weights to score (a file or a shipped name). Default: the shipped default model.")] = None,
     backend: Annotated[str, typer.Option(help="torch, or passthrough to score the blurry input against itself.")] = "auto",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
@@ -300,8 +300,11 @@ def evaluate(
         from streamdeblur.training.evaluate import evaluate as run_eval
         from streamdeblur.training.evaluate import plot_training_curves, record_in_card
 
+        from streamdeblur.models import resolve_weights
+
         if card is not None and model is None:
             raise BadUsage("--card needs --model: the weights whose card gets the figures")
+        model = resolve_weights(model) if model is not None else None
         scorer = create_backend(backend, model, device, precision)
         result = run_eval(scorer, data, out, split=split, limit=limit)
         typer.echo(json.dumps({"model": scorer.model_name, "data": str(data), **result.to_dict()}, indent=2))
@@ -355,7 +358,7 @@ def photos(
 @app.command()
 def export(
     out: Annotated[Path, typer.Option(help="Where to write the ONNX file, e.g. engines/light.onnx.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Weights to export. Default: the shipped light model.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Weights to export (a file or a shipped name). Default: the shipped default model.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -364,9 +367,11 @@ def export(
     with _exit_codes():
         from streamdeblur.engines.artifacts import onnx_for_weights
         from streamdeblur.engines.store import read_sidecar
-        from streamdeblur.models import DEFAULT_WEIGHTS
+        from streamdeblur.models import load_checkpoint, resolve_weights
 
-        path = onnx_for_weights(weights or DEFAULT_WEIGHTS, out)
+        weights = resolve_weights(weights)
+        load_checkpoint(weights)  # missing or unreadable weights: a one-line error, not a traceback
+        path = onnx_for_weights(weights, out)
         facts = read_sidecar(path) or {}
         if not quiet:
             log.info("wrote %s: checker ok, ONNX Runtime vs PyTorch max |diff| %.1e, %d operator types all parsed by TensorRT %s",

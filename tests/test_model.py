@@ -144,3 +144,19 @@ def test_configs_reject_unknown_keys(tmp_path: Path) -> None:
     with pytest.raises(BadUsage, match="width"):
         load_model_config(str(bad))
     assert DeepDeblurConfig().n_resblocks == 19
+
+
+def test_shipped_weights_are_found_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamdeblur.models import DEFAULT_WEIGHTS, resolve_weights, shipped_weights
+
+    assert DEFAULT_WEIGHTS.stem in shipped_weights()
+    assert resolve_weights(None) == DEFAULT_WEIGHTS
+    monkeypatch.chdir(tmp_path)
+    assert resolve_weights(DEFAULT_WEIGHTS.stem) == resolve_weights(DEFAULT_WEIGHTS.name) == DEFAULT_WEIGHTS
+    assert load_checkpoint(DEFAULT_WEIGHTS.stem).cfg.name == load_checkpoint(DEFAULT_WEIGHTS).cfg.name
+    (tmp_path / DEFAULT_WEIGHTS.name).write_bytes(b"")  # a file of the user's own comes first
+    assert resolve_weights(DEFAULT_WEIGHTS.name) == Path(DEFAULT_WEIGHTS.name)
+    with pytest.raises(BadInput, match=f"not found: nope .shipped weights: .*{DEFAULT_WEIGHTS.stem}"):
+        load_checkpoint("nope")
+    with pytest.raises(BadInput, match="not found"):
+        load_checkpoint(tmp_path / "sub" / DEFAULT_WEIGHTS.name)  # a path is never a shipped name

@@ -24,9 +24,11 @@ def test_default_weights_ship_with_a_card() -> None:
     assert held_out["output_psnr"] > held_out["input_psnr"]
 
 
-def test_run_uses_the_default_weights_without_flags(media_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flags", [[], ["--weights", "deepdeblur-light"]], ids=["no flags", "shipped name"])
+def test_run_uses_the_default_weights_without_flags_or_by_name(media_dir: Path, tmp_path: Path, flags: list[str]) -> None:
     report = tmp_path / "report.json"
-    result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"), "--report", str(report), "-q")
+    clip = make_clip("one_frame", media_dir)
+    result = run_cli("run", str(clip), str(tmp_path / "out.mp4"), "--report", str(report), "-q", *flags, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(report.read_text())["model"] == "deepdeblur-light"
 

@@ -22,7 +22,7 @@ from streamdeblur.adapt.validation import before_after, held_out_pairs, mean_psn
 from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadInput, BadUsage
 from streamdeblur.inference.torch_backend import resolve_device
-from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint, read_card, save_weights
+from streamdeblur.models import load_checkpoint, read_card, resolve_weights, save_weights
 from streamdeblur.training.checkpointing import LAST
 from streamdeblur.training.loop import WEIGHTS, train
 from streamdeblur.training.recipe import DataSpec, TrainRecipe
@@ -63,7 +63,7 @@ def adapt(
     started = time.perf_counter()
     out = Path(out).with_suffix(".safetensors")
     work = Path(work) if work is not None else default_work_dir(out)
-    init = Path(init) if init is not None else DEFAULT_WEIGHTS
+    init = resolve_weights(init)
     if frames < MIN_PICKED:
         raise BadUsage(f"--frames must be at least {MIN_PICKED} (one to learn from, one to check on)")
     if steps < 1 or batch_size < 1 or patch_size < 16:

@@ -137,7 +137,7 @@ def _preflight(opts: BatchOptions, first: InputFile) -> tuple[BackendSpec, torch
     """
     from streamdeblur.inference import BACKENDS
     from streamdeblur.inference.torch_backend import resolve_device
-    from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
+    from streamdeblur.models import load_checkpoint, resolve_weights
 
     job = opts.job
     check_options(replace(job, input=str(first.path), output=str(first.output_path(opts.output_dir))))
@@ -149,7 +149,7 @@ def _preflight(opts: BatchOptions, first: InputFile) -> tuple[BackendSpec, torch
         if spec.backend not in BACKENDS:
             raise BadUsage(f"unknown backend {spec.backend!r}; choose from {', '.join(BACKENDS)}")
         if spec.backend != "passthrough":
-            load_checkpoint(spec.weights or DEFAULT_WEIGHTS)  # unreadable weights fail here, once
+            load_checkpoint(resolve_weights(spec.weights))  # unreadable weights fail here, once
         return spec, device
     return spec.pinned(spec.create()), device
 

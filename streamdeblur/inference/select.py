@@ -21,7 +21,8 @@ from streamdeblur.inference.measured import fastest, machine_facts
 from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
-from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint
+from streamdeblur.models import load_checkpoint, resolve_weights
+from streamdeblur.models.checkpoint import missing_weights
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,11 @@ def create_backend(
     if name not in BACKENDS:
         raise BadUsage(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     torch_device = resolve_device(device)
-    weights_path = Path(weights) if weights else DEFAULT_WEIGHTS
+    weights_path = resolve_weights(weights)
     if name == "passthrough":
         return PassthroughBackend(torch_device)
     if not weights_path.is_file():  # checked here, before the CPU probe or an engine cache hashes it
-        raise BadInput(f"weights file not found: {weights_path}")
+        raise missing_weights(weights_path)
     if name == "auto" and torch_device.type == "cpu" and not cuda_graphs:
         candidates = cpu_candidates(precision, channels_last)
         chosen = _fastest_on_cpu(weights_path, candidates, frame_size or (640, 360))

@@ -4,7 +4,9 @@ from streamdeblur.models.checkpoint import (
     DEFAULT_WEIGHTS,
     load_checkpoint,
     read_card,
+    resolve_weights,
     save_weights,
+    shipped_weights,
 )
 from streamdeblur.models.config import DeepDeblurConfig, load_model_config
 from streamdeblur.models.deepdeblur import DeepDeblur
@@ -16,5 +18,7 @@ __all__ = [
     "load_checkpoint",
     "load_model_config",
     "read_card",
+    "resolve_weights",
     "save_weights",
+    "shipped_weights",
 ]

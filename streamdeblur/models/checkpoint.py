@@ -29,11 +29,33 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "deepdeblur-light.safetensors"
 OFFICIAL_RGB_RANGE = 255.0
 
 
+def shipped_weights() -> list[str]:
+    """Names of the weights that ship with the package (usable as `--weights NAME`)."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def resolve_weights(weights: str | Path | None) -> Path:
+    """The file `weights` names: None is the default; an existing file is itself; otherwise a
+    bare name such as `deepdeblur-4scale` is one of the shipped weights."""
+    if weights is None or str(weights) == "":
+        return DEFAULT_WEIGHTS
+    path = Path(weights).expanduser()
+    if path.is_file() or path.parent != Path("."):
+        return path
+    shipped = WEIGHTS_DIR / f"{path.name.removesuffix('.safetensors')}.safetensors"
+    return shipped if shipped.is_file() else path
+
+
+def missing_weights(path: Path) -> BadInput:
+    return BadInput(f"weights file not found: {path} (shipped weights: {', '.join(shipped_weights())})")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> DeepDeblur:
-    """A DeepDeblur module (eval mode) from any weights file streamdeblur understands."""
-    path = Path(path)
+    """A DeepDeblur module (eval mode) from any weights file streamdeblur understands, or the
+    shipped weights of that name."""
+    path = resolve_weights(path)
     if not path.is_file():
-        raise BadInput(f"weights file not found: {path}")
+        raise missing_weights(path)
     if path.suffix == ".safetensors":
         cfg, state = _read_safetensors(path)
     else:

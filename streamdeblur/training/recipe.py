@@ -84,7 +84,9 @@ class TrainRecipe:
             from streamdeblur.models import DEFAULT_WEIGHTS
 
             return DEFAULT_WEIGHTS
-        return Path(self.init).expanduser()
+        from streamdeblur.models import resolve_weights
+
+        return resolve_weights(self.init)
 
     def milestone_steps(self) -> list[int]:
         return [max(1, int(f * self.steps)) for f in self.milestones]
