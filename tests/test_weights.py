@@ -1,4 +1,4 @@
-"""The shipped default weights: loaded by `run` with no flags, and their card's figures hold."""
+"""The shipped weights: `run` loads the default with no flags, and every card's figures hold."""
 
 from __future__ import annotations
 
@@ -8,20 +8,26 @@ from pathlib import Path
 
 import pytest
 
-from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint, read_card
+from streamdeblur.models import load_checkpoint, read_card, shipped_weights
+from streamdeblur.models.checkpoint import WEIGHTS_DIR
 from tests.conftest import run_cli
 from tests.media import make_clip
 
 pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
 
 
-def test_default_weights_ship_with_a_card() -> None:
-    model = load_checkpoint(DEFAULT_WEIGHTS)
-    card = read_card(DEFAULT_WEIGHTS)
-    assert model.cfg.name == card["config"]["name"] == "deepdeblur-light"
+SHIPPED = [WEIGHTS_DIR / f"{name}.safetensors" for name in shipped_weights()]
+
+
+@pytest.mark.parametrize("weights", SHIPPED, ids=[w.stem for w in SHIPPED])
+def test_shipped_weights_come_with_a_card(weights: Path) -> None:
+    model = load_checkpoint(weights)
+    card = read_card(weights)
+    assert model.cfg.name == card["config"]["name"] == weights.stem
     assert card["training"]["steps"] > 0 and card["training"]["hardware"]
     held_out = card["quality"]["held_out"]
     assert held_out["output_psnr"] > held_out["input_psnr"]
+    assert held_out["sharp_in_psnr"] > 30
 
 
 @pytest.mark.parametrize("flags", [[], ["--weights", "deepdeblur-light"]], ids=["no flags", "shipped name"])
@@ -33,20 +39,22 @@ def test_run_uses_the_default_weights_without_flags_or_by_name(media_dir: Path, 
     assert json.loads(report.read_text())["model"] == "deepdeblur-light"
 
 
-def test_the_card_figures_are_reproduced_by_its_commands(tmp_path: Path) -> None:
+@pytest.mark.parametrize("weights", SHIPPED, ids=[w.stem for w in SHIPPED])
+def test_the_card_figures_are_reproduced_by_its_commands(tmp_path: Path, weights: Path) -> None:
     """The card names how its held-out set was made and scored; doing it again gives its figures."""
-    held_out = read_card(DEFAULT_WEIGHTS)["quality"]["held_out"]
+    held_out = read_card(weights)["quality"]["held_out"]
     made = held_out["data_made_by"]
     synth = shlex.split(made["command"])
     assert synth[:2] == ["streamdeblur", "synth"] and "--held-out" in synth
     assert run_cli(*synth[1:], "-q", cwd=tmp_path).returncode == 0
     assert f"--split {held_out['split']}" in held_out["command"] and "--backend torch" in held_out["command"]
-    result = run_cli("eval", held_out["data"], "--model", str(DEFAULT_WEIGHTS), "--backend", "torch",
+    result = run_cli("eval", held_out["data"], "--model", str(weights), "--backend", "torch",
                      "--split", held_out["split"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert scores["count"] == held_out["count"] == made["count"]
-    for key in ("input_psnr", "output_psnr"):
-        assert scores[key] == pytest.approx(held_out[key], abs=0.02), key
+    # CPUs round differently; near 34 dB a tiny difference in pixels is a larger one in dB
+    for key, tolerance in (("input_psnr", 0.02), ("output_psnr", 0.02), ("sharp_in_psnr", 0.1)):
+        assert scores[key] == pytest.approx(held_out[key], abs=tolerance), key
     for key in ("input_ssim", "output_ssim"):
         assert scores[key] == pytest.approx(held_out[key], abs=0.002), key
