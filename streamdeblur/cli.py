@@ -357,7 +357,7 @@ def photos(
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option(help="Where to write the ONNX file, e.g. engines/light.onnx.")],
+    out: Annotated[Path, typer.Option(help="Where to write the ONNX file, e.g. engines/default.onnx.")],
     weights: Annotated[Optional[Path], typer.Option(help="Weights to export (a file or a shipped name). Default: the shipped default model.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,

@@ -22,7 +22,7 @@ from tests.conftest import run_cli
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["tiny", "deepdeblur-light"])
+@pytest.mark.parametrize("config", ["tiny", "deepdeblur-light", "deepdeblur-4scale"])
 def test_export_matches_pytorch_and_uses_only_tensorrt_operators(config: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = DeepDeblur(load_model_config(config)).eval()

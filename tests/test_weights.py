@@ -30,13 +30,16 @@ def test_shipped_weights_come_with_a_card(weights: Path) -> None:
     assert held_out["sharp_in_psnr"] > 30
 
 
-@pytest.mark.parametrize("flags", [[], ["--weights", "deepdeblur-light"]], ids=["no flags", "shipped name"])
-def test_run_uses_the_default_weights_without_flags_or_by_name(media_dir: Path, tmp_path: Path, flags: list[str]) -> None:
+@pytest.mark.parametrize("flags, model", [([], "deepdeblur-4scale"), (["--weights", "deepdeblur-light"], "deepdeblur-light")],
+                         ids=["no flags", "shipped name"])
+def test_run_uses_the_default_weights_without_flags_or_others_by_name(
+    media_dir: Path, tmp_path: Path, flags: list[str], model: str,
+) -> None:
     report = tmp_path / "report.json"
     clip = make_clip("one_frame", media_dir)
     result = run_cli("run", str(clip), str(tmp_path / "out.mp4"), "--report", str(report), "-q", *flags, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert json.loads(report.read_text())["model"] == "deepdeblur-light"
+    assert json.loads(report.read_text())["model"] == model
 
 
 @pytest.mark.parametrize("weights", SHIPPED, ids=[w.stem for w in SHIPPED])

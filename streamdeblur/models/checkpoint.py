@@ -23,7 +23,7 @@ from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.models.deepdeblur import DeepDeblur
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "deepdeblur-light.safetensors"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "deepdeblur-4scale.safetensors"
 
 # The official code trains on RGB in [0, 255]; see _from_official.
 OFFICIAL_RGB_RANGE = 255.0
