@@ -297,10 +297,9 @@ def evaluate(
     setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.inference import create_backend
+        from streamdeblur.models import resolve_weights
         from streamdeblur.training.evaluate import evaluate as run_eval
         from streamdeblur.training.evaluate import plot_training_curves, record_in_card
-
-        from streamdeblur.models import resolve_weights
 
         if card is not None and model is None:
             raise BadUsage("--card needs --model: the weights whose card gets the figures")

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from streamdeblur.engines.store import file_sha256
-from streamdeblur.errors import BadInput, BadUsage
+from streamdeblur.errors import BadUsage
 from streamdeblur.inference.backend import Backend, PassthroughBackend
 from streamdeblur.inference.measured import fastest, machine_facts
 from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision

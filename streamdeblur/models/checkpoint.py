@@ -47,6 +47,7 @@ def resolve_weights(weights: str | Path | None) -> Path:
 
 
 def missing_weights(path: Path) -> BadInput:
+    """The one-line error for weights that are not there, naming the ones that ship."""
     return BadInput(f"weights file not found: {path} (shipped weights: {', '.join(shipped_weights())})")
 
 

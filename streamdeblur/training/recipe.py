@@ -80,13 +80,9 @@ class TrainRecipe:
         """The weights file a fine-tuning run starts from; None for identity or default init."""
         if self.init in ("identity", "default"):
             return None
-        if self.init == "shipped":
-            from streamdeblur.models import DEFAULT_WEIGHTS
-
-            return DEFAULT_WEIGHTS
         from streamdeblur.models import resolve_weights
 
-        return resolve_weights(self.init)
+        return resolve_weights(None if self.init == "shipped" else self.init)
 
     def milestone_steps(self) -> list[int]:
         return [max(1, int(f * self.steps)) for f in self.milestones]
