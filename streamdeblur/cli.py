@@ -366,10 +366,12 @@ def export(
     with _exit_codes():
         from streamdeblur.engines.artifacts import onnx_for_weights
         from streamdeblur.engines.store import read_sidecar
-        from streamdeblur.models import load_checkpoint, resolve_weights
+        from streamdeblur.models import resolve_weights
+        from streamdeblur.models.checkpoint import missing_weights
 
         weights = resolve_weights(weights)
-        load_checkpoint(weights)  # missing or unreadable weights: a one-line error, not a traceback
+        if not weights.is_file():  # before hashing it for the cache; unreadable ones fail in the export
+            raise missing_weights(weights)
         path = onnx_for_weights(weights, out)
         facts = read_sidecar(path) or {}
         if not quiet:
