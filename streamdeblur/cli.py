@@ -323,18 +323,21 @@ def synth(
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same set.")] = 0,
     held_out: Annotated[bool, typer.Option("--held-out", help="Photos and seeds that training never sees (for measuring quality).")] = False,
     sharp: Annotated[Optional[Path], typer.Option(help="A folder of your own sharp images to blur, instead of the bundled photos.")] = None,
+    frames: Annotated[int, typer.Option(min=1, help="Write clips of this many consecutive frames (synthetic video, one folder each) instead of independent pairs; --count is then the number of clips.")] = 1,
+    split: Annotated[Optional[str], typer.Option(help="Split folder to write into. Default: test with --held-out, else train.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Write synthetic motion-blur pairs (GoPro layout) to inspect or to train on."""
+    """Write synthetic motion-blur pairs or clips (GoPro layout) to inspect, train or score on."""
     setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.training.synth_dataset import write_synthetic_set
 
         width, height = _parse_size(size)
-        sequences = write_synthetic_set(out, count, width, height, seed, held_out, sharp_dir=sharp)
+        sequences = write_synthetic_set(out, count, width, height, seed, held_out, split, sharp_dir=sharp, frames=frames)
         if not quiet:
-            log.info("wrote %d pairs in %d sequence folders under %s", count, len(sequences), out)
+            what = f"{count} clips of {frames} frames" if frames > 1 else f"{count} pairs in {len(sequences)} sequence folders"
+            log.info("wrote %s under %s", what, out)
 
 
 @app.command()

@@ -157,8 +157,10 @@ def _infer_config(state: dict[str, torch.Tensor], name: str) -> DeepDeblurConfig
         len({int(m.group(1)) for k in state if (m := re.match(rf"body_models\.{s}\.body\.(\d+)\.body\.", k))})
         for s in range(n_scales)
     )
+    coarsest_in = int(state[f"body_models.{n_scales - 1}.body.0.weight"].shape[1])
     return DeepDeblurConfig(
         name=name,
+        frames=max(1, coarsest_in // 3),  # a window without its config: centred, unaligned
         n_scales=n_scales,
         n_feats=feats[0] if len(set(feats)) == 1 else feats,
         n_resblocks=blocks[0] if len(set(blocks)) == 1 else blocks,

@@ -12,6 +12,9 @@ import yaml
 
 from streamdeblur.errors import BadUsage
 
+# How a window's neighbours are aligned onto the restored frame (inference/alignment.py).
+ALIGNMENTS = ("none", "global", "flow")
+
 
 @dataclass(frozen=True)
 class DeepDeblurConfig:
@@ -28,6 +31,14 @@ class DeepDeblurConfig:
     n_feats: int | tuple[int, ...] = 64
     n_resblocks: int | tuple[int, ...] = 19
     kernel_size: int = 5
+    # Video: the network sees a window of `frames` consecutive frames (3 * frames input
+    # channels, the frame it restores first) and restores one of them: the centre one, or
+    # with `causal` the newest (live: no waiting for future frames). `align` is how the
+    # neighbours are warped onto that frame before the network (inference/alignment.py); the
+    # weights learnt with one, so it travels with them.
+    frames: int = 1
+    causal: bool = False
+    align: str = "none"
 
     def __post_init__(self) -> None:
         for key in ("n_feats", "n_resblocks"):
@@ -40,6 +51,28 @@ class DeepDeblurConfig:
             raise BadUsage(f"model config {self.name!r}: scales, features and blocks must be positive")
         if self.kernel_size % 2 == 0:
             raise BadUsage(f"model config {self.name!r}: kernel_size must be odd")
+        if self.frames < 1 or (not self.causal and self.frames % 2 == 0):
+            raise BadUsage(f"model config {self.name!r}: frames must be positive, and odd unless causal")
+        if self.align not in ALIGNMENTS:
+            raise BadUsage(f"model config {self.name!r}: align must be one of {', '.join(ALIGNMENTS)}")
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """The window's frames relative to the restored one, in input-channel order: the
+        restored frame first, then its neighbours oldest first (centred 5: 0, -2, -1, 1, 2)."""
+        if self.causal:
+            return (0, *range(1 - self.frames, 0))
+        half = self.frames // 2
+        return (0, *range(-half, 0), *range(1, half + 1))
+
+    @property
+    def lookahead(self) -> int:
+        """Frames after the restored one that the window needs: what it adds to latency."""
+        return max(self.offsets)
+
+    @property
+    def in_channels(self) -> int:
+        return 3 * self.frames
 
     @property
     def feats(self) -> tuple[int, ...]:
@@ -55,7 +88,7 @@ class DeepDeblurConfig:
         """Multiply-adds per full-resolution input pixel: a hardware-free measure of cost."""
         k2, total = self.kernel_size**2, 0.0
         for s, (feats, blocks) in enumerate(zip(self.feats, self.resblocks)):
-            in_channels = 3 if s == self.n_scales - 1 else 6
+            in_channels = self.in_channels + (0 if s == self.n_scales - 1 else 3)
             scale = in_channels * feats + 2 * blocks * feats * feats + feats * 3 + (3 * 12 if s > 0 else 0)
             total += scale * k2 / 4**s
         return total
@@ -74,6 +107,9 @@ class DeepDeblurConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        if self.frames == 1:  # a single-frame network's record stays as it was before windows
+            for key in ("frames", "causal", "align"):
+                data.pop(key)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod

@@ -64,15 +64,21 @@ class UpConv(nn.Module):
 
 
 class DeepDeblur(nn.Module):
-    """Coarse-to-fine deblurring network taking (N, 3, H, W) RGB in [0, 1], any H and W."""
+    """Coarse-to-fine deblurring network taking (N, 3 * frames, H, W) RGB in [0, 1], any H and
+    W, and returning the restored frame, (N, 3, H, W).
+
+    A windowed configuration (cfg.frames > 1) takes its frames stacked on the channel axis,
+    the restored frame first (cfg.offsets): one input tensor, so tiling, batching, ONNX and
+    TensorRT treat it as they treat a single frame, with wider first convolutions.
+    """
 
     def __init__(self, cfg: DeepDeblurConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        # The coarsest scale sees the blurry image alone; finer ones also see the upsampled
-        # coarser result (3 + 3 channels).
+        # The coarsest scale sees the blurry window alone; finer ones also see the upsampled
+        # coarser result (3 more channels, last).
         self.body_models = nn.ModuleList(
-            ScaleNet(3 if s == cfg.n_scales - 1 else 6, cfg.feats[s], cfg.resblocks[s], cfg.kernel_size)
+            ScaleNet(cfg.in_channels + (0 if s == cfg.n_scales - 1 else 3), cfg.feats[s], cfg.resblocks[s], cfg.kernel_size)
             for s in range(cfg.n_scales)
         )
         # Index 0 is a parameterless placeholder, as the official code's `None`.
@@ -133,6 +139,35 @@ def init_as_identity(model: DeepDeblur) -> None:
         tail.bias.zero_()
         for c in range(3):
             tail.weight[c, c, centre, centre] = 1.0
+
+
+@torch.no_grad()
+def transplant(model: DeepDeblur, source: DeepDeblur) -> None:
+    """Start `model` from `source`, a network of the same architecture but another window.
+
+    Every weight is copied; each first convolution takes the filters of the frames both
+    windows hold (by offset from the restored frame) and zero for the others, plus those of
+    the upsampled coarser result. A window started from single-frame weights therefore
+    computes exactly what they compute, and training can only learn up from there.
+    """
+    if _architecture(model.cfg) != _architecture(source.cfg):
+        raise ValueError(f"{source.cfg.name} and {model.cfg.name} differ in more than their window")
+    state = source.state_dict()
+    shared = [(i, source.cfg.offsets.index(o)) for i, o in enumerate(model.cfg.offsets) if o in source.cfg.offsets]
+    for s, scale in enumerate(model.body_models):
+        head = scale.body[0]
+        old = state[f"body_models.{s}.body.0.weight"]
+        new = torch.zeros_like(head.weight)
+        for mine, theirs in shared:
+            new[:, 3 * mine : 3 * mine + 3] = old[:, 3 * theirs : 3 * theirs + 3]
+        if s < model.cfg.n_scales - 1:  # the upsampled coarser result: the last 3 channels
+            new[:, -3:] = old[:, -3:]
+        state[f"body_models.{s}.body.0.weight"] = new
+    model.load_state_dict(state)
+
+
+def _architecture(cfg: DeepDeblurConfig) -> tuple[object, ...]:
+    return (cfg.n_scales, cfg.feats, cfg.resblocks, cfg.kernel_size)
 
 
 def count_parameters(model: nn.Module) -> int:

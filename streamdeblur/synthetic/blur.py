@@ -119,7 +119,7 @@ def subframe_count(rng: np.random.Generator, recipe: BlurRecipe) -> int:
     return first_odd + 2 * int(rng.integers(0, (high - first_odd) // 2 + 1))
 
 
-def _random_sprite(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+def random_sprite(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     """An object to move over the scene: RGB content and a soft alpha mask."""
     rgb = procedural_scene(rng, size, size)
     alpha = np.zeros((size, size), np.float32)
@@ -167,7 +167,7 @@ def render_pair(
     objects = []
     for _ in range(int(rng.integers(0, recipe.max_objects + 1))):
         size = int(min(height, width) * rng.uniform(0.15, 0.5)) | 1
-        rgb, alpha = _random_sprite(rng, size)
+        rgb, alpha = random_sprite(rng, size)
         start = (float(rng.uniform(0, width)), float(rng.uniform(0, height)))
         speed = recipe.max_object_speed * float(rng.uniform(0, 1))
         direction = float(rng.uniform(0, 2 * np.pi))
@@ -200,15 +200,22 @@ def degrade(rng: np.random.Generator, image: np.ndarray, recipe: BlurRecipe) -> 
         return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.float32) / 255.0
     shot = float(rng.uniform(0, recipe.max_shot_noise))
     read = float(rng.uniform(0, recipe.max_read_noise))
+    as_bytes = add_sensor_noise(rng, image, shot, read)
+    if rng.uniform() < recipe.jpeg_probability:
+        as_bytes = through_jpeg(as_bytes, int(rng.integers(recipe.jpeg_quality[0], recipe.jpeg_quality[1] + 1)))
+    return as_bytes.astype(np.float32) / 255.0
+
+
+def add_sensor_noise(rng: np.random.Generator, image: np.ndarray, shot: float, read: float) -> np.ndarray:
+    """Signal-dependent shot noise plus read noise, quantised to 8 bits."""
     sigma = np.sqrt(shot * shot * image + read * read)
     noisy = np.clip(image + rng.standard_normal(image.shape).astype(np.float32) * sigma, 0.0, 1.0)
-    as_bytes = np.round(noisy * 255).astype(np.uint8)
-    if rng.uniform() < recipe.jpeg_probability:
-        quality = int(rng.integers(recipe.jpeg_quality[0], recipe.jpeg_quality[1] + 1))
-        ok, encoded = cv2.imencode(".jpg", as_bytes, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            as_bytes = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
-    return as_bytes.astype(np.float32) / 255.0
+    return np.round(noisy * 255).astype(np.uint8)
+
+
+def through_jpeg(as_bytes: np.ndarray, quality: int) -> np.ndarray:
+    ok, encoded = cv2.imencode(".jpg", as_bytes, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return np.asarray(cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)) if ok else as_bytes
 
 
 def render_clip(

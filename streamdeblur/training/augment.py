@@ -1,7 +1,8 @@
 """Augmentations of the official DeepDeblur recipe, applied identically to blur and sharp.
 
 Flips, transpose and channel permutation keep the pair aligned; saturation changes both;
-input noise is added to the blurry image only.
+input noise is added to the blurry image only. The blurry side may be a window (H x W x 3K,
+frames stacked on the channel axis): every frame then gets the same change.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ class Augment:
             blur, sharp = blur[::-1], sharp[::-1]
         if self.transpose and rng.uniform() < 0.5:
             blur, sharp = blur.transpose(1, 0, 2), sharp.transpose(1, 0, 2)
+        frames = blur.shape[2] // 3
         if self.channel_permutation:
             order = rng.permutation(3)
-            blur, sharp = blur[..., order], sharp[..., order]
+            blur, sharp = blur[..., np.concatenate([order + 3 * f for f in range(frames)])], sharp[..., order]
         if self.saturation > 0:
             factor = 1.0 + float(rng.uniform(-self.saturation, self.saturation))
-            blur, sharp = _scale_saturation(blur, factor), _scale_saturation(sharp, factor)
+            blur = np.concatenate([_scale_saturation(blur[..., 3 * f : 3 * f + 3], factor) for f in range(frames)], axis=2)
+            sharp = _scale_saturation(sharp, factor)
         blur = np.ascontiguousarray(blur, dtype=np.float32)
         sharp = np.ascontiguousarray(sharp, dtype=np.float32)
         if self.noise_sigma > 0:

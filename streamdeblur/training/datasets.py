@@ -16,7 +16,10 @@ from torch.utils.data import Dataset, Sampler
 
 from streamdeblur.errors import BadInput
 from streamdeblur.io.image_folder import IMAGE_SUFFIXES, read_image_float
+from streamdeblur.inference.window import stack_window, window_indices
+from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.synthetic.blur import BlurRecipe, render_pair
+from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
 from streamdeblur.training.augment import Augment
 
 
@@ -96,11 +99,31 @@ def _random_crop(
     return blur[top : top + size, left : left + size], sharp[top : top + size, left : left + size]
 
 
-class PairedImages(Dataset):
-    """Pairs from disk; patches are random crops, augmented when `augment` is given."""
+def sequence_ranges(pairs: list[Pair]) -> list[tuple[int, int]]:
+    """For each pair, the first and last index of the pairs in its sequence (its folder):
+    consecutive frames of one clip in GoPro, REDS and `streamdeblur synth --sequences` sets."""
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(pairs) + 1):
+        if i == len(pairs) or pairs[i][0].parent != pairs[start][0].parent:
+            ranges += [(start, i - 1)] * (i - start)
+            start = i
+    return ranges
 
-    def __init__(self, pairs: list[Pair], patch_size: int | None, augment: Augment | None) -> None:
+
+class PairedImages(Dataset):
+    """Pairs from disk; patches are random crops, augmented when `augment` is given.
+
+    With a windowed model's config the blurry side is its window (H x W x 3K) from the same
+    sequence, padded at the sequence's ends and aligned as the pipeline aligns it.
+    """
+
+    def __init__(
+        self, pairs: list[Pair], patch_size: int | None, augment: Augment | None, cfg: DeepDeblurConfig | None = None,
+    ) -> None:
         self.pairs, self.patch_size, self.augment = pairs, patch_size, augment
+        self.cfg = cfg if cfg is not None and cfg.frames > 1 else None
+        self.ranges = sequence_ranges(pairs) if self.cfg is not None else []
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -112,10 +135,22 @@ class PairedImages(Dataset):
         blur, sharp = read_image_float(blur_path), read_image_float(sharp_path)
         if blur.shape != sharp.shape:
             raise BadInput(f"{blur_path} and {sharp_path} differ in size")
+        if self.cfg is not None:
+            blur = self._window(index, blur)
         blur, sharp = _random_crop(rng, blur, sharp, self.patch_size)
         if self.augment is not None:
             blur, sharp = self.augment(rng, blur, sharp)
         return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp)}
+
+    def _window(self, index: int, blur: np.ndarray) -> np.ndarray:
+        assert self.cfg is not None
+        first, last = self.ranges[index]
+        loaded = {index: blur}
+        for i in window_indices(index, first, last, self.cfg.offsets):
+            if i not in loaded:
+                loaded[i] = read_image_float(self.pairs[i][0])
+        frames = [loaded[i] for i in window_indices(index, first, last, self.cfg.offsets)]
+        return stack_window(frames, self.cfg)
 
 
 class SyntheticPairs(Dataset):
@@ -174,3 +209,51 @@ class StepSampler(Sampler[tuple[int, int]]):
             for k in range(self.batch_size):
                 yield self.key(first + k)
             step += 1
+
+
+# A share of training windows is cut short, the frames past a random point on one side
+# repeating the last one before it: what the pipeline feeds at a clip's ends and at cuts.
+WINDOW_PAD_PROBABILITY = 0.15
+
+
+class SyntheticWindows(Dataset):
+    """Windows of synthetic video (synthetic/sequences.py) rendered on the fly from a seed:
+    the blurry side is the aligned H x W x 3K window, the sharp side the restored frame."""
+
+    def __init__(
+        self, patch_size: int, length: int, photos: tuple[str, ...] | None, cfg: DeepDeblurConfig,
+        recipe: SequenceRecipe = SequenceRecipe(), augment: Augment | None = None,
+    ) -> None:
+        self.patch_size, self.length, self.photos, self.cfg = patch_size, length, photos, cfg
+        self.recipe, self.augment = recipe, augment
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        _, sample_seed = key
+        rng = np.random.default_rng(sample_seed)
+        blur, sharp = render_window(rng, self.patch_size, self.patch_size, self.cfg, self.recipe, self.photos)
+        if self.augment is not None:
+            blur, sharp = self.augment(rng, blur, sharp)
+        return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp)}
+
+
+def render_window(
+    rng: np.random.Generator, height: int, width: int, cfg: DeepDeblurConfig,
+    recipe: SequenceRecipe = SequenceRecipe(), photos: tuple[str, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training window (H x W x 3K, float32, aligned) and the sharp frame it restores."""
+    span = max(cfg.offsets) - min(cfg.offsets) + 1
+    position = -min(cfg.offsets)
+    sequence = render_sequence(rng, height, width, span, recipe, photos, reference=position)
+    first, last = 0, span - 1
+    if rng.uniform() < WINDOW_PAD_PROBABILITY and span > 1:
+        if position > 0 and (position == last or rng.uniform() < 0.5):
+            first = int(rng.integers(1, position + 1))
+        else:
+            last = int(rng.integers(position, last))
+    # Aligned as the pipeline aligns: on the 8-bit frames the camera delivered.
+    as_bytes = [np.round(f * 255).astype(np.uint8) for f in sequence.blurry]
+    window = stack_window([as_bytes[i] for i in window_indices(position, first, last, cfg.offsets)], cfg)
+    return window.astype(np.float32) / 255.0, sequence.sharp[position]

@@ -22,13 +22,16 @@ from torch.utils.data import DataLoader, Dataset
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.precision import DTYPES
 from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, save_weights
-from streamdeblur.models.deepdeblur import init_as_identity
+from streamdeblur.models.config import DeepDeblurConfig
+from streamdeblur.models.deepdeblur import init_as_identity, transplant
 from streamdeblur.synthetic.blur import render_pair
 from streamdeblur.synthetic.scenes import TRAIN_PHOTOS, sharp_images
 from streamdeblur.training import distributed
 from streamdeblur.training.augment import Augment
 from streamdeblur.training.checkpointing import load_checkpoint_state, save_checkpoint
-from streamdeblur.training.datasets import PairedImages, StepSampler, SyntheticPairs, find_pairs
+from streamdeblur.training.datasets import (
+    PairedImages, StepSampler, SyntheticPairs, SyntheticWindows, find_pairs, render_window,
+)  # fmt: skip
 from streamdeblur.training.losses import (
     Discriminator,
     content_loss,
@@ -71,27 +74,37 @@ def _photos(spec: DataSpec) -> tuple[str, ...] | None:
     return photos or None
 
 
-def _train_dataset(recipe: TrainRecipe, photos: tuple[str, ...] | None) -> Dataset:
+def _train_dataset(recipe: TrainRecipe, cfg: DeepDeblurConfig, photos: tuple[str, ...] | None) -> Dataset:
     spec = recipe.data
+    if spec.kind == "synthetic" and cfg.frames > 1:
+        return SyntheticWindows(spec.patch_size, spec.synthetic_length, photos, cfg, spec.sequence_recipe(), Augment())
     if spec.kind == "synthetic":
         return SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, spec.blur_recipe(), Augment())
     assert spec.root is not None
-    return PairedImages(find_pairs(spec.root, spec.split, spec.blur_kind), spec.patch_size, Augment())
+    return PairedImages(find_pairs(spec.root, spec.split, spec.blur_kind), spec.patch_size, Augment(), cfg)
 
 
-def _val_pairs(recipe: TrainRecipe, photos: tuple[str, ...] | None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A small fixed validation set: synthetic from its own seed, or the data's val split."""
+def _val_pairs(
+    recipe: TrainRecipe, cfg: DeepDeblurConfig, photos: tuple[str, ...] | None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A small fixed validation set: synthetic from its own seed, or the data's val split.
+    For a windowed model the blurry side is the window (H x W x 3K)."""
     spec = recipe.data
+    size = recipe.val_size
     if spec.kind == "synthetic":
         rng = np.random.default_rng([recipe.seed, 7_000_001])
+        if cfg.frames > 1:
+            sequences = spec.sequence_recipe()
+            return [render_window(rng, size, size, cfg, sequences, photos) for _ in range(recipe.val_count)]
         blur = spec.blur_recipe()
-        pairs = [render_pair(rng, recipe.val_size, recipe.val_size, blur, photos) for _ in range(recipe.val_count)]
+        pairs = [render_pair(rng, size, size, blur, photos) for _ in range(recipe.val_count)]
         return [(p.blurry, p.sharp) for p in pairs]
     if spec.val_split is None:
         return []
     assert spec.root is not None
-    dataset = PairedImages(find_pairs(spec.root, spec.val_split, spec.blur_kind)[: recipe.val_count], recipe.val_size, None)
-    items = [dataset[(i, i)] for i in range(len(dataset))]
+    # Every pair of the split, so a window finds its neighbours; the first val_count are scored.
+    dataset = PairedImages(find_pairs(spec.root, spec.val_split, spec.blur_kind), recipe.val_size, None, cfg)
+    items = [dataset[(i, i)] for i in range(min(recipe.val_count, len(dataset)))]
     return [(it["blur"].permute(1, 2, 0).numpy(), it["sharp"].permute(1, 2, 0).numpy()) for it in items]
 
 
@@ -102,7 +115,7 @@ def _validate(model: DeepDeblur, pairs: list[tuple[np.ndarray, np.ndarray]], dev
     for blur, sharp in pairs:
         x = torch.from_numpy(blur).permute(2, 0, 1)[None].to(device)
         y = model(x).clamp(0, 1)[0].permute(1, 2, 0).float().cpu().numpy()
-        before.append(psnr(blur, sharp))
+        before.append(psnr(blur[..., :3], sharp))  # a window's restored frame comes first
         after.append(psnr(y, sharp))
     model.train()
     return {"val_psnr_input": float(np.mean(before)), "val_psnr": float(np.mean(after))}
@@ -187,13 +200,13 @@ def _train(
             disc = DistributedDataParallel(disc, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
     photos = _photos(recipe.data)  # scans a user's sharp_dir once
-    dataset = _train_dataset(recipe, photos)
+    dataset = _train_dataset(recipe, cfg, photos)
     sampler = StepSampler(len(dataset), recipe.batch_size, recipe.seed, step, ctx.rank, ctx.world_size)  # type: ignore[arg-type]
     loader = DataLoader(
         dataset, batch_size=recipe.batch_size, sampler=sampler, num_workers=recipe.workers,
         pin_memory=ctx.device.type == "cuda", persistent_workers=recipe.workers > 0,
     )
-    val_pairs = _val_pairs(recipe, photos) if ctx.is_main else []
+    val_pairs = _val_pairs(recipe, cfg, photos) if ctx.is_main else []
 
     tb = None
     if ctx.is_main:
@@ -320,17 +333,22 @@ def _log_images(tb: Any, model: DeepDeblur, pairs: list[tuple[np.ndarray, np.nda
     for blur, sharp in pairs:
         x = torch.from_numpy(blur).permute(2, 0, 1)[None].to(device)
         y = model(x).clamp(0, 1)[0].cpu()
-        rows.append(torch.cat([x[0].cpu(), y, torch.from_numpy(sharp).permute(2, 0, 1)], dim=2))
+        rows.append(torch.cat([x[0, :3].cpu(), y, torch.from_numpy(sharp).permute(2, 0, 1)], dim=2))
     tb.add_image("val/blurry|deblurred|sharp", torch.cat(rows, dim=1), step)
     model.train()
 
 
 def _start_from(model: DeepDeblur, weights: Path) -> None:
-    """Fine-tuning: the recipe's network takes the weights of one of the same architecture."""
+    """Fine-tuning: the recipe's network takes the weights of one of the same architecture,
+    or of the same one with another window (a windowed model from single-frame weights:
+    models.deepdeblur.transplant)."""
     start = load_checkpoint(weights)  # a missing or unreadable file is a one-line error
     try:
-        model.load_state_dict(start.state_dict())
-    except RuntimeError:
+        if start.cfg.offsets != model.cfg.offsets:
+            transplant(model, start)
+        else:
+            model.load_state_dict(start.state_dict())
+    except (RuntimeError, ValueError):
         raise BadUsage(
             f"init weights {weights} are a {start.cfg.name} network; the recipe trains {model.cfg.name}"
         ) from None
@@ -344,8 +362,10 @@ def _card(
     else:
         hardware = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     data = recipe.data
+    windowed = load_model_config(recipe.model).frames > 1
+    rendered = "synthetic video (streamdeblur.synthetic.sequences)" if windowed else "synthetic blur (streamdeblur.synthetic.blur)"
     source = (
-        "synthetic blur rendered on the fly (streamdeblur.synthetic.blur) from procedural scenes"
+        f"{rendered} rendered on the fly from procedural scenes"
         + (" and scikit-image's training photos" if data.photos else "")
         + (f" and the sharp images under {data.sharp_dir}" if data.sharp_dir else "")
         if data.kind == "synthetic" else f"pairs under {data.root} ({data.split})"

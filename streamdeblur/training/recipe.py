@@ -14,6 +14,7 @@ from streamdeblur.models.config import config_dir
 
 if TYPE_CHECKING:
     from streamdeblur.synthetic.blur import BlurRecipe
+    from streamdeblur.synthetic.sequences import SequenceRecipe
 
 
 @dataclass
@@ -30,6 +31,16 @@ class DataSpec:
     # synthetic: the generator's ranges that differ from synthetic.blur.BlurRecipe's defaults,
     # for example {clean_probability: 0.25}
     blur: dict[str, Any] = field(default_factory=dict)
+    # synthetic, windowed models: the video generator's ranges that differ from
+    # synthetic.sequences.SequenceRecipe's (its noise and JPEG are `blur`'s), e.g. {max_shake_px: 24}
+    sequence: dict[str, Any] = field(default_factory=dict)
+
+    def sequence_recipe(self) -> SequenceRecipe:
+        from streamdeblur.synthetic.sequences import SequenceRecipe
+
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.sequence.items()}
+        built: SequenceRecipe = _build(SequenceRecipe, {**values, "degrade": self.blur_recipe()}, "data.sequence")
+        return built
 
     def blur_recipe(self) -> BlurRecipe:
         from streamdeblur.synthetic.blur import BlurRecipe
@@ -74,7 +85,7 @@ class TrainRecipe:
             raise BadUsage(f"recipe {self.name}: paired data needs data.root")
         if self.steps < 1 or self.batch_size < 1:
             raise BadUsage(f"recipe {self.name}: steps and batch_size must be positive")
-        self.data.blur_recipe()  # unknown generator keys: an error now, not in a DataLoader worker
+        self.data.sequence_recipe()  # unknown generator keys: an error now, not in a DataLoader worker
 
     def init_weights(self) -> Path | None:
         """The weights file a fine-tuning run starts from; None for identity or default init."""

@@ -1,7 +1,9 @@
 """`streamdeblur synth`: write synthetic blur pairs to disk in the GoPro layout.
 
 OUT/<split>/<sequence>/blur/NNNNNN.png and .../sharp/NNNNNN.png, so the set can be looked
-at, shared, and trained or evaluated on like GoPro. Every pair is a pure function of
+at, shared, and trained or evaluated on like GoPro. Pairs are independent (50 to a folder),
+or, with `frames`, each folder is one clip of consecutive frames (synthetic/sequences.py),
+as GoPro's are: what windowed models are trained and scored on. Every pair is a pure function of
 (seed, index); `held_out=True` draws from scikit-image photos and a seed range that training
 never uses, which is how the shipped model's quality figures are measured.
 """
@@ -16,6 +18,7 @@ import numpy as np
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.synthetic.blur import BlurRecipe, render_pair
+from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
 from streamdeblur.synthetic.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, sharp_images
 
 # Training samples draw seeds from SeedSequence([recipe seed, sample number]); held-out
@@ -38,14 +41,15 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 def write_synthetic_set(
     out: Path, count: int, width: int = 256, height: int = 256, seed: int = 0,
     held_out: bool = False, split: str | None = None, per_sequence: int = 50,
-    recipe: BlurRecipe = BlurRecipe(), sharp_dir: Path | None = None,
+    recipe: BlurRecipe = BlurRecipe(), sharp_dir: Path | None = None, frames: int = 1,
 ) -> list[Path]:
-    """Render `count` pairs; returns the sequence folders written.
+    """Render `count` pairs, or with `frames` > 1 `count` clips of that many frames; returns
+    the sequence folders written.
 
     `sharp_dir`: a folder of one's own sharp images, used instead of the bundled photos.
     """
-    if count < 1 or width < 8 or height < 8:
-        raise BadUsage("synth: --count must be positive and the size at least 8x8")
+    if count < 1 or width < 8 or height < 8 or frames < 1:
+        raise BadUsage("synth: --count and --frames must be positive and the size at least 8x8")
     split = split or ("test" if held_out else "train")
     if sharp_dir is not None:
         photos = sharp_images(sharp_dir)
@@ -53,10 +57,16 @@ def write_synthetic_set(
         photos = HELD_OUT_PHOTOS if held_out else TRAIN_PHOTOS
     out.mkdir(parents=True, exist_ok=True)
     flags = (" --held-out" if held_out else "") + (f" --sharp {sharp_dir}" if sharp_dir is not None else "")
+    flags += f" --frames {frames}" if frames > 1 else ""
+    flags += f" --split {split}" if split != ("test" if held_out else "train") else ""
     recipe_note = {
         "count": count, "size": f"{width}x{height}", "seed": seed, "held_out": held_out, "split": split,
         "photos": list(photos), "command": f"streamdeblur synth {out} --count {count} --size {width}x{height} --seed {seed}{flags}",
     }
+    if frames > 1:
+        clips = _write_clips(out, split, count, frames, width, height, seed, held_out, SequenceRecipe(degrade=recipe), photos)
+        (out / SYNTH_RECORD).write_text(json.dumps({**recipe_note, "frames": frames, "pairs": clips[1]}, indent=2) + "\n")
+        return clips[0]
     sequences: list[Path] = []
     pairs: dict[str, dict[str, str | float | None]] = {}
     for index in range(count):
@@ -76,3 +86,28 @@ def write_synthetic_set(
         }
     (out / SYNTH_RECORD).write_text(json.dumps({**recipe_note, "pairs": pairs}, indent=2) + "\n")
     return sequences
+
+
+def _write_clips(
+    out: Path, split: str, count: int, frames: int, width: int, height: int, seed: int, held_out: bool,
+    recipe: SequenceRecipe, photos: tuple[str, ...],
+) -> tuple[list[Path], dict[str, dict[str, str | float | None]]]:
+    """`count` clips of `frames` consecutive frames, one folder each; and what each frame shows."""
+    folders: list[Path] = []
+    described: dict[str, dict[str, str | float | None]] = {}
+    for index in range(count):
+        seq = out / split / f"{'heldout' if held_out else 'synthetic'}_video_{seed:04d}_{index:03d}"
+        for kind in ("blur", "sharp"):
+            (seq / kind).mkdir(parents=True, exist_ok=True)
+        folders.append(seq)
+        rng = np.random.default_rng(pair_seed(seed, index, held_out))
+        clip = render_sequence(rng, height, width, frames, recipe, photos)
+        for k in range(frames):
+            name = f"{k:06d}.png"
+            _write_png(seq / "blur" / name, clip.blurry[k])
+            _write_png(seq / "sharp" / name, clip.sharp[k])
+            described[str((seq / "blur" / name).relative_to(out))] = {
+                "photo": Path(clip.photo).stem if clip.photo else None, "blur_px": round(clip.blur_px[k], 2),
+                "kind": clip.kind,
+            }
+    return folders, described

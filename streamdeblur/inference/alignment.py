@@ -1,0 +1,123 @@
+"""Warping a window's neighbours onto the frame being restored, before the network sees them.
+
+Three methods (a windowed model is trained with one, and its config names it):
+
+- `none`: the neighbours as they are; the network must find the detail within its reach.
+- `global`: one motion per neighbour, an affine map (rotation, zoom, shear, shift) found by
+  OpenCV's ECC on small grey copies, started from phase correlation's shift. Exact for a
+  camera that turns or shakes over a distant scene; not for parallax or moving objects.
+- `flow`: dense optical flow (OpenCV's DIS, ultrafast preset) from the restored frame to each
+  neighbour: every pixel its own motion, so also parallax and moving objects, at more cost
+  and with the errors flow makes on blurred frames.
+
+Where a warped neighbour has nothing (it looked elsewhere), the restored frame's own pixels
+fill in, so the network sees agreement there rather than an invented border.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from streamdeblur.models.config import ALIGNMENTS
+
+# ECC works on a grey copy this wide at most (and at least a quarter of the frame): cost
+# stays flat with frame size while the shift is found to a fraction of a full-size pixel.
+ECC_WIDTH = 160
+ECC_ITERATIONS = 40
+ECC_EPS = 1e-4
+# DIS works on a grey copy this wide at most; its flow is scaled back up.
+FLOW_WIDTH = 640
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    """8-bit grey, whatever the input's depth (uint8, uint16 or float in [0, 1])."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def _shrink(grey: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """A copy at most `width` wide and the factor back to full size."""
+    scale = min(1.0, width / grey.shape[1])
+    if scale == 1.0:
+        return grey, 1.0
+    size = (max(8, round(grey.shape[1] * scale)), max(8, round(grey.shape[0] * scale)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), grey.shape[1] / size[0]
+
+
+def global_motion(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+    """2x3 affine taking target coordinates to the neighbour's (for warpAffine's inverse map)."""
+    small_t, factor = _shrink(_grey(target), ECC_WIDTH)
+    small_n, _ = _shrink(_grey(neighbour), ECC_WIDTH)
+    a, b = small_t.astype(np.float32), small_n.astype(np.float32)
+    (dx, dy), _ = cv2.phaseCorrelate(a, b)
+    warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, ECC_EPS)
+    try:
+        _, warp = cv2.findTransformECC(a, b, warp, cv2.MOTION_AFFINE, criteria, None, 5)
+    except cv2.error:  # no convergence (a flat or changed scene): the shift alone
+        pass
+    warp = warp.astype(np.float64)
+    warp[:, 2] *= factor  # the linear part is scale-free; the shift is in small pixels
+    return warp
+
+
+def _fill_outside(warped: np.ndarray, inside: np.ndarray, target: np.ndarray) -> np.ndarray:
+    if inside.all():
+        return warped
+    return np.where(inside[..., None], warped, target)
+
+
+def warp_global(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+    height, width = target.shape[:2]
+    warp = global_motion(target, neighbour)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpAffine(neighbour, warp, (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    # Where the map lands outside the neighbour, in target coordinates.
+    ys, xs = np.mgrid[0:height, 0:width]
+    sx = warp[0, 0] * xs + warp[0, 1] * ys + warp[0, 2]
+    sy = warp[1, 0] * xs + warp[1, 1] * ys + warp[1, 2]
+    inside = (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
+    return _fill_outside(warped, inside, target)
+
+
+_DIS: dict[int, cv2.DISOpticalFlow] = {}
+
+
+def _dis() -> cv2.DISOpticalFlow:
+    import threading
+
+    key = threading.get_ident()  # one per thread: a DIS object keeps state between calls
+    if key not in _DIS:
+        _DIS[key] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    return _DIS[key]
+
+
+def warp_flow(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+    height, width = target.shape[:2]
+    small_t, factor = _shrink(_grey(target), FLOW_WIDTH)
+    small_n, _ = _shrink(_grey(neighbour), FLOW_WIDTH)
+    flow = _dis().calc(small_t, small_n, None)
+    if factor != 1.0:
+        flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * factor
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
+    warped = cv2.remap(neighbour, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+    return _fill_outside(warped, inside, target)
+
+
+def align_window(frames: list[np.ndarray], method: str) -> list[np.ndarray]:
+    """`frames` in the network's order (the restored frame first) with every neighbour
+    warped onto it by `method`. A neighbour that is the restored frame itself (padding) is
+    passed through."""
+    if method not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {method!r}")
+    target = frames[0]
+    if method == "none":
+        return list(frames)
+    warp = warp_global if method == "global" else warp_flow
+    return [target] + [n if n is target else warp(target, n) for n in frames[1:]]
