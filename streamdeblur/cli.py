@@ -398,11 +398,13 @@ def build(
     setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.engines.artifacts import engine_for
+        from streamdeblur.engines.onnx_export import onnx_input_channels
         from streamdeblur.engines.shapes import parse_shapes
 
         if not onnx.is_file():
             raise BadUsage(f"ONNX file not found: {onnx}")
-        path = engine_for(onnx, parse_shapes(shapes, batch), precision, version_compatible, out)
+        profile = parse_shapes(shapes, batch, onnx_input_channels(onnx))
+        path = engine_for(onnx, profile, precision, version_compatible, out)
         if not quiet:
             log.info("engine: %s", path)
 

@@ -72,7 +72,8 @@ def engine_for(
     from streamdeblur.engines.tensorrt_build import build_serialized_engine, tensorrt_version
 
     facts = {
-        "onnx_sha256": file_sha256(onnx), "shapes": shapes.to_dict(), "precision": precision,
+        # The window (K frames, 3K input channels) is in the shapes, and named on its own too.
+        "onnx_sha256": file_sha256(onnx), "frames": shapes.opt[1] // 3, "shapes": shapes.to_dict(), "precision": precision,
         "tensorrt": tensorrt_version(), "gpu": torch.cuda.get_device_name(), "version_compatible": version_compatible,
     }
     path = out or engine_dir() / f"{onnx.stem}-{precision}-{key_of(facts)}.engine"

@@ -3,6 +3,10 @@
 Checks: the ONNX checker; ONNX Runtime against PyTorch on two frame sizes (max absolute
 difference under 1e-3 in fp32); every operator is one TensorRT's ONNX parser supports (the
 list in tensorrt_onnx_ops.txt, with the TensorRT version it came from).
+
+A windowed model exports as one 3K-channel input, not K inputs: the window is stacked where
+it is assembled (inference/window.py), so the graph, the engine, tiling and the stream
+scheduler stay the single-input ones, and only the channel count in the shapes changes.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ log = logging.getLogger(__name__)
 INPUT_NAME, OUTPUT_NAME = "blurry", "sharp"
 OPSET = 18
 PARITY_TOLERANCE = 1e-3
-PARITY_SIZES = ((1, 3, 64, 96), (2, 3, 45, 70))  # one aligned, one needing padding; two batch sizes
+PARITY_SIZES = ((1, 64, 96), (2, 45, 70))  # N, H, W: one aligned, one needing padding; two batch sizes
 _OPS_FILE = Path(__file__).with_name("tensorrt_onnx_ops.txt")
 
 
@@ -63,7 +67,7 @@ def export_onnx(model: DeepDeblur, path: Path, opset: int = OPSET) -> ExportChec
     """Write `model` as ONNX to `path` and check it; raises ProcessingError if a check fails."""
     _require_onnx()
     model = model.float().cpu().eval()
-    example = torch.rand(1, 3, 64, 96)
+    example = torch.rand(1, model.cfg.in_channels, 64, 96)
     dims = {
         0: torch.export.Dim("batch", min=1, max=256),
         2: torch.export.Dim("height", min=1, max=8192),
@@ -84,6 +88,15 @@ def export_onnx(model: DeepDeblur, path: Path, opset: int = OPSET) -> ExportChec
     return check_onnx(path, model)
 
 
+def onnx_input_channels(path: Path) -> int:
+    """The channel count of an exported network's input: 3, or 3K for a window of K frames."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    channels = next(i for i in graph.input if i.name == INPUT_NAME).type.tensor_type.shape.dim[1].dim_value
+    return int(channels) or 3
+
+
 def check_onnx(path: Path, model: DeepDeblur) -> ExportCheck:
     import onnx
     import onnxruntime as ort
@@ -99,7 +112,8 @@ def check_onnx(path: Path, model: DeepDeblur) -> ExportCheck:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst = 0.0
     generator = torch.Generator().manual_seed(0)
-    for shape in PARITY_SIZES:
+    for batch, height, width in PARITY_SIZES:
+        shape = (batch, model.cfg.in_channels, height, width)
         x = torch.rand(*shape, generator=generator)
         (onnx_out,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
         with torch.no_grad():

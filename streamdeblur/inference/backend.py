@@ -6,12 +6,15 @@ from typing import Protocol
 
 import torch
 
+from streamdeblur.models.config import DeepDeblurConfig
+
 
 class Backend(Protocol):
     """Runs the network on a batch already on `device`.
 
-    `infer` takes (N, 3, H, W) float32 RGB in [0, 1] on `device` and returns the same shape
-    and dtype, enqueued on the current CUDA stream where there is one. `slot` names the
+    `infer` takes (N, 3, H, W) float32 RGB in [0, 1] on `device` (a windowed model: N, 3K,
+    H, W, its window stacked, model_config.offsets) and returns (N, 3, H, W) of that dtype,
+    enqueued on the current CUDA stream where there is one. `slot` names the
     in-flight batch (0 when there is only one), so a backend can keep per-slot state such as
     TensorRT execution contexts or CUDA graphs. Everything around it (conversion, padding,
     tiling, batching, streams) is shared code, so backends stay thin.
@@ -21,6 +24,7 @@ class Backend(Protocol):
     device: torch.device
     precision: str
     model_name: str
+    model_config: DeepDeblurConfig | None  # None: no network (passthrough)
 
     def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor: ...
 
@@ -31,6 +35,7 @@ class PassthroughBackend:
     name = "passthrough"
     precision = "fp32"
     model_name = "none"
+    model_config = None
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)

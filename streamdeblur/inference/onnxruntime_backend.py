@@ -8,13 +8,14 @@ import torch
 
 from streamdeblur.engines.onnx_export import INPUT_NAME, OUTPUT_NAME
 from streamdeblur.errors import BadUsage
+from streamdeblur.models.config import DeepDeblurConfig
 
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
     precision = "fp32"
 
-    def __init__(self, onnx_path: Path, model_name: str, threads: int | None = None) -> None:
+    def __init__(self, onnx_path: Path, model_config: DeepDeblurConfig, threads: int | None = None) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -24,7 +25,7 @@ class OnnxRuntimeBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.device = torch.device("cpu")
-        self.model_name = model_name
+        self.model_config, self.model_name = model_config, model_config.name
 
     def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
         (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch.contiguous().numpy()})

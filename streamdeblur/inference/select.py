@@ -108,12 +108,21 @@ def create_backend(
 
 
 def make_processor(backend: Backend, tile: int = 0, tile_overlap: int = 32, batch: int = 1, streams: int = 3) -> Processor:
-    """The stream scheduler on CUDA, the synchronous processor elsewhere."""
+    """The stream scheduler on CUDA, the synchronous processor elsewhere; for a windowed
+    model, behind the window that assembles each frame's neighbours."""
+    inner: Processor
     if backend.device.type == "cuda":
         from streamdeblur.inference.scheduler import StreamScheduler
 
-        return StreamScheduler(backend, tile, tile_overlap, batch, streams)
-    return FrameProcessor(backend, tile, tile_overlap, batch)
+        inner = StreamScheduler(backend, tile, tile_overlap, batch, streams)
+    else:
+        inner = FrameProcessor(backend, tile, tile_overlap, batch)
+    cfg = backend.model_config
+    if cfg is not None and cfg.frames > 1:
+        from streamdeblur.inference.window import WindowedProcessor
+
+        return WindowedProcessor(inner, cfg)
+    return inner
 
 
 def _onnxruntime_available() -> bool:
@@ -137,7 +146,7 @@ def _fastest_on_cpu(weights: Path, candidates: list[CpuCandidate], frame_size: t
     width, height = _probe_size(frame_size)
     facts = {"weights_sha256": file_sha256(weights), "size": [width, height], **machine_facts()}
     by_label = {c.label: c for c in candidates}
-    x = torch.rand(1, 3, height, width)
+    x = torch.rand(1, load_checkpoint(weights).cfg.in_channels, height, width)  # a window: 3K channels
     choice = fastest(CPU_CHOICES, facts, list(by_label),
                      lambda label: _seconds_per_call(build_cpu_candidate(by_label[label], weights), x))
     return by_label[choice]
@@ -158,7 +167,7 @@ def _onnxruntime(weights: Path, onnx: str | Path | None) -> Backend:
     path = Path(onnx) if onnx else onnx_for_weights(weights)
     if not path.is_file():
         raise BadUsage(f"ONNX file not found: {path}")
-    return OnnxRuntimeBackend(path, load_checkpoint(weights).cfg.name)
+    return OnnxRuntimeBackend(path, load_checkpoint(weights).cfg)
 
 
 def _tensorrt(
@@ -174,6 +183,7 @@ def _tensorrt(
         raise BadUsage("--backend tensorrt needs --device cuda")
     from streamdeblur.inference.tensorrt_backend import TensorRTBackend
 
+    cfg = load_checkpoint(weights).cfg
     if engine:
         path = Path(engine)
         if not path.is_file():
@@ -182,8 +192,9 @@ def _tensorrt(
     else:
         if frame_size is None and not tile:
             raise BadUsage("--backend tensorrt needs the frame size to build an engine; pass --engine")
-        shapes = parse_shapes(f"tile:{tile}", batch) if tile else profile_for_frames(*frame_size, batch=batch)  # type: ignore[misc]
+        channels = cfg.in_channels
+        shapes = (parse_shapes(f"tile:{tile}", batch, channels) if tile
+                  else profile_for_frames(*frame_size, batch=batch, channels=channels))  # type: ignore[misc]
         path = engine_for(onnx_for_weights(weights), shapes, precision)
         built_with = precision
-    name = load_checkpoint(weights).cfg.name
-    return TensorRTBackend(path, device, streams, built_with, name)  # an execution context per stream slot
+    return TensorRTBackend(path, device, streams, built_with, cfg)  # an execution context per stream slot

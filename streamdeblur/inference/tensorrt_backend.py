@@ -13,13 +13,15 @@ import tensorrt as trt
 import torch
 
 from streamdeblur.errors import ProcessingError
+from streamdeblur.models.config import DeepDeblurConfig
 
 
 class TensorRTBackend:
     name = "tensorrt"
 
-    def __init__(self, engine_path: Path, device: torch.device, slots: int, precision: str, model_name: str) -> None:
-        self.device, self.precision, self.model_name = device, precision, model_name
+    def __init__(self, engine_path: Path, device: torch.device, slots: int, precision: str, model_config: DeepDeblurConfig) -> None:
+        self.device, self.precision = device, precision
+        self.model_config, self.model_name = model_config, model_config.name
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
@@ -36,7 +38,9 @@ class TensorRTBackend:
         x = batch.contiguous()
         if not context.set_input_shape(self.input_name, trt.Dims(list(x.shape))):
             raise ProcessingError(f"input {tuple(x.shape)} is outside the engine's optimization profile; rebuild it for this size")
-        out = torch.empty_like(x)
+        # (N, 3, H, W): a windowed network takes 3K channels and gives back one frame.
+        dims = context.get_tensor_shape(self.output_name)
+        out = torch.empty([dims[i] for i in range(len(dims))], dtype=x.dtype, device=x.device)
         context.set_tensor_address(self.input_name, x.data_ptr())
         context.set_tensor_address(self.output_name, out.data_ptr())
         if not context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):

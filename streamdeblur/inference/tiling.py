@@ -44,13 +44,14 @@ def tiled(
     infer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, overlap: int,
     max_batch: int = 4,
 ) -> torch.Tensor:
-    """infer(x) computed tile by tile; up to `max_batch` tiles per call."""
+    """infer(x) computed tile by tile; up to `max_batch` tiles per call. The output may have
+    fewer channels than the input (a window of frames in, one frame out)."""
     n, c, height, width = x.shape
     if tile <= 0 or (height <= tile and width <= tile):
         return infer(x)
     tile_h, tile_w = min(tile, height), min(tile, width)
     ys, xs = tile_starts(height, tile_h, overlap), tile_starts(width, tile_w, overlap)
-    out = torch.zeros_like(x)
+    out: torch.Tensor | None = None
     weight_sum = torch.zeros((1, 1, height, width), device=x.device, dtype=x.dtype)
     positions = [(y, x0) for y in ys for x0 in xs]
     for first in range(0, len(positions), max(1, max_batch // max(1, n))):
@@ -61,6 +62,9 @@ def tiled(
             wy = _ramp(tile_h, overlap, y > 0, y + tile_h < height, x.device)
             wx = _ramp(tile_w, overlap, x0 > 0, x0 + tile_w < width, x.device)
             window = (wy[:, None] * wx[None, :]).to(x.dtype)
+            if out is None:
+                out = torch.zeros((n, result.shape[1], height, width), device=x.device, dtype=result.dtype)
             out[:, :, y : y + tile_h, x0 : x0 + tile_w] += result * window
             weight_sum[:, :, y : y + tile_h, x0 : x0 + tile_w] += window
+    assert out is not None  # at least one tile
     return out / weight_sum

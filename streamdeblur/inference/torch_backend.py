@@ -36,7 +36,7 @@ class TorchBackend:
         if device.type != "cuda" and (precision == "fp16" or cuda_graphs):
             raise BadUsage(f"--precision {precision} and --cuda-graphs need a CUDA device; on the CPU use bf16 or fp32")
         self.device, self.precision, self.channels_last = device, precision, channels_last
-        self.model_name = model.cfg.name
+        self.model_config, self.model_name = model.cfg, model.cfg.name
         # CPU bf16 runs as autocast, the path oneDNN's bf16 kernels take and the one training
         # uses: convolutions in bf16, weights and the residual sums kept in fp32 (about 53 dB
         # from the fp32 output). CUDA casts the whole model.

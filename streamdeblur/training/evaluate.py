@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,18 @@ import numpy as np
 import torch
 
 from streamdeblur.inference import Backend
-from streamdeblur.io.image_folder import read_image_float
+from streamdeblur.io.image_folder import read_image, read_image_float
+from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.metrics import psnr, ssim
 
 
 # Pan buckets (the camera's translation over the exposure, pixels): where the gain comes from.
 PAN_BUCKETS = ((0.0, 4.0, "pan under 4 px"), (4.0, 10.0, "pan 4-10 px"), (10.0, 20.0, "pan 10-20 px"), (20.0, math.inf, "pan over 20 px"))
+# Synthetic video (`synth --frames`): each frame's own blur, and the kind of shot it is in.
+BLUR_BUCKETS = ((0.0, 2.0, "blur under 2 px"), (2.0, 6.0, "blur 2-6 px"), (6.0, 15.0, "blur 6-15 px"), (15.0, math.inf, "blur over 15 px"))
+BLURRED = (6.0, "blur over 6 px")  # the frames issue 23's main target is about
+SHOT_KINDS = ("varying", "uniform", "still")
 
 
 @dataclass
@@ -41,9 +47,15 @@ class EvalResult:
     output_psnr: float
     output_ssim: float
     # Do no harm: the output for the sharp target fed in, against that target. A model that
-    # invents detail or shifts colour scores low here even when it deblurs well.
+    # invents detail or shifts colour scores low here even when it deblurs well. A windowed
+    # model gets a still, sharp window: the sharp frame as every one of its frames.
     sharp_in_psnr: float = math.nan
-    # Splits of a `streamdeblur synth` set by content (photos, procedural) and pan bucket.
+    # Flicker, on sets of consecutive frames: the mean absolute change, in 8-bit levels,
+    # between consecutive frames' errors against their sharp frames (NaN for independent pairs).
+    input_flicker: float = math.nan
+    output_flicker: float = math.nan
+    # Splits of a `streamdeblur synth` set by content (photos, procedural) and pan bucket, or
+    # for synthetic video by each frame's blur and its shot's kind.
     groups: dict[str, GroupScore] = field(default_factory=dict)
 
     @property
@@ -62,59 +74,127 @@ def _mean(values: list[float]) -> float:
 
 @torch.no_grad()
 def _deblur(backend: Backend, image: np.ndarray) -> np.ndarray:
+    """The network's output for an H x W x C float image (C = 3, or a window's 3K)."""
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(backend.device)
     y = backend.infer(x).clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
     # Score what a user gets: the 8-bit image the pipeline would write.
     return np.round(y * 255).astype(np.float32) / 255
 
 
+def _to_float(pixels: np.ndarray) -> np.ndarray:
+    return pixels.astype(np.float32) / np.float32(65535.0 if pixels.dtype == np.uint16 else 255.0)
+
+
+def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblurConfig) -> list[np.ndarray]:
+    """Each frame of one clip restored from its window, as the pipeline assembles it."""
+    from streamdeblur.inference.window import FrameWindow
+    from streamdeblur.io.frame import Frame
+
+    window = FrameWindow(cfg)
+    stacks: list[Frame] = []
+    for index, pixels in enumerate(blurry):
+        stacks += window.push(Frame(pixels, index, Fraction(1, 25), index))
+    stacks += window.flush()
+    return [_deblur(backend, _to_float(stack.pixels)) for stack in sorted(stacks, key=lambda f: f.index)]
+
+
+def _sharp_in(backend: Backend, sharp: np.ndarray, cfg: DeepDeblurConfig | None) -> np.ndarray:
+    frames = cfg.frames if cfg is not None else 1
+    return _deblur(backend, np.concatenate([sharp] * frames, axis=2))
+
+
+def _flicker(errors: list[np.ndarray]) -> list[float]:
+    """Mean absolute change between consecutive errors, in 8-bit levels."""
+    return [float(np.mean(np.abs(b - a))) * 255 for a, b in zip(errors, errors[1:])]
+
+
 def evaluate(
     backend: Backend, data: Path, out: Path | None = None, split: str = "test",
     limit: int | None = None, examples: int = 8,
 ) -> EvalResult:
+    """Scores over the pairs of `data`; a windowed model restores each frame from its
+    window within its sequence folder (a clip), padded at the clip's ends."""
+    from streamdeblur.training.datasets import sequence_ranges
+
     pairs = find_pairs(data, split)[:limit]
+    cfg = backend.model_config
+    windowed = cfg is not None and cfg.frames > 1
+    record = _synth_record(data)
+    clips = record is None or record.get("frames", 1) > 1  # GoPro and REDS folders are clips too
     scores: dict[str, list[float]] = {k: [] for k in ("in_psnr", "in_ssim", "out_psnr", "out_ssim", "sharp_in")}
-    rows = []
-    for i, (blur_path, sharp_path) in enumerate(pairs):
-        blur, sharp = read_image_float(blur_path), read_image_float(sharp_path)
-        deblurred = _deblur(backend, blur)
-        scores["in_psnr"].append(psnr(blur, sharp))
-        scores["in_ssim"].append(ssim(blur, sharp))
-        scores["out_psnr"].append(psnr(deblurred, sharp))
-        scores["out_ssim"].append(ssim(deblurred, sharp))
-        scores["sharp_in"].append(psnr(_deblur(backend, sharp), sharp))
-        if out is not None and i < examples:
-            rows.append(np.concatenate([blur, deblurred, sharp], axis=1))
+    flicker: dict[str, list[float]] = {"in": [], "out": []}
+    rows, per_frame = [], []
+    ranges = sorted(set(sequence_ranges(pairs)))
+    for first, last in ranges:
+        members = pairs[first : last + 1]
+        blurry_pixels = [read_image(b) for b, _ in members]
+        sharp = [read_image_float(s) for _, s in members]
+        blurry = [_to_float(b) for b in blurry_pixels]
+        if windowed:
+            assert cfg is not None
+            deblurred = _deblur_sequence(backend, blurry_pixels, cfg)
+        else:
+            deblurred = [_deblur(backend, b) for b in blurry]
+        for k, (blur_path, _) in enumerate(members):
+            scores["in_psnr"].append(psnr(blurry[k], sharp[k]))
+            scores["in_ssim"].append(ssim(blurry[k], sharp[k]))
+            scores["out_psnr"].append(psnr(deblurred[k], sharp[k]))
+            scores["out_ssim"].append(ssim(deblurred[k], sharp[k]))
+            scores["sharp_in"].append(psnr(_sharp_in(backend, sharp[k], cfg), sharp[k]))
+            per_frame.append({"frame": str(Path(blur_path).relative_to(data)), "input_psnr": scores["in_psnr"][-1],
+                              "output_psnr": scores["out_psnr"][-1]})
+            if out is not None and len(rows) < examples:
+                rows.append(np.concatenate([blurry[k], deblurred[k], sharp[k]], axis=1))
+        if clips:
+            flicker["in"] += _flicker([b - s for b, s in zip(blurry, sharp)])
+            flicker["out"] += _flicker([d - s for d, s in zip(deblurred, sharp)])
     result = EvalResult(
         count=len(pairs), input_psnr=_mean(scores["in_psnr"]), input_ssim=_mean(scores["in_ssim"]),
         output_psnr=_mean(scores["out_psnr"]), output_ssim=_mean(scores["out_ssim"]),
-        sharp_in_psnr=_mean(scores["sharp_in"]),
-        groups=_groups(data, [blur for blur, _ in pairs], scores["in_psnr"], scores["out_psnr"]),
+        sharp_in_psnr=_mean(scores["sharp_in"]), input_flicker=_mean(flicker["in"]), output_flicker=_mean(flicker["out"]),
+        groups=_groups(data, record, [blur for blur, _ in pairs], scores["in_psnr"], scores["out_psnr"]),
     )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        (out / "metrics.json").write_text(json.dumps({**result.to_dict(), "frames": per_frame}, indent=2) + "\n")
         for i, row in enumerate(rows):
             save_rgb(out / f"side_by_side_{i:03d}.png", row)
     return result
 
 
-def _groups(data: Path, blur_paths: list[Path], in_psnr: list[float], out_psnr: list[float]) -> dict[str, GroupScore]:
-    """Scores split by what each pair shows, when `streamdeblur synth` recorded it (else none)."""
+def _synth_record(data: Path) -> dict[str, Any] | None:
+    """What `streamdeblur synth` recorded about the set, or None for other data."""
     from streamdeblur.training.synth_dataset import SYNTH_RECORD
 
     record = data / SYNTH_RECORD
-    described = json.loads(record.read_text()).get("pairs", {}) if record.is_file() else {}
+    loaded: dict[str, Any] = json.loads(record.read_text()) if record.is_file() else None
+    return loaded
+
+
+def _groups(
+    data: Path, record: dict[str, Any] | None, blur_paths: list[Path], in_psnr: list[float], out_psnr: list[float],
+) -> dict[str, GroupScore]:
+    """Scores split by what each pair shows, when `streamdeblur synth` recorded it (else none)."""
+    described = (record or {}).get("pairs", {})
     members: dict[str, list[int]] = {}
     for i, path in enumerate(blur_paths):
         facts = described.get(str(Path(path).relative_to(data)))
         if facts is None:
             continue
         members.setdefault("photos" if facts["photo"] else "procedural", []).append(i)
-        for low, high, name in PAN_BUCKETS:
-            if low <= facts["pan_px"] < high:
-                members.setdefault(name, []).append(i)
-    order = ["photos", "procedural", *(name for _, _, name in PAN_BUCKETS)]
+        if "blur_px" in facts:  # a frame of synthetic video
+            for low, high, name in BLUR_BUCKETS:
+                if low <= facts["blur_px"] < high:
+                    members.setdefault(name, []).append(i)
+            if facts["blur_px"] > BLURRED[0]:
+                members.setdefault(BLURRED[1], []).append(i)
+            members.setdefault(f"{facts['kind']} shots", []).append(i)
+        else:
+            for low, high, name in PAN_BUCKETS:
+                if low <= facts["pan_px"] < high:
+                    members.setdefault(name, []).append(i)
+    order = ["photos", "procedural", *(name for _, _, name in PAN_BUCKETS), *(name for _, _, name in BLUR_BUCKETS),
+             BLURRED[1], *(f"{kind} shots" for kind in SHOT_KINDS)]
     return {
         name: GroupScore(len(members[name]), _mean([in_psnr[i] for i in members[name]]), _mean([out_psnr[i] for i in members[name]]))
         for name in order if name in members

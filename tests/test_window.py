@@ -1,0 +1,387 @@
+"""Windowed models (issue 23): the config, starting from single-frame weights, alignment,
+windows with padding and scene cuts, the synthetic video generator, and the pipeline,
+tiling, ONNX and evaluation with a window."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from streamdeblur.errors import BadUsage
+from streamdeblur.inference.alignment import align_window, global_motion
+from streamdeblur.inference.processor import FrameProcessor
+from streamdeblur.inference.torch_backend import TorchBackend
+from streamdeblur.inference.window import FrameWindow, WindowedProcessor, colour_histogram, is_cut, window_indices
+from streamdeblur.io import Frame
+from streamdeblur.models import DeepDeblur, DeepDeblurConfig, load_checkpoint, load_model_config, save_weights
+from streamdeblur.models.deepdeblur import transplant
+from streamdeblur.synthetic.scenes import procedural_scene
+from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
+from streamdeblur.synthetic.blur import BlurRecipe
+from tests.conftest import run_cli
+from tests.media import decodes_cleanly, frame_times, packet_hashes, make_clip
+
+TB = Fraction(1, 25)
+
+
+def _cfg(frames: int, causal: bool = False, align: str = "none") -> DeepDeblurConfig:
+    return dataclasses.replace(load_model_config("tiny"), name="tiny-window", frames=frames, causal=causal, align=align)
+
+
+def test_window_offsets_put_the_restored_frame_first() -> None:
+    assert _cfg(5).offsets == (0, -2, -1, 1, 2) and _cfg(5).lookahead == 2
+    assert _cfg(3, causal=True).offsets == (0, -2, -1) and _cfg(3, causal=True).lookahead == 0
+    assert _cfg(5).in_channels == 15
+    with pytest.raises(BadUsage, match="odd unless causal"):
+        _cfg(4)
+    with pytest.raises(BadUsage, match="align"):
+        _cfg(3, align="magic")
+    # A single-frame config's record is what it was before windows existed.
+    assert set(load_model_config("deepdeblur-4scale").to_dict()) == {"name", "n_scales", "n_feats", "n_resblocks", "kernel_size"}
+
+
+@pytest.mark.parametrize("frames, causal", [(3, False), (5, False), (3, True)])
+def test_a_window_started_from_single_frame_weights_computes_what_they_compute(frames: int, causal: bool) -> None:
+    torch.manual_seed(0)
+    single = DeepDeblur(load_model_config("tiny")).eval()
+    windowed = DeepDeblur(_cfg(frames, causal)).eval()
+    transplant(windowed, single)
+    x = torch.rand(2, 3, 36, 52)
+    neighbours = torch.rand(2, 3 * (frames - 1), 36, 52)
+    with torch.no_grad():
+        assert torch.allclose(windowed(torch.cat([x, neighbours], 1)), single(x), atol=1e-6)
+    # and it is a different network from there: neighbours' filters train
+    assert windowed.body_models[0].body[0].weight.shape[1] == 3 * frames + 3
+
+
+def test_transplant_refuses_another_architecture() -> None:
+    with pytest.raises(ValueError, match="differ in more than their window"):
+        transplant(DeepDeblur(_cfg(3)), DeepDeblur(load_model_config("deepdeblur-light")))
+
+
+def test_windowed_weights_round_trip_with_their_window(tmp_path: Path) -> None:
+    model = DeepDeblur(_cfg(3, causal=True, align="global"))
+    loaded = load_checkpoint(save_weights(model, tmp_path / "w.safetensors", {}))
+    assert (loaded.cfg.frames, loaded.cfg.causal, loaded.cfg.align) == (3, True, "global")
+
+
+def _textured(height: int, width: int, seed: int = 0) -> np.ndarray:
+    scene = procedural_scene(np.random.default_rng(seed), height, width)
+    return np.round(scene * 255).astype(np.uint8)
+
+
+def _shifted(image: np.ndarray, dx: float, dy: float, angle: float = 0.0) -> np.ndarray:
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    matrix[:, 2] += (dx, dy)
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _interior_error(a: np.ndarray, b: np.ndarray, margin: int = 24) -> float:
+    return float(np.abs(a[margin:-margin, margin:-margin].astype(int) - b[margin:-margin, margin:-margin].astype(int)).mean())
+
+
+@pytest.mark.parametrize("method", ["global", "flow"])
+def test_alignment_brings_a_moved_neighbour_onto_the_frame(method: str) -> None:
+    big = _textured(260, 380)
+    target = big[10:250, 10:370]
+    neighbour = _shifted(big, 6.0, -4.0, angle=0.5)[10:250, 10:370]
+    aligned = align_window([target, neighbour], method)
+    assert aligned[0] is target
+    before, after = _interior_error(target, neighbour), _interior_error(target, aligned[1])
+    assert after < before / 3, (before, after)
+
+
+def test_global_motion_finds_the_shift_in_full_size_pixels() -> None:
+    big = _textured(380, 660, seed=1)
+    target = big[10:370, 10:650]
+    neighbour = _shifted(big, 9.0, 5.0)[10:370, 10:650]
+    warp = global_motion(target, neighbour)
+    # The neighbour shows the scene moved by (+9, +5): target pixel (x, y) is at (x + 9, y + 5) there.
+    assert warp[0, 2] == pytest.approx(9.0, abs=0.5) and warp[1, 2] == pytest.approx(5.0, abs=0.5)
+
+
+def test_no_alignment_passes_frames_through_and_padding_is_not_warped() -> None:
+    target, other = _textured(64, 64), _textured(64, 64, seed=2)
+    assert all(a is b for a, b in zip(align_window([target, other], "none"), [target, other]))
+    assert align_window([target, target], "global")[1] is target
+
+
+def test_where_a_neighbour_saw_nothing_the_frame_itself_fills_in() -> None:
+    big = _textured(200, 300)
+    target = big[:, :200]
+    neighbour = big[:, 60:260]  # the view moved 60 px right: the target's left strip is not in it
+    aligned = align_window([target, neighbour], "global")[1]
+    assert _interior_error(aligned[:, 10:50], target[:, 10:50], margin=5) < 1.0
+
+
+def test_scene_cuts_are_found_and_blur_within_a_shot_is_not_one() -> None:
+    shot = render_sequence(np.random.default_rng(3), 96, 128, 4, kind="varying")
+    other = render_sequence(np.random.default_rng(4), 96, 128, 1, kind="varying")
+    frames = [np.round(f * 255).astype(np.uint8) for f in shot.blurry + other.blurry]
+    histograms = [colour_histogram(f) for f in frames]
+    assert not any(is_cut(a, b) for a, b in zip(histograms[:3], histograms[1:4]))
+    assert is_cut(histograms[3], histograms[4])
+
+
+def _marked(count: int) -> list[Frame]:
+    """Frames of one scene whose top-left patch says which frame they are (level 40 + 20 * index)."""
+    frames = []
+    for i in range(count):
+        pixels = _textured(48, 64).copy()
+        pixels[:6, :6] = 40 + 20 * i
+        frames.append(Frame(pixels, 100 + i, TB, i))
+    return frames
+
+
+def _window_sources(window: Frame) -> list[int]:
+    """Which input frames the window's slots hold, read back from their patches."""
+    slots = window.pixels.reshape(48, 64, -1, 3)
+    return [(int(slots[2, 2, k, 0]) - 40) // 20 for k in range(slots.shape[2])]
+
+
+def test_a_centred_window_waits_for_its_neighbours_and_pads_at_the_ends() -> None:
+    frames = _marked(6)
+    window = FrameWindow(_cfg(5))
+    out: list[Frame] = []
+    for frame in frames:
+        ready = window.push(frame)
+        # frame t is restored once t + 2 has arrived
+        assert [w.index for w in ready] == ([frame.index - 2] if frame.index >= 2 else [])
+        out += ready
+    out += window.flush()
+    assert [(w.index, w.pts) for w in out] == [(i, 100 + i) for i in range(6)]
+    assert out[0].pixels.shape == (48, 64, 15) and window.cuts == 0
+    # network order: restored, t-2, t-1, t+1, t+2; clamped to the clip at either end
+    assert _window_sources(out[0]) == [0, 0, 0, 1, 2]
+    assert _window_sources(out[3]) == [3, 1, 2, 4, 5]
+    assert _window_sources(out[5]) == [5, 3, 4, 5, 5]
+
+
+def test_a_causal_window_adds_no_latency() -> None:
+    window = FrameWindow(_cfg(3, causal=True))
+    for frame in _marked(4):
+        ready = window.push(frame)
+        assert [w.index for w in ready] == [frame.index]
+        assert _window_sources(ready[0]) == [frame.index, max(0, frame.index - 2), max(0, frame.index - 1)]
+    assert window.flush() == []
+
+
+def test_no_neighbour_from_another_shot_is_ever_used() -> None:
+    # Frames 0-2 of a red shot, 3-5 of a blue one.
+    frames = []
+    for i in range(6):
+        pixels = np.zeros((24, 32, 3), np.uint8)
+        pixels[..., 0 if i < 3 else 2] = 200 + i
+        frames.append(Frame(pixels, i, TB, i))
+    window = FrameWindow(_cfg(5))
+    out = [w for f in frames for w in window.push(f)] + window.flush()
+    assert window.cuts == 1 and [w.index for w in out] == list(range(6))
+    for w in out:
+        slots = w.pixels.reshape(24, 32, 5, 3)
+        shot_channel = 0 if w.index < 3 else 2
+        assert (slots[..., shot_channel] >= 200).all(), f"frame {w.index} took a neighbour across the cut"
+
+
+def test_windowed_processor_restores_every_frame_in_order_as_the_model_would() -> None:
+    torch.manual_seed(0)
+    model = DeepDeblur(_cfg(3)).eval()
+    backend = TorchBackend(model, torch.device("cpu"))
+    processor = WindowedProcessor(FrameProcessor(backend), model.cfg)
+    scene = _textured(60, 80)
+    frames = [Frame(np.ascontiguousarray(scene[i : i + 40, 2 * i : 2 * i + 56]), 7 * i, TB, i) for i in range(5)]
+    out = processor.submit(frames[:2]) + processor.submit(frames[2:]) + processor.flush()
+    assert [(f.index, f.pts) for f in out] == [(i, 7 * i) for i in range(5)]
+    assert out[2].pixels.shape == (40, 56, 3) and out[2].pixels.dtype == np.uint8
+    # frame 2's window is (2, 1, 3), unaligned: the same as calling the model on that stack
+    stack = np.concatenate([frames[2].pixels, frames[1].pixels, frames[3].pixels], axis=2)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(stack).permute(2, 0, 1)[None].float() / 255)
+    expected_pixels = (expected.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).to(torch.uint8).numpy()
+    assert np.array_equal(out[2].pixels, expected_pixels)
+
+
+def test_tiles_of_a_window_match_the_whole_frame() -> None:
+    from streamdeblur.inference.tiling import tiled
+
+    torch.manual_seed(0)
+    model = DeepDeblur(_cfg(3)).eval()
+    x = torch.rand(1, 9, 150, 200)
+    with torch.no_grad():
+        whole, tiles = model(x), tiled(model, x, 96, 32)
+    assert tiles.shape == (1, 3, 150, 200)
+    assert float((whole - tiles).abs().mean() * 255) < 0.5
+
+
+@pytest.mark.slow
+def test_a_windowed_model_exports_as_one_input_of_3k_channels(tmp_path: Path) -> None:
+    from streamdeblur.engines.onnx_export import PARITY_TOLERANCE, export_onnx, onnx_input_channels
+    from streamdeblur.engines.shapes import parse_shapes
+
+    torch.manual_seed(0)
+    check = export_onnx(DeepDeblur(_cfg(5)).eval(), tmp_path / "k5.onnx")
+    assert check.max_abs_diff < PARITY_TOLERANCE
+    assert onnx_input_channels(tmp_path / "k5.onnx") == 15
+    assert parse_shapes("720p", channels=15).opt == (1, 15, 720, 1280)
+    with pytest.raises(BadUsage, match="Nx15xHxW"):
+        parse_shapes("1x3x64x64:1x3x64x64:1x3x64x64", channels=15)
+
+
+# --- The synthetic video generator -----------------------------------------------------------
+
+
+def test_a_shot_is_a_pure_function_of_its_seed() -> None:
+    a = render_sequence(np.random.default_rng(9), 64, 80, 5)
+    b = render_sequence(np.random.default_rng(9), 64, 80, 5)
+    assert a.kind == b.kind and a.blur_px == b.blur_px
+    assert all(np.array_equal(x, y) for x, y in zip(a.blurry + a.sharp, b.blurry + b.sharp))
+
+
+def test_blur_varies_from_frame_to_frame_and_uniform_shots_blur_alike() -> None:
+    spreads = []
+    for seed in range(6):
+        shot = render_sequence(np.random.default_rng(seed), 64, 64, 8, SequenceRecipe(h264_probability=0), kind="varying")
+        spreads.append(max(shot.blur_px) - min(shot.blur_px))
+    assert np.median(spreads) > 8  # nearly sharp frames beside streaks
+    uniform = render_sequence(np.random.default_rng(1), 64, 64, 8, kind="uniform")
+    assert max(uniform.blur_px) - min(uniform.blur_px) < 0.15 * max(uniform.blur_px)
+
+
+def test_a_still_clean_shot_is_its_own_sharp_target() -> None:
+    recipe = SequenceRecipe(h264_probability=0, max_objects=0, degrade=BlurRecipe(clean_probability=1.0, soft_probability=0))
+    shot = render_sequence(np.random.default_rng(2), 64, 64, 3, recipe, kind="still")
+    assert shot.blur_px == [0.0, 0.0, 0.0]
+    for blurry, sharp in zip(shot.blurry, shot.sharp):
+        assert np.abs(blurry - sharp).max() <= 0.5 / 255 + 1e-6  # equal up to 8-bit rounding
+
+
+def test_the_target_is_the_view_at_the_middle_of_the_exposure() -> None:
+    """The camera's sub-frame positions over each exposure centre on the target's position."""
+    from streamdeblur.synthetic.sequences import _camera
+
+    for seed in range(8):
+        camera = _camera(np.random.default_rng(seed), 5, SequenceRecipe(), "varying")
+        for k in range(5):
+            positions = np.array([camera.pose(k, k - 2.0, 0.8, tau)[:2] for tau in np.linspace(-0.5, 0.5, 13)])
+            assert np.hypot(*(positions.mean(0) - camera.pose(k, k - 2.0, 0.8, 0.0)[:2])) < 1.0
+
+
+def test_h264_goes_over_the_whole_shot() -> None:
+    from streamdeblur.synthetic.sequences import through_h264
+
+    frames = [np.random.default_rng(i).uniform(size=(32, 48, 3)).astype(np.float32) for i in range(4)]
+    decoded = through_h264(frames, crf=30)
+    assert len(decoded) == 4 and decoded[0].shape == (32, 48, 3)
+    assert 0 < float(np.abs(decoded[0] - frames[0]).mean()) < 0.5
+
+
+def test_training_windows_pad_like_the_pipeline_and_align(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamdeblur.training import datasets
+
+    monkeypatch.setattr(datasets, "WINDOW_PAD_PROBABILITY", 1.0)
+    cfg = _cfg(5, align="global")
+    padded = 0
+    for seed in range(6):
+        window, sharp = datasets.render_window(np.random.default_rng(seed), 48, 64, cfg)
+        assert window.shape == (48, 64, 15) and sharp.shape == (48, 64, 3) and window.dtype == np.float32
+        slots = [window[..., 3 * k : 3 * k + 3] for k in range(5)]
+        padded += any(np.array_equal(a, b) for i, a in enumerate(slots) for b in slots[i + 1 :])
+    assert padded == 6  # every window repeats a frame: the one at the edge of its shortened shot
+
+
+def test_paired_windows_come_from_the_same_sequence_folder(tmp_path: Path) -> None:
+    from streamdeblur.training.datasets import PairedImages, find_pairs, sequence_ranges
+    from streamdeblur.training.synth_dataset import write_synthetic_set
+
+    write_synthetic_set(tmp_path, count=2, width=32, height=32, frames=4)
+    pairs = find_pairs(tmp_path, "train")
+    assert sequence_ranges(pairs) == [(0, 3)] * 4 + [(4, 7)] * 4
+    item = PairedImages(pairs, None, None, _cfg(3))[(4, 0)]
+    assert item["blur"].shape == (9, 32, 32) and item["sharp"].shape == (3, 32, 32)
+
+
+# --- Training and evaluation with windows ----------------------------------------------------
+
+
+def _windowed_config_file(tmp_path: Path, frames: int = 3, causal: bool = False) -> Path:
+    path = tmp_path / "tiny-window.yaml"
+    text = "name: tiny-window\nn_scales: 3\nn_feats: 8\nn_resblocks: 1\nkernel_size: 3\n"
+    path.write_text(text + f"frames: {frames}\ncausal: {str(causal).lower()}\nalign: global\n")
+    return path
+
+
+@pytest.mark.slow
+def test_a_windowed_model_trains_from_single_frame_weights(tmp_path: Path, tiny_weights: Path) -> None:
+    from streamdeblur.training.loop import train
+    from streamdeblur.training.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict({
+        "name": "w", "model": str(_windowed_config_file(tmp_path)), "init": str(tiny_weights),
+        "data": {"kind": "synthetic", "patch_size": 32, "photos": False}, "batch_size": 2, "steps": 6,
+        "workers": 0, "log_every": 3, "eval_every": 6, "val_count": 2, "val_size": 32, "threads": 1,
+    })
+    result = train(recipe, tmp_path / "run", progress_bar=False)
+    assert result.finished
+    trained = load_checkpoint(tmp_path / "run" / "model.safetensors")
+    assert trained.cfg.frames == 3
+    neighbour_filters = trained.body_models[0].body[0].weight[:, 3:9]
+    assert float(neighbour_filters.abs().sum()) > 0  # they started at zero and learned
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_psnr" in r for r in records)
+
+
+@pytest.mark.slow
+def test_eval_scores_clips_by_blur_and_shot_with_flicker(tmp_path: Path, tiny_weights: Path) -> None:
+    data = tmp_path / "clips"
+    assert run_cli("synth", str(data), "--count", "3", "--frames", "6", "--size", "48x48", "--held-out", "-q").returncode == 0
+    record = json.loads((data / "synth.json").read_text())
+    assert record["frames"] == 6 and "--frames 6" in record["command"]
+    single = json.loads(run_cli("eval", str(data), "--model", str(tiny_weights), "--backend", "torch", check=True).stdout)
+    # the same weights as a window (neighbours at zero) score exactly the same
+    windowed = DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path))))
+    transplant(windowed, load_checkpoint(tiny_weights))
+    weights = save_weights(windowed, tmp_path / "tiny-window.safetensors", {})
+    scores = json.loads(run_cli("eval", str(data), "--model", str(weights), "--backend", "torch", check=True).stdout)
+    assert scores["model"] == "tiny-window" and scores["count"] == 18
+    for key in ("input_psnr", "output_psnr", "sharp_in_psnr", "input_flicker", "output_flicker"):
+        assert scores[key] == pytest.approx(single[key], abs=1e-3), key
+    assert scores["input_flicker"] > 0
+    groups = scores["groups"]
+    assert sum(groups[name]["count"] for name in groups if name.startswith("blur ") and "over 6" not in name) == 18
+    assert sum(groups[name]["count"] for name in groups if name.endswith(" shots")) == 18
+
+
+@pytest.mark.slow
+def test_run_with_a_windowed_model_keeps_every_frame_its_time_and_the_audio(media_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    weights = save_weights(DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path, 5)))),
+                           tmp_path / "w5.safetensors", {})
+    clip = make_clip("vfr_opus", media_dir)
+    out, report = tmp_path / "out.mkv", tmp_path / "report.json"
+    result = run_cli("run", str(clip), str(out), "--weights", str(weights), "--report", str(report), "-q")
+    assert result.returncode == 0, result.stderr
+    assert frame_times(out) == frame_times(clip) and decodes_cleanly(out) == len(frame_times(clip))
+    assert packet_hashes(out, "a") == packet_hashes(clip, "a")
+    facts = json.loads(report.read_text())
+    assert facts["model"] == "tiny-window" and facts["frames_in"] == facts["frames_out"]
+
+
+@pytest.mark.slow
+def test_a_folder_of_frames_is_a_sequence_for_a_windowed_model(tmp_path: Path) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(frames / f"f{i}.png"), _textured(40, 48, seed=i))
+    torch.manual_seed(0)
+    weights = save_weights(DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path, 3, causal=True)))),
+                           tmp_path / "c3.safetensors", {})
+    result = run_cli("run", str(frames), str(tmp_path / "out"), "--weights", str(weights), "-q")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"f{i}.png" for i in range(4)]
