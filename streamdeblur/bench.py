@@ -5,7 +5,9 @@
   fp32 channels-last, ONNX Runtime fp32), with the CPU's model name and bf16/AMX flags;
 - pipeline: `run` on a synthetic clip of the same size, decode to encode;
 - naive baseline: what simple scripts do, one frame at a time, synchronous fp32 PyTorch with
-  a host round trip per frame.
+  a host round trip per frame;
+- a windowed model: its input is the 3K-channel window, and the time to align a window's
+  neighbours (which the pipeline spends per frame on the CPU) is timed on its own and added.
 Ratios within one run are what to compare; absolute frames/s only mean something on a GPU.
 """
 
@@ -28,7 +30,7 @@ from streamdeblur.inference.precision import cpu_facts
 from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.io import EncodeOptions
-from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, resolve_weights, save_weights
+from streamdeblur.models import DeepDeblur, DeepDeblurConfig, load_checkpoint, load_model_config, resolve_weights, save_weights
 from streamdeblur.pipeline.job import RunOptions, run_job
 
 
@@ -76,7 +78,8 @@ def run_bench(
         weights_path = weights_for(config, spec.weights, folder)
         spec = replace(spec, weights=str(weights_path))
         chosen = spec.create(frame_size=(width, height))
-        x = torch.rand(spec.batch, 3, height, width, device=torch_device)
+        cfg = load_checkpoint(weights_path).cfg
+        x = torch.rand(spec.batch, cfg.in_channels, height, width, device=torch_device)
         candidates_fps: dict[str, float] = {}
         if torch_device.type == "cpu" and chosen.name != "passthrough":
             for candidate in cpu_candidates(spec.precision, spec.channels_last):
@@ -85,6 +88,7 @@ def run_bench(
 
         naive = TorchBackend(load_checkpoint(weights_path), torch_device, "fp32")
         frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        frame = np.concatenate([frame] * cfg.frames, axis=2)  # a window: 3K channels
 
         def naive_step() -> None:
             tensor = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).to(torch_device)
@@ -99,11 +103,15 @@ def run_bench(
         # The chosen backend, named exactly: no second auto choice.
         report = run_job(RunOptions(input=str(clip), output=str(folder / "out.mp4"), spec=spec.pinned(chosen),
                                     encode=EncodeOptions(), progress=False))
+    align_s = _alignment_seconds(cfg, width, height) if cfg.frames > 1 else 0.0
+    with_alignment = 1.0 / (1.0 / model_fps + align_s) if model_fps else None
     result = report.to_dict()
     result.update({
         "size": f"{width}x{height}", "batch": spec.batch, "streams": spec.streams, "chosen": label_of(chosen),
         "model_fps": round(model_fps, 3), "candidates_fps": candidates_fps,
         "pipeline_fps": report.fps, "naive_fps": round(naive_fps, 3),
+        "frames_per_window": cfg.frames, "alignment": cfg.align, "alignment_ms": round(align_s * 1000, 2),
+        "model_with_alignment_fps": round(with_alignment, 3) if with_alignment else None,
         "pipeline_vs_model": round(report.fps / model_fps, 3) if model_fps else None,
         "model_vs_naive": round(model_fps / naive_fps, 3) if naive_fps else None,
         # The chosen candidate against ONNX Runtime fp32, the CPU default before bf16 and channels-last.
@@ -113,3 +121,19 @@ def run_bench(
         "cpu": cpu_facts(), "threads": torch.get_num_threads(),
     })
     return result
+
+
+def _alignment_seconds(cfg: DeepDeblurConfig, width: int, height: int, windows: int = 5) -> float:
+    """Median time to align one window's neighbours, on frames of a panning, shaking camera."""
+    from streamdeblur.inference.window import stack_window
+    from streamdeblur.synthetic.blur import render_clip
+
+    clip = [blurry for blurry, _ in render_clip(np.random.default_rng(0), width, height, cfg.frames + windows, 30)]
+    position = -min(cfg.offsets)
+    times = []
+    for start in range(windows):
+        frames = [clip[start + position + o] for o in cfg.offsets]
+        started = time.perf_counter()
+        stack_window(frames, cfg)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))

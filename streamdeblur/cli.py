@@ -7,16 +7,15 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError, StreamdeblurError
+from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError
 from streamdeblur.adapt.command import adapt_command
+from streamdeblur.exit_codes import exit_codes as _exit_codes  # one home, shared with adapt/command.py
 from streamdeblur.cli_options import (
     DeviceOpt, FpsOpt, OverwriteOpt, PrecisionOpt, QuietOpt, ReportOpt, VerboseOpt, takes_backend_spec,
     takes_encode_options,
@@ -37,39 +36,6 @@ app = typer.Typer(
     add_completion=False,
 )
 log = logging.getLogger("streamdeblur")
-
-
-# The optional packages, by the extra that installs them (pyproject.toml).
-_EXTRAS = {
-    "skimage": "train", "tensorboard": "train", "matplotlib": "train",
-    "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx", "tensorrt": "trt", "ray": "ray",
-}  # fmt: skip
-
-
-@contextmanager
-def _exit_codes() -> Iterator[None]:
-    """Errors become one line on stderr and the documented exit code, never a traceback."""
-    try:
-        yield
-    except StreamdeblurError as exc:
-        typer.echo(f"streamdeblur: error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except (typer.Exit, typer.Abort):
-        raise
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
-        extra = _EXTRAS.get((exc.name or "").split(".")[0]) if isinstance(exc, ModuleNotFoundError) else None
-        if extra is not None:  # an optional package the command needs is not installed
-            typer.echo(f"streamdeblur: error: this needs {exc.name}: pip install 'streamdeblur[{extra}]'", err=True)
-            raise typer.Exit(2) from None
-        log.debug("unexpected failure", exc_info=True)
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        typer.echo(
-            f"streamdeblur: error: {type(exc).__name__}: {reason} (run with --verbose for the traceback)",
-            err=True,
-        )
-        raise typer.Exit(1) from None
 
 
 def _parse_fraction(text: str, option: str) -> Fraction:
@@ -124,9 +90,13 @@ def run(
 @takes_backend_spec
 @takes_encode_options
 def live(
-    source: Annotated[str, typer.Argument(help="Camera (/dev/videoN or an index such as 0), stream URL (rtsp, rtmp, srt, udp, rtp, http), or file.")],
-    sink: Annotated[str, typer.Argument(help="Video file, pushed stream URL (rtsp, rtmp, srt, udp), or 'preview' for a window only.")],
+    source: Annotated[Optional[str], typer.Argument(help="Camera (/dev/videoN or an index such as 0), stream URL (rtsp, rtmp, srt, udp, rtp, http), or file. Many streams: --sources or --input/--output instead.", show_default=False)] = None,
+    sink: Annotated[Optional[str], typer.Argument(help="Video file, pushed stream URL (rtsp, rtmp, srt, udp), or 'preview' for a window only.", show_default=False)] = None,
     *,
+    sources: Annotated[Optional[Path], typer.Option(help="Many streams in this process, one model for all: a YAML file listing each stream's input, output, and optional name and options.")] = None,
+    inputs: Annotated[Optional[list[str]], typer.Option("--input", metavar="SOURCE", help="Many streams: a stream's input; repeat, each with its --output.", show_default=False)] = None,
+    outputs: Annotated[Optional[list[str]], typer.Option("--output", metavar="SINK", help="Many streams: the output of the --input in the same position.", show_default=False)] = None,
+    batch_wait_ms: Annotated[float, typer.Option(help="Many streams: the longest a batch waits for more streams' frames.")] = 20.0,
     force_live: Annotated[bool, typer.Option("--live", help="Treat SOURCE as live even if it is a file (read at its own frame rate).")] = False,
     max_latency_ms: Annotated[float, typer.Option(help="Drop the oldest decoded frames to keep arrival-to-written latency under this.")] = 500.0,
     reconnect: Annotated[bool, typer.Option(help="Reopen a lost or stalled live source, with backoff.")] = True,
@@ -145,7 +115,8 @@ def live(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Deblur a camera or network stream into a file, segments, a pushed stream or a window, with bounded latency."""
+    """Deblur a camera or network stream into a file, segments, a pushed stream or a window, with bounded latency;
+    or many streams in one process, batched through one model."""
     from streamdeblur.pipeline.job import RunOptions
     from streamdeblur.pipeline.live import LiveOptions
 
@@ -156,10 +127,42 @@ def live(
             stats_interval_s=stats_interval, rtsp_transport=rtsp_transport, segment_seconds=segment_seconds,
             preview=preview, compare=compare,
         )
-        _execute(RunOptions(
-            input=source, output=sink, spec=spec, encode=encode, overwrite=overwrite,
+        job = RunOptions(
+            input=source or "", output=sink or "", spec=spec, encode=encode, overwrite=overwrite,
             fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report, live=options,
-        ), quiet)
+        )
+        if sources is None and not inputs and not outputs:
+            if source is None or sink is None:
+                raise BadUsage("give SOURCE and SINK, or many streams with --sources FILE or --input/--output pairs")
+            _execute(job, quiet)
+        elif source is not None or sink is not None:
+            raise BadUsage("give SOURCE SINK for one stream, or --sources / --input and --output for many, not both")
+        elif sources is not None and (inputs or outputs):
+            raise BadUsage("give the streams with --sources or with --input/--output pairs, not both")
+        else:
+            _execute_streams(job, sources, inputs or [], outputs or [], batch_wait_ms, quiet)
+
+
+def _execute_streams(
+    defaults: RunOptions, sources: Path | None, inputs: list[str], outputs: list[str], batch_wait_ms: float, quiet: bool,
+) -> None:
+    """Many streams in this process; SIGINT/SIGTERM stop every one, 130 once each output is finalized."""
+    from streamdeblur.pipeline.signals import stop_on_signals
+    from streamdeblur.pipeline.sources_file import streams_from_file, streams_from_pairs
+    from streamdeblur.pipeline.streams_job import StreamsOptions, run_streams
+
+    assert defaults.live is not None
+    streams = streams_from_file(sources, defaults) if sources is not None else streams_from_pairs(inputs, outputs, defaults)
+    opts = StreamsOptions(streams, defaults.spec, defaults.live, batch_wait_ms, defaults.report,
+                          str(sources) if sources is not None else None)
+    with stop_on_signals(threading.Event()) as stop:
+        result = run_streams(opts, stop)
+    if result.interrupted:
+        log.warning("interrupted: the outputs of %d streams hold the %d frames processed", len(streams), result.frames_out)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if not quiet:
+        log.info("%d streams: %d frames in %.1f s (%.2f frames/s), %d dropped", len(streams), result.frames_out,
+                 result.wall_s, result.fps, result.frames_dropped)
 
 
 @app.command("batch")

@@ -11,6 +11,7 @@ import typer
 from streamdeblur.adapt.defaults import DEFAULT_FRAMES, DEFAULT_STEPS, MIN_SHARPNESS
 from streamdeblur.cli_options import OverwriteOpt, QuietOpt, VerboseOpt
 from streamdeblur.errors import EXIT_INTERRUPTED
+from streamdeblur.exit_codes import exit_codes
 from streamdeblur.logs import setup_logging
 
 log = logging.getLogger("streamdeblur")
@@ -38,10 +39,9 @@ def adapt_command(
     and a before/after picture. Use the result with `streamdeblur run --weights OUT`.
     """
     from streamdeblur.adapt.run import adapt
-    from streamdeblur.cli import _exit_codes  # here, not at the top: cli.py imports this module
 
     setup_logging(quiet, verbose)
-    with _exit_codes():
+    with exit_codes():
         result = adapt(
             inputs, out, init=init, frames=frames, steps=steps, minutes=minutes, resume=resume, work=work,
             device=device, overwrite=overwrite, min_sharpness=min_sharpness, progress_bar=not quiet,

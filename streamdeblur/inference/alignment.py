@@ -48,16 +48,23 @@ def _shrink(grey: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), grey.shape[1] / size[0]
 
 
+def _ecc_copy(image: np.ndarray) -> tuple[np.ndarray, float]:
+    small, factor = _shrink(_grey(image), ECC_WIDTH)
+    return small.astype(np.float32), factor
+
+
 def global_motion(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
     """2x3 affine taking target coordinates to the neighbour's (for warpAffine's inverse map)."""
-    small_t, factor = _shrink(_grey(target), ECC_WIDTH)
-    small_n, _ = _shrink(_grey(neighbour), ECC_WIDTH)
-    a, b = small_t.astype(np.float32), small_n.astype(np.float32)
-    (dx, dy), _ = cv2.phaseCorrelate(a, b)
+    return _global_motion(_ecc_copy(target), _ecc_copy(neighbour)[0])
+
+
+def _global_motion(target_copy: tuple[np.ndarray, float], neighbour_small: np.ndarray) -> np.ndarray:
+    small, factor = target_copy
+    (dx, dy), _ = cv2.phaseCorrelate(small, neighbour_small)
     warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, ECC_EPS)
     try:
-        _, warp = cv2.findTransformECC(a, b, warp, cv2.MOTION_AFFINE, criteria, None, 5)
+        _, warp = cv2.findTransformECC(small, neighbour_small, warp, cv2.MOTION_AFFINE, criteria, None, 5)  # type: ignore[call-overload]  # no mask
     except cv2.error:  # no convergence (a flat or changed scene): the shift alone
         pass
     warp = warp.astype(np.float64)
@@ -71,13 +78,16 @@ def _fill_outside(warped: np.ndarray, inside: np.ndarray, target: np.ndarray) ->
     return np.where(inside[..., None], warped, target)
 
 
-def warp_global(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+def _warp_global(target: np.ndarray, target_copy: tuple[np.ndarray, float], neighbour: np.ndarray) -> np.ndarray:
     height, width = target.shape[:2]
-    warp = global_motion(target, neighbour)
+    warp = _global_motion(target_copy, _ecc_copy(neighbour)[0])
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     warped = cv2.warpAffine(neighbour, warp, (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]], np.float64) @ warp.T
+    if (corners >= 0).all() and (corners[:, 0] <= width - 1).all() and (corners[:, 1] <= height - 1).all():
+        return warped  # the whole frame maps inside the neighbour (an affine map keeps the hull)
     # Where the map lands outside the neighbour, in target coordinates.
-    ys, xs = np.mgrid[0:height, 0:width]
+    xs, ys = np.arange(width, dtype=np.float64)[None, :], np.arange(height, dtype=np.float64)[:, None]
     sx = warp[0, 0] * xs + warp[0, 1] * ys + warp[0, 2]
     sy = warp[1, 0] * xs + warp[1, 1] * ys + warp[1, 2]
     inside = (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
@@ -92,7 +102,7 @@ def _dis() -> cv2.DISOpticalFlow:
 
     key = threading.get_ident()  # one per thread: a DIS object keeps state between calls
     if key not in _DIS:
-        _DIS[key] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        _DIS[key] = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_ULTRAFAST)
     return _DIS[key]
 
 
@@ -100,7 +110,7 @@ def warp_flow(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
     height, width = target.shape[:2]
     small_t, factor = _shrink(_grey(target), FLOW_WIDTH)
     small_n, _ = _shrink(_grey(neighbour), FLOW_WIDTH)
-    flow = _dis().calc(small_t, small_n, None)
+    flow = np.asarray(_dis().calc(small_t, small_n, None))  # type: ignore[call-overload]  # stubs omit None
     if factor != 1.0:
         flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * factor
     xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
@@ -119,5 +129,7 @@ def align_window(frames: list[np.ndarray], method: str) -> list[np.ndarray]:
     target = frames[0]
     if method == "none":
         return list(frames)
-    warp = warp_global if method == "global" else warp_flow
-    return [target] + [n if n is target else warp(target, n) for n in frames[1:]]
+    if method == "global":
+        copy = _ecc_copy(target)  # once per window, not per neighbour
+        return [target] + [n if n is target else _warp_global(target, copy, n) for n in frames[1:]]
+    return [target] + [n if n is target else warp_flow(target, n) for n in frames[1:]]

@@ -24,7 +24,11 @@ class Backend(Protocol):
     device: torch.device
     precision: str
     model_name: str
-    model_config: DeepDeblurConfig | None  # None: no network (passthrough)
+
+    @property
+    def model_config(self) -> DeepDeblurConfig | None:
+        """The network's configuration (its window among it); None: no network (passthrough)."""
+        ...
 
     def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor: ...
 

@@ -107,9 +107,12 @@ def create_backend(
     return TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs)
 
 
-def make_processor(backend: Backend, tile: int = 0, tile_overlap: int = 32, batch: int = 1, streams: int = 3) -> Processor:
+def make_processor(
+    backend: Backend, tile: int = 0, tile_overlap: int = 32, batch: int = 1, streams: int = 3, windowed: bool = True,
+) -> Processor:
     """The stream scheduler on CUDA, the synchronous processor elsewhere; for a windowed
-    model, behind the window that assembles each frame's neighbours."""
+    model, behind the window that assembles each frame's neighbours, unless `windowed` is
+    False: a caller feeding many streams keeps one window per stream in front of it."""
     inner: Processor
     if backend.device.type == "cuda":
         from streamdeblur.inference.scheduler import StreamScheduler
@@ -118,7 +121,7 @@ def make_processor(backend: Backend, tile: int = 0, tile_overlap: int = 32, batc
     else:
         inner = FrameProcessor(backend, tile, tile_overlap, batch)
     cfg = backend.model_config
-    if cfg is not None and cfg.frames > 1:
+    if windowed and cfg is not None and cfg.frames > 1:
         from streamdeblur.inference.window import WindowedProcessor
 
         return WindowedProcessor(inner, cfg)

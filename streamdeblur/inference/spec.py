@@ -49,10 +49,11 @@ class BackendSpec:
             cuda_graphs=self.cuda_graphs,
         )
 
-    def build(self, frame_size: tuple[int, int] | None = None) -> tuple[Backend, Processor]:
-        """The backend and the processor that runs it over frames."""
+    def build(self, frame_size: tuple[int, int] | None = None, windowed: bool = True) -> tuple[Backend, Processor]:
+        """The backend and the processor that runs it over frames; `windowed` False leaves a
+        windowed model's windows to the caller (one per stream: pipeline/fan_in.py)."""
         backend = self.create(frame_size)
-        return backend, make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams)
+        return backend, make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed)
 
     def pinned(self, backend: Backend) -> BackendSpec:
         """This spec with `auto`'s choices replaced by what `backend` is, so that other processes

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Callable
 
 import torch
 
@@ -11,6 +13,7 @@ from streamdeblur.inference.precision import DTYPES
 from streamdeblur.models.deepdeblur import DeepDeblur
 
 _GRAPH_WARMUP = 2
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -29,7 +32,7 @@ class TorchBackend:
 
     def __init__(
         self, model: DeepDeblur, device: torch.device, precision: str = "fp32",
-        channels_last: bool = False, cuda_graphs: bool = False,
+        channels_last: bool = False, cuda_graphs: bool = False, compiled: bool = False,
     ) -> None:
         if precision not in DTYPES:
             raise BadUsage(f"unknown precision {precision!r} for the torch backend")
@@ -48,12 +51,22 @@ class TorchBackend:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # a video's frames share one size: tune once
         self.cuda_graphs = cuda_graphs
+        # CPU: the network compiled by TorchInductor with frozen weights. Eager PyTorch has
+        # oneDNN reorder every convolution's weights into its blocked layout on every call,
+        # and runs each ReLU and residual sum as a pass of its own; frozen, the weights are
+        # packed once and those fuse into the convolutions (BENCHMARKS.md, issue 25).
+        self.compiled = compiled and device.type == "cpu"
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        if self.compiled:
+            self._forward = torch.compile(self.model, dynamic=False)
         # (slot, shape) -> (graph, static input, static output)
         self._graphs: dict[tuple[int, tuple[int, ...]], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
 
     @torch.inference_mode()
     def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
         x = batch.to(dtype=self.dtype, memory_format=self.memory_format)
+        if self.compiled:
+            return self._compiled_call(x)
         if not self.cuda_graphs:
             with self._autocast():
                 return self.model(x).float()
@@ -63,6 +76,21 @@ class TorchBackend:
         # Valid until this slot's next replay, which the scheduler only issues after the
         # slot's results have been converted on this same stream.
         return static_out
+
+    def _compiled_call(self, x: torch.Tensor) -> torch.Tensor:
+        """The compiled network (built on the first call of each shape); on a machine where
+        it cannot be built (no C++ compiler, say) a warning and the eager network from then on."""
+        import torch._inductor.config as inductor_config
+
+        try:
+            with self._autocast(), inductor_config.patch(freezing=True):
+                return self._forward(x).float()
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: eager still works
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("cannot compile the network here (%s); running it uncompiled", reason[:200])
+            self.compiled, self._forward = False, self.model
+            with self._autocast():
+                return self.model(x).float()
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()

@@ -154,10 +154,9 @@ def transplant(model: DeepDeblur, source: DeepDeblur) -> None:
         raise ValueError(f"{source.cfg.name} and {model.cfg.name} differ in more than their window")
     state = source.state_dict()
     shared = [(i, source.cfg.offsets.index(o)) for i, o in enumerate(model.cfg.offsets) if o in source.cfg.offsets]
-    for s, scale in enumerate(model.body_models):
-        head = scale.body[0]
+    for s in range(model.cfg.n_scales):
         old = state[f"body_models.{s}.body.0.weight"]
-        new = torch.zeros_like(head.weight)
+        new = torch.zeros_like(model.state_dict()[f"body_models.{s}.body.0.weight"])
         for mine, theirs in shared:
             new[:, 3 * mine : 3 * mine + 3] = old[:, 3 * theirs : 3 * theirs + 3]
         if s < model.cfg.n_scales - 1:  # the upsampled coarser result: the last 3 channels

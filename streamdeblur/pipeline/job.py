@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from contextlib import ExitStack, nullcontext
@@ -19,6 +20,8 @@ from streamdeblur.io import (
 from streamdeblur.pipeline.live import LiveOptions, live_clock
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -115,6 +118,11 @@ def _process(
     backend, processor = opts.spec.build(frame_size=(video.width, video.height))
     report.backend, report.device = backend.name, str(backend.device)
     report.precision, report.model = backend.precision, backend.model_name
+    cfg = backend.model_config
+    if source.info.live and cfg is not None and cfg.lookahead:
+        rate = video.rate_or_default
+        log.warning("%s restores each frame once %d later frames have arrived: %.0f ms more latency; "
+                    "a causal model adds none", cfg.name, cfg.lookahead, 1000 * cfg.lookahead / rate)
     bar = tqdm(
         total=video.frame_count, unit="frame", dynamic_ncols=True,
         disable=not (opts.progress and sys.stderr.isatty()) or opts.live is not None,  # live: stats lines
@@ -127,5 +135,5 @@ def _process(
     )
     stats.start()  # wall time and fps count the frames' journey, not model loading
     idle = output.preview.show if output.preview is not None else None
-    with live_clock(opts.live, stats, finish) if opts.live else nullcontext():
+    with live_clock(opts.live, {opts.input: stats}, finish) if opts.live else nullcontext():
         pipeline.run(stop, finish, idle)

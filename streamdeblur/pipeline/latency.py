@@ -9,14 +9,22 @@ takes longer than the bound.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
+from fractions import Fraction
 
 from streamdeblur.io import Frame
 from streamdeblur.pipeline.stats import RunStats
 
 _RECENT = 16  # pickup-to-written times remembered
+
+
+def decoded_queue_size(queue_size: int, max_latency_s: float, rate: Fraction | float) -> int:
+    """Room for the bound's worth of frames: a smaller queue would drop frames (say, the burst
+    a stream delivers after opening) that could still be written in time."""
+    return max(queue_size, math.ceil(max_latency_s * rate) + 1)
 
 
 class LatencyBudget:
@@ -41,6 +49,11 @@ class LatencyBudget:
         with self._lock:
             self._picked.update((frame.index, now) for frame in keep)
         return keep
+
+    def forget(self, index: int) -> None:
+        """A frame picked, then dropped on its way to the writer (a stream's writer fell behind)."""
+        with self._lock:
+            self._picked.pop(index, None)
 
     def written(self, index: int) -> None:
         with self._lock:

@@ -7,7 +7,7 @@ latency bound is the pipeline's. `run_job` stays the one job for `run` and `live
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -60,14 +60,15 @@ class LiveOptions:
 
 
 @contextmanager
-def live_clock(options: LiveOptions, stats: RunStats, finish: threading.Event) -> Iterator[None]:
-    """The duration (it sets `finish`) and the periodic stats lines, for as long as the pipeline runs."""
+def live_clock(options: LiveOptions, streams: Mapping[str, RunStats], finish: threading.Event) -> Iterator[None]:
+    """The duration (it sets `finish`) and the periodic stats lines of the streams (by name), for
+    as long as the pipeline runs."""
     timer = threading.Timer(options.duration_s, finish.set) if options.duration_s else None
     if timer is not None:
         timer.daemon = True
         timer.start()
     try:
-        with StatsLog(stats, options.stats_interval_s):
+        with StatsLog(streams, options.stats_interval_s):
             yield
     finally:
         if timer is not None:

@@ -3,7 +3,8 @@
 `put` blocks while the queue is full (backpressure: memory does not grow with video length),
 or, with `drop_oldest` (live sources), evicts the oldest item and counts it. Every wait
 wakes up regularly to notice the shared abort event, so a failed stage never leaves another
-one hanging.
+one hanging. Queues may share one condition, so that a stage fed by several of them (the
+processor of many streams) can wait for an item in any.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ class Aborted(Exception):
 class StageQueue:
     def __init__(
         self, capacity: int, abort: threading.Event, drop_oldest: bool = False,
-        on_drop: Callable[[Any], None] | None = None,
+        on_drop: Callable[[Any], None] | None = None, condition: threading.Condition | None = None,
     ) -> None:
         self.capacity = max(1, capacity)
         self.drop_oldest = drop_oldest
         self._abort = abort
         self._on_drop = on_drop
         self._items: deque[Any] = deque()
-        self._cond = threading.Condition()
+        self._cond = condition or threading.Condition()
         self._closed = False
 
     def put(self, item: Any) -> None:
@@ -61,6 +62,20 @@ class StageQueue:
             batch = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
             self._cond.notify_all()
             return batch
+
+    def take(self, max_items: int) -> list[Any]:
+        """Up to `max_items` items that are ready, oldest first, without waiting."""
+        with self._cond:
+            taken = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
+            if taken:
+                self._cond.notify_all()
+            return taken
+
+    @property
+    def exhausted(self) -> bool:
+        """Closed, and everything put has been taken."""
+        with self._cond:
+            return self._closed and not self._items
 
     def get(self) -> Any | None:
         batch = self.get_batch(1)

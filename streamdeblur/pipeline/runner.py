@@ -13,15 +13,15 @@ Every such frame is counted as dropped.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from streamdeblur.errors import ProcessingError, StreamdeblurError
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io import Frame, Sink, Source
-from streamdeblur.pipeline.latency import LatencyBudget
+from streamdeblur.pipeline.latency import LatencyBudget, decoded_queue_size
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats
 
@@ -33,6 +33,17 @@ class StageFailure:
     stage: str
     error: BaseException
     frame_index: int | None
+
+    def reraise(self) -> NoReturn:
+        """Raise, in the supervising thread, the stage's own error when it is one the user can
+        act on, else a ProcessingError that says which stage and where."""
+        if isinstance(self.error, StreamdeblurError):
+            raise self.error
+        where = f" at frame {self.frame_index}" if self.frame_index is not None else ""
+        detail = str(self.error).splitlines()[0] if str(self.error) else ""
+        raise ProcessingError(
+            f"{self.stage} stage failed{where}: {type(self.error).__name__}: {detail}".rstrip(": ")
+        ) from self.error
 
 
 class Pipeline:
@@ -46,9 +57,7 @@ class Pipeline:
         self.budget = LatencyBudget(max_latency_s, stats) if max_latency_s is not None else None
         decoded_size = queue_size
         if max_latency_s is not None:
-            # Room for the bound's worth of frames: a smaller queue would drop frames (say, the
-            # burst a stream delivers after opening) that could still be written in time.
-            decoded_size = max(queue_size, math.ceil(max_latency_s * source.info.video.rate_or_default) + 1)
+            decoded_size = decoded_queue_size(queue_size, max_latency_s, source.info.video.rate_or_default)
         self.decoded = StageQueue(
             decoded_size, self.abort, drop_oldest=self.budget is not None, on_drop=lambda f: stats.frame_dropped(f.index)
         )
@@ -82,14 +91,7 @@ class Pipeline:
                 if idle is not None:
                     idle()
         if self.failures:
-            first = self.failures[0]
-            if isinstance(first.error, StreamdeblurError):
-                raise first.error
-            where = f" at frame {first.frame_index}" if first.frame_index is not None else ""
-            detail = str(first.error).splitlines()[0] if str(first.error) else ""
-            raise ProcessingError(
-                f"{first.stage} stage failed{where}: {type(first.error).__name__}: {detail}".rstrip(": ")
-            ) from first.error
+            self.failures[0].reraise()
 
     def _guard(self, name: str, body: Callable[[], None], output: StageQueue | None) -> None:
         try:

@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,24 +18,30 @@ log = logging.getLogger(__name__)
 
 
 class LatencySamples:
-    """A bounded uniform sample of latencies (reservoir sampling), so memory stays flat."""
+    """A bounded uniform sample of latencies (reservoir sampling), so memory stays flat.
+
+    Thread-safe: the writers of many streams add to one for the run's totals.
+    """
 
     def __init__(self, capacity: int = 20_000, seed: int = 0) -> None:
         self.capacity, self.count = capacity, 0
         self._values: list[float] = []
         self._random = random.Random(seed)
+        self._lock = threading.Lock()
 
     def add(self, value: float) -> None:
-        self.count += 1
-        if len(self._values) < self.capacity:
-            self._values.append(value)
-        else:
-            slot = self._random.randrange(self.count)
-            if slot < self.capacity:
-                self._values[slot] = value
+        with self._lock:
+            self.count += 1
+            if len(self._values) < self.capacity:
+                self._values.append(value)
+            else:
+                slot = self._random.randrange(self.count)
+                if slot < self.capacity:
+                    self._values[slot] = value
 
     def percentiles_ms(self) -> dict[str, float | None]:
-        return percentiles_ms(self._values)
+        with self._lock:
+            return percentiles_ms(self._values)
 
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float | None]:
@@ -63,15 +70,18 @@ class RunStats:
     """Frames in, out, dropped and discarded, and each frame's latency from arrival to being written.
 
     Every frame counted in ends up in exactly one of the other three counts once the run is over.
+    `run_latency`, when given, also receives every latency: one stream's stats feeding the
+    totals of a run of many.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, run_latency: LatencySamples | None = None) -> None:
         self.frames_in = 0
         self.frames_out = 0
         self.frames_dropped = 0
         self.frames_discarded = 0
         self.started = time.monotonic()
         self.latency = LatencySamples()
+        self._run_latency = run_latency
         self._arrivals: dict[int, float] = {}
         self._lock = threading.Lock()
         self._interval_start = (self.started, 0, 0, 0)
@@ -84,15 +94,16 @@ class RunStats:
             self._arrivals[index] = time.monotonic()
 
     def frame_dropped(self, index: int) -> None:
+        """Counted only for a frame still in flight, so that no frame is counted twice."""
         with self._lock:
-            self.frames_dropped += 1
-            self._arrivals.pop(index, None)
+            if self._arrivals.pop(index, None) is not None:
+                self.frames_dropped += 1
 
     def frame_discarded(self, index: int) -> None:
         """A frame left unprocessed by a graceful stop: neither out nor dropped."""
         with self._lock:
-            self.frames_discarded += 1
-            self._arrivals.pop(index, None)
+            if self._arrivals.pop(index, None) is not None:
+                self.frames_discarded += 1
 
     def frame_out(self, index: int) -> None:
         now = time.monotonic()
@@ -101,8 +112,19 @@ class RunStats:
             arrived = self._arrivals.pop(index, None)
             if arrived is not None:
                 self.latency.add(now - arrived)
+                if self._run_latency is not None:
+                    self._run_latency.add(now - arrived)
                 if self._interval_latencies is not None:
                     self._interval_latencies.append(now - arrived)
+
+    def discard_unfinished(self) -> int:
+        """Count every frame still in flight as discarded: a stream that ended early (its
+        output failed, or the run's processor did) leaves frames queued, windowed or running."""
+        with self._lock:
+            count = len(self._arrivals)
+            self.frames_discarded += count
+            self._arrivals.clear()
+            return count
 
     def age(self, index: int) -> float:
         """Seconds since frame `index` arrived (0 if it is not in flight)."""
@@ -130,15 +152,17 @@ class RunStats:
 
 
 class StatsLog:
-    """Within the block, a line of numbers every `interval_s` seconds to the log (live runs)."""
+    """Within the block, a line of numbers every `interval_s` seconds to the log (live runs):
+    today's line for one stream, the totals and a short part per stream for several."""
 
-    def __init__(self, stats: RunStats, interval_s: float) -> None:
-        self.stats, self.interval_s = stats, interval_s
+    def __init__(self, streams: Mapping[str, RunStats], interval_s: float) -> None:
+        self.streams, self.interval_s = dict(streams), interval_s
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streamdeblur-stats", daemon=True)
 
     def __enter__(self) -> StatsLog:
-        self.stats.take_interval()  # starts collecting interval latencies
+        for stats in self.streams.values():
+            stats.take_interval()  # starts collecting interval latencies
         self._thread.start()
         return self
 
@@ -148,7 +172,12 @@ class StatsLog:
 
     def _run(self) -> None:
         while not self._done.wait(self.interval_s):
-            log.info("%s", describe(self.stats.take_interval(), self.stats))
+            intervals = {name: stats.take_interval() for name, stats in self.streams.items()}
+            if len(intervals) == 1:
+                ((interval, stats),) = zip(intervals.values(), self.streams.values())
+                log.info("%s", describe(interval, stats))
+            else:
+                log.info("%s", describe_streams(intervals, self.streams))
 
 
 def describe(interval: Interval, totals: RunStats) -> str:
@@ -159,6 +188,64 @@ def describe(interval: Interval, totals: RunStats) -> str:
         f"dropped {interval.frames_dropped}, {interval.fps:.1f} frames/s, latency p50 {p50} ms p99 {p99} ms "
         f"(total in {totals.frames_in}, out {totals.frames_out}, dropped {totals.frames_dropped})"
     )
+
+
+def _ms(seconds: float | None) -> str:
+    return f"{seconds:.0f} ms" if seconds is not None else "-"
+
+
+def describe_streams(intervals: Mapping[str, Interval], totals: Mapping[str, RunStats]) -> str:
+    """One line for many streams: the interval's totals, then each stream's out/in and p99."""
+    merged = Interval(
+        sum(i.frames_in for i in intervals.values()), sum(i.frames_out for i in intervals.values()),
+        sum(i.frames_dropped for i in intervals.values()), max(i.seconds for i in intervals.values()),
+        [value for i in intervals.values() for value in i.latencies],
+    )
+    latency = percentiles_ms(merged.latencies)
+    streams = ", ".join(f"{name} {i.frames_out}/{i.frames_in} p99 {_ms(percentiles_ms(i.latencies)['p99'])}"
+                        for name, i in intervals.items())
+    total_in, total_out = sum(s.frames_in for s in totals.values()), sum(s.frames_out for s in totals.values())
+    return (
+        f"last {merged.seconds:.1f} s, {len(intervals)} streams: in {merged.frames_in}, out {merged.frames_out}, "
+        f"dropped {merged.frames_dropped}, {merged.fps:.1f} frames/s, latency p50 {_ms(latency['p50'])} "
+        f"p99 {_ms(latency['p99'])}; out/in: {streams} "
+        f"(total in {total_in}, out {total_out}, dropped {sum(s.frames_dropped for s in totals.values())})"
+    )
+
+
+@dataclass
+class StreamReport:
+    """One stream of a run of many: the run report's `streams` entries."""
+
+    name: str
+    input: str
+    output: str
+    frames_in: int = 0
+    frames_out: int = 0
+    frames_dropped: int = 0
+    frames_discarded: int = 0
+    wall_s: float = 0.0  # from the start of the run to this stream's end
+    fps: float = 0.0
+    latency_ms: dict[str, float | None] = field(default_factory=lambda: {"p50": None, "p99": None})
+    frames_lost: int | None = None
+    decode_errors: int = 0
+    interrupted: bool = False
+    error: str | None = None
+    live: bool = False
+    reconnects: int = 0
+    segments: list[str] | None = None
+
+    def fill_from(self, stats: RunStats) -> StreamReport:
+        _fill_counts(self, stats)
+        return self
+
+
+def _fill_counts(report: RunReport | StreamReport, stats: RunStats) -> None:
+    report.frames_in, report.frames_out = stats.frames_in, stats.frames_out
+    report.frames_dropped, report.frames_discarded = stats.frames_dropped, stats.frames_discarded
+    report.wall_s = round(stats.wall_s, 3)
+    report.fps = round(stats.frames_out / report.wall_s, 3) if report.wall_s > 0 else 0.0
+    report.latency_ms = stats.latency.percentiles_ms()
 
 
 @dataclass
@@ -183,13 +270,25 @@ class RunReport:
     live: bool = False
     reconnects: int = 0
     segments: list[str] | None = None  # the files written, with --segment-seconds
+    streams: list[StreamReport] | None = None  # a run of many streams: each one; the counts above are their sums
 
     def fill_from(self, stats: RunStats) -> RunReport:
-        self.frames_in, self.frames_out = stats.frames_in, stats.frames_out
-        self.frames_dropped, self.frames_discarded = stats.frames_dropped, stats.frames_discarded
-        self.wall_s = round(stats.wall_s, 3)
-        self.fps = round(stats.frames_out / self.wall_s, 3) if self.wall_s > 0 else 0.0
-        self.latency_ms = stats.latency.percentiles_ms()
+        _fill_counts(self, stats)
+        return self
+
+    def fill_from_streams(self, streams: list[StreamReport], wall_s: float, latency: LatencySamples) -> RunReport:
+        """The totals of a run of many streams, and each stream's own entry."""
+        self.streams = streams
+        self.frames_in = sum(s.frames_in for s in streams)
+        self.frames_out = sum(s.frames_out for s in streams)
+        self.frames_dropped = sum(s.frames_dropped for s in streams)
+        self.frames_discarded = sum(s.frames_discarded for s in streams)
+        self.decode_errors = sum(s.decode_errors for s in streams)
+        self.reconnects = sum(s.reconnects for s in streams)
+        self.live = any(s.live for s in streams)
+        self.wall_s = round(wall_s, 3)
+        self.fps = round(self.frames_out / self.wall_s, 3) if self.wall_s > 0 else 0.0
+        self.latency_ms = latency.percentiles_ms()
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -123,7 +123,8 @@ def evaluate(
     clips = record is None or record.get("frames", 1) > 1  # GoPro and REDS folders are clips too
     scores: dict[str, list[float]] = {k: [] for k in ("in_psnr", "in_ssim", "out_psnr", "out_ssim", "sharp_in")}
     flicker: dict[str, list[float]] = {"in": [], "out": []}
-    rows, per_frame = [], []
+    rows: list[np.ndarray] = []
+    per_frame: list[dict[str, Any]] = []
     ranges = sorted(set(sequence_ranges(pairs)))
     for first, last in ranges:
         members = pairs[first : last + 1]
@@ -167,7 +168,9 @@ def _synth_record(data: Path) -> dict[str, Any] | None:
     from streamdeblur.training.synth_dataset import SYNTH_RECORD
 
     record = data / SYNTH_RECORD
-    loaded: dict[str, Any] = json.loads(record.read_text()) if record.is_file() else None
+    if not record.is_file():
+        return None
+    loaded: dict[str, Any] = json.loads(record.read_text())
     return loaded
 
 

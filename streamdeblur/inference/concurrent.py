@@ -1,0 +1,52 @@
+"""A batch of many streams' frames on the CPU: network calls side by side, one thread each.
+
+On a 2-core CPU (BENCHMARKS.md, "Many streams in one process") the shipped network at
+320x180 took 113 ms a frame one frame a call, 132 ms a frame four frames a call (four frames'
+feature maps no longer fit the caches), and 81 ms a frame as two single-frame calls at once,
+each on one thread (one thread's work has no barriers to wait at). So on the CPU the frames
+the processor of many streams takes in one round are cut into calls of `call_batch` frames
+that run `workers` at a time, all on one copy of the weights; on CUDA they are one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import torch
+
+from streamdeblur.inference.processor import FrameProcessor
+from streamdeblur.io.frame import Frame
+
+
+@contextmanager
+def one_thread_per_call() -> Iterator[int]:
+    """Within the block, each network call runs on one thread (the setting is the process's);
+    yields how many threads there were: how many calls to run at once."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
+
+
+class ConcurrentCalls:
+    """The processor stage for many streams on the CPU: same interface as FrameProcessor."""
+
+    def __init__(self, inner: FrameProcessor, workers: int, call_batch: int = 1) -> None:
+        self.inner, self.call_batch = inner, max(1, call_batch)
+        self.batch_size = inner.batch_size
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="streamdeblur-call")
+
+    def submit(self, frames: list[Frame]) -> list[Frame]:
+        """The frames deblurred, in order, once every call of the batch has returned."""
+        calls = [frames[i : i + self.call_batch] for i in range(0, len(frames), self.call_batch)]
+        return [frame for done in self._pool.map(self.inner.process, calls) for frame in done]
+
+    def flush(self) -> list[Frame]:
+        return []  # submit() returns only once its calls have
+
+    def close(self) -> None:
+        self._pool.shutdown()
