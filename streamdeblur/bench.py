@@ -2,8 +2,10 @@
 
 - model alone: the chosen backend on a batch already on the device, timed back to back; on the
   CPU also every candidate `auto` compares (torch bf16 channels-last where bf16 is native, torch
-  fp32 channels-last, ONNX Runtime fp32), with the CPU's model name and bf16/AMX flags;
-- pipeline: `run` on a synthetic clip of the same size, decode to encode;
+  fp32 channels-last, ONNX Runtime fp32; the torch ones compiled too unless --no-compile), with
+  the CPU's model name and bf16/AMX flags;
+- pipeline: `run` on a synthetic clip of the same size, decode to encode, with each stage's
+  working time per frame (decode, processor, encode: `stage_ms_per_frame`);
 - naive baseline: what simple scripts do, one frame at a time, synchronous fp32 PyTorch with
   a host round trip per frame;
 - a windowed model: its input is the 3K-channel window, and the time to align a window's
@@ -66,7 +68,12 @@ def weights_for(config: str | None, weights: str | None, folder: Path) -> Path:
 
 def label_of(backend: Backend) -> str:
     """The CpuCandidate label of a built backend ("torch bf16 channels-last", "onnxruntime fp32")."""
-    return CpuCandidate(backend.name, backend.precision, bool(getattr(backend, "channels_last", False))).label
+    return CpuCandidate(backend.name, backend.precision, bool(getattr(backend, "channels_last", False)),
+                        bool(getattr(backend, "compiled", False))).label
+
+
+# bench times the steady state of a long input, so `--compile` auto treats it as one.
+_STEADY_STATE_FRAMES = 1_000_000
 
 
 def run_bench(
@@ -77,13 +84,17 @@ def run_bench(
         folder = Path(tmp)
         weights_path = weights_for(config, spec.weights, folder)
         spec = replace(spec, weights=str(weights_path))
-        chosen = spec.create(frame_size=(width, height))
+        chosen = spec.create(frame_size=(width, height), frames=_STEADY_STATE_FRAMES)
         cfg = load_checkpoint(weights_path).cfg
         x = torch.rand(spec.batch, cfg.in_channels, height, width, device=torch_device)
         candidates_fps: dict[str, float] = {}
         if torch_device.type == "cpu" and chosen.name != "passthrough":
-            for candidate in cpu_candidates(spec.precision, spec.channels_last):
-                candidates_fps[candidate.label] = round(_model_alone(build_cpu_candidate(candidate, weights_path), x, seconds), 3)
+            candidates = cpu_candidates(spec.precision, spec.channels_last)
+            if spec.compile is not False:
+                candidates += [c for c in cpu_candidates(spec.precision, spec.channels_last, True) if c.compiled]
+            for candidate in candidates:
+                built = chosen if candidate.label == label_of(chosen) else build_cpu_candidate(candidate, weights_path)
+                candidates_fps[candidate.label] = round(_model_alone(built, x, seconds), 3)
         model_fps = candidates_fps.get(label_of(chosen)) or _model_alone(chosen, x, seconds)
 
         naive = TorchBackend(load_checkpoint(weights_path), torch_device, "fp32")

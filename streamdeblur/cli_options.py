@@ -43,6 +43,7 @@ BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
     "engine": (Annotated[Optional[Path], typer.Option(help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime) to use as is.")], None),  # noqa: E501
     "cuda_graphs": (Annotated[bool, typer.Option("--cuda-graphs", help="torch on CUDA: replay captured CUDA graphs.")], False),  # noqa: E501
     "channels_last": (Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="torch: NHWC memory layout. Default: on for the CPU, and on CUDA in fp16/bf16.", show_default=False)], None),  # noqa: E501
+    "compile": (Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch on the CPU: compile the network with TorchInductor (tens of seconds at the start, then faster; each new frame size compiles again). Default: for inputs of 10 s of 640x360 or more.", show_default=False)], None),  # noqa: E501
 }
 ENCODE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "codec": (Annotated[Optional[str], typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")], None),  # noqa: E501

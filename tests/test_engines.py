@@ -130,7 +130,9 @@ def test_auto_remembers_the_faster_cpu_backend(media_dir: Path, tmp_path: Path, 
 @pytest.mark.slow
 def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    result = run_cli("bench", "--weights", str(tiny_weights), "--size", "96x64", "--frames", "12", "--seconds", "0.5", "--json", str(out), "-q")
+    # --no-compile: compiling takes tens of seconds (tests/test_compile.py covers it)
+    result = run_cli("bench", "--weights", str(tiny_weights), "--size", "96x64", "--frames", "12", "--seconds", "0.5",
+                     "--no-compile", "--json", str(out), "-q")
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     for key in ("frames_in", "frames_out", "frames_dropped", "wall_s", "fps", "latency_ms", "backend", "device", "precision", "model", "input", "output"):
@@ -141,6 +143,9 @@ def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Pa
     assert data["chosen"] in data["candidates_fps"] and data["model_fps"] == data["candidates_fps"][data["chosen"]]
     assert "torch fp32 channels-last" in data["candidates_fps"] and data["precision"] == data["chosen"].split()[1]
     assert set(data["cpu"]) == {"model", "flags", "native_bf16"}
+    assert not any("compiled" in label for label in data["candidates_fps"])
+    stages = data["stage_ms_per_frame"]
+    assert set(stages) == {"decode", "processor", "encode"} and all(ms > 0 for ms in stages.values())
     if "onnxruntime fp32" in data["candidates_fps"]:
         assert data["model_vs_onnxruntime"] == pytest.approx(data["model_fps"] / data["candidates_fps"]["onnxruntime fp32"], rel=0.01)
 

@@ -88,9 +88,12 @@ def test_segments_each_play_alone_and_add_up(tmp_path: Path) -> None:
     assert len(segments) >= 3
     assert sorted(tmp_path.glob("rec_*.mp4")) == segments  # no partial file left behind
     counts = []
-    for segment in segments:
+    for number, segment in enumerate(segments, 1):
         counts.append(decodes_cleanly(segment))
-        assert stream_kinds(segment) == ["video", "audio"]
+        # The sender's MPEG-TS muxer sends audio up to 0.7 s behind the video (its max_delay),
+        # so the last segment, cut short by Ctrl-C, may end before any of its audio arrived.
+        if number < len(segments) or counts[-1] > RATE:
+            assert stream_kinds(segment) == ["video", "audio"]
         times = frame_times(segment)
         assert times[0] == pytest.approx(0.0, abs=0.05)
     assert sum(counts) == report["frames_out"]

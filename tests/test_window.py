@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from streamdeblur.inference.window import FrameWindow, WindowedProcessor, colour
 from streamdeblur.io import Frame
 from streamdeblur.models import DeepDeblur, DeepDeblurConfig, load_checkpoint, load_model_config, save_weights
 from streamdeblur.models.deepdeblur import transplant
+from streamdeblur.pipeline.live import warn_of_lookahead
 from streamdeblur.synthetic.scenes import procedural_scene
 from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
 from streamdeblur.synthetic.blur import BlurRecipe
@@ -172,6 +174,16 @@ def test_a_causal_window_adds_no_latency() -> None:
         assert [w.index for w in ready] == [frame.index]
         assert _window_sources(ready[0]) == [frame.index, max(0, frame.index - 2), max(0, frame.index - 1)]
     assert window.flush() == []
+
+
+def test_live_warns_how_long_a_centred_window_waits_and_not_for_a_causal_one(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        warn_of_lookahead(_cfg(5), 25.0)  # two later frames at 25 frames/s
+        assert "2 later frames have arrived: 80 ms more latency" in caplog.text
+        caplog.clear()
+        warn_of_lookahead(_cfg(3, causal=True), 25.0)
+        warn_of_lookahead(None, 25.0)  # no network (passthrough)
+    assert caplog.text == ""
 
 
 def test_no_neighbour_from_another_shot_is_ever_used() -> None:

@@ -2,7 +2,8 @@
 
 auto: TensorRT when it is installed and there is a GPU, else PyTorch on CUDA, else the fastest
 CPU candidate (torch bf16 channels-last where bf16 is native, torch fp32 channels-last, ONNX
-Runtime fp32), measured once at the frame size and remembered per CPU model and flags.
+Runtime fp32), measured once at the frame size and remembered per CPU model and flags. For
+an input long enough to win back the compile, the torch candidates are compiled ones.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "passthrough")
 CPU_CHOICES = "cpu-backend-choice.json"  # in the user cache folder
 _PROBE_PIXELS = 640 * 360  # CPU speed is measured on at most this many pixels
+# `--compile` auto: inputs of at least this many frames x pixels (10 s of 640x360 at 30
+# frames/s). Compiling the default network took 12 to 36 s on a 2-core CPU and saves about
+# 0.4 s a frame there (BENCHMARKS.md, issue 25): a shorter input would not win it back.
+COMPILE_WORTH_PIXELS = 300 * 640 * 360
 
 
 @dataclass(frozen=True)
@@ -38,23 +43,25 @@ class CpuCandidate:
     backend: str  # torch or onnxruntime
     precision: str
     channels_last: bool = False
+    compiled: bool = False  # torch: compiled by TorchInductor (torch_backend.py)
 
     @property
     def label(self) -> str:
         layout = (" channels-last" if self.channels_last else " NCHW") if self.backend == "torch" else ""
-        return f"{self.backend} {self.precision}{layout}"
+        return f"{self.backend} {self.precision}{layout}{' compiled' if self.compiled else ''}"
 
 
-def cpu_candidates(precision: str = "auto", channels_last: bool | None = None) -> list[CpuCandidate]:
-    """What `--backend auto` compares on the CPU for the asked precision, fastest-expected first."""
+def cpu_candidates(precision: str = "auto", channels_last: bool | None = None, compiled: bool = False) -> list[CpuCandidate]:
+    """What `--backend auto` compares on the CPU for the asked precision, fastest-expected first;
+    `compiled`: the torch candidates compiled."""
     cpu = torch.device("cpu")
     resolve_precision(precision, cpu)  # validates, and warns about emulated bf16
     nhwc = resolve_channels_last(channels_last, cpu, "fp32")
     candidates = []
     if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()):
-        candidates.append(CpuCandidate("torch", "bf16", nhwc))
+        candidates.append(CpuCandidate("torch", "bf16", nhwc, compiled))
     if precision in ("auto", "fp32"):
-        candidates.append(CpuCandidate("torch", "fp32", nhwc))
+        candidates.append(CpuCandidate("torch", "fp32", nhwc, compiled))
         if _onnxruntime_available():
             candidates.append(CpuCandidate("onnxruntime", "fp32"))
     return candidates
@@ -63,17 +70,28 @@ def cpu_candidates(precision: str = "auto", channels_last: bool | None = None) -
 def build_cpu_candidate(candidate: CpuCandidate, weights: Path, onnx: str | Path | None = None) -> Backend:
     if candidate.backend == "onnxruntime":
         return _onnxruntime(weights, onnx)
-    return TorchBackend(load_checkpoint(weights), torch.device("cpu"), candidate.precision, candidate.channels_last)
+    return TorchBackend(load_checkpoint(weights), torch.device("cpu"), candidate.precision, candidate.channels_last,
+                        compiled=candidate.compiled)
+
+
+def worth_compiling(frames: int | None, frame_size: tuple[int, int] | None, batch: int = 1, tile: int = 0) -> bool:
+    """`--compile` auto: an input of known length that wins the compile back, one shape for
+    all of it (whole frames, one at a time: each new shape compiles again)."""
+    if frames is None or frame_size is None or batch != 1 or tile:
+        return False
+    return frames * frame_size[0] * frame_size[1] >= COMPILE_WORTH_PIXELS
 
 
 def create_backend(
     name: str = "auto", weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
     *, frame_size: tuple[int, int] | None = None, batch: int = 1, tile: int = 0, streams: int = 3,
     engine: str | Path | None = None, channels_last: bool | None = None, cuda_graphs: bool = False,
+    compile: bool | None = None, frames: int | None = None,
 ) -> Backend:
     """The backend to run. `frame_size` (width, height) sizes TensorRT engines and the CPU probe.
 
-    `precision` auto and `channels_last` None mean the fastest for this device (precision.py).
+    `precision` auto and `channels_last` None mean the fastest for this device (precision.py);
+    `compile` None: compile the CPU torch network when the input's `frames` win it back.
     """
     if name not in BACKENDS:
         raise BadUsage(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
@@ -81,13 +99,18 @@ def create_backend(
     weights_path = resolve_weights(weights)
     if name == "passthrough":
         return PassthroughBackend(torch_device)
+    if compile and torch_device.type != "cpu":
+        raise BadUsage("--compile is for the torch backend on the CPU")
     if not weights_path.is_file():  # checked here, before the CPU probe or an engine cache hashes it
         raise missing_weights(weights_path)
+    compiled = compile if compile is not None else worth_compiling(frames, frame_size, batch, tile)
     if name == "auto" and torch_device.type == "cpu" and not cuda_graphs:
-        candidates = cpu_candidates(precision, channels_last)
-        chosen = _fastest_on_cpu(weights_path, candidates, frame_size or (640, 360))
+        candidates = cpu_candidates(precision, channels_last, compiled)
+        chosen, built = _fastest_on_cpu(weights_path, candidates, frame_size or (640, 360))
         log.debug("backend auto -> %s", chosen.label)
-        return build_cpu_candidate(chosen, weights_path, engine)
+        if built is None or engine:  # an ONNX file given: the probe timed the one made for the weights
+            built = build_cpu_candidate(chosen, weights_path, engine)
+        return _warmed(built, frame_size, batch, tile)
     if name == "auto":
         from streamdeblur.engines.artifacts import tensorrt_available
 
@@ -98,13 +121,30 @@ def create_backend(
         return _onnxruntime(weights_path, engine)
     if name == "torch" and torch_device.type == "cpu" and precision == "auto" and not cuda_graphs:
         # Native bf16 is not faster on every CPU that has it (BENCHMARKS.md): measured, as for auto.
-        torch_only = [c for c in cpu_candidates(precision, channels_last) if c.backend == "torch"]
-        return build_cpu_candidate(_fastest_on_cpu(weights_path, torch_only, frame_size or (640, 360)), weights_path)
+        torch_only = [c for c in cpu_candidates(precision, channels_last, compiled) if c.backend == "torch"]
+        chosen, built = _fastest_on_cpu(weights_path, torch_only, frame_size or (640, 360))
+        return _warmed(built or build_cpu_candidate(chosen, weights_path), frame_size, batch, tile)
     resolved = resolve_precision(precision, torch_device)
     if name == "tensorrt":
         return _tensorrt(weights_path, torch_device, resolved, frame_size, batch, tile, streams, engine)
+    if compile and name != "torch":
+        raise BadUsage(f"--compile is for the torch backend, not {name}")
     nhwc = resolve_channels_last(channels_last, torch_device, resolved)
-    return TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs)
+    backend = TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs,
+                           compiled=compiled and torch_device.type == "cpu")
+    return _warmed(backend, frame_size, batch, tile)
+
+
+def _warmed(backend: Backend, frame_size: tuple[int, int] | None, batch: int, tile: int) -> Backend:
+    """A compiled network compiled now, for whole frames of `frame_size`, before the run's
+    clock starts (a live run would otherwise drop frames for as long as it takes)."""
+    if getattr(backend, "compiled", False) and frame_size is not None and not tile:
+        cfg = backend.model_config
+        channels = cfg.in_channels if cfg is not None else 3
+        started = time.perf_counter()
+        backend.infer(torch.zeros(batch, channels, frame_size[1], frame_size[0]))
+        log.info("compiled the network for %dx%d in %.0f s", *frame_size, time.perf_counter() - started)
+    return backend
 
 
 def make_processor(
@@ -144,15 +184,24 @@ def _probe_size(frame_size: tuple[int, int]) -> tuple[int, int]:
     return max(16, round(width * scale)), max(16, round(height * scale))
 
 
-def _fastest_on_cpu(weights: Path, candidates: list[CpuCandidate], frame_size: tuple[int, int]) -> CpuCandidate:
-    """Time the candidates on this machine once (per CPU model, flags, size, threads); remember the winner."""
+def _fastest_on_cpu(
+    weights: Path, candidates: list[CpuCandidate], frame_size: tuple[int, int],
+) -> tuple[CpuCandidate, Backend | None]:
+    """Time the candidates on this machine once (per CPU model, flags, size, threads); remember
+    the winner. With it, the winner as built for timing, when it was just timed (a compiled
+    one is then compiled already), else None."""
     width, height = _probe_size(frame_size)
     facts = {"weights_sha256": file_sha256(weights), "size": [width, height], **machine_facts()}
     by_label = {c.label: c for c in candidates}
     x = torch.rand(1, load_checkpoint(weights).cfg.in_channels, height, width)  # a window: 3K channels
-    choice = fastest(CPU_CHOICES, facts, list(by_label),
-                     lambda label: _seconds_per_call(build_cpu_candidate(by_label[label], weights), x))
-    return by_label[choice]
+    built: dict[str, Backend] = {}
+
+    def seconds_of(label: str) -> float:
+        built[label] = build_cpu_candidate(by_label[label], weights)
+        return _seconds_per_call(built[label], x)
+
+    choice = fastest(CPU_CHOICES, facts, list(by_label), seconds_of)
+    return by_label[choice], built.get(choice)
 
 
 def _seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:

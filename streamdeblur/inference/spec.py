@@ -28,6 +28,7 @@ class BackendSpec:
     engine: str | None = None  # a TensorRT engine or ONNX file to use as is
     cuda_graphs: bool = False
     channels_last: bool | None = None  # None: the faster layout for the device
+    compile: bool | None = None  # CPU torch: TorchInductor; None: for inputs that win the compile back
 
     def check(self) -> None:
         """Contradictions that need no input: values out of range, options the backend would ignore."""
@@ -39,20 +40,25 @@ class BackendSpec:
             raise BadUsage(f"--cuda-graphs is for --backend torch, not {self.backend}")
         if self.channels_last is not None and self.backend not in ("torch", "auto"):
             raise BadUsage(f"--channels-last/--no-channels-last is for --backend torch, not {self.backend}")
+        if self.compile and self.backend not in ("torch", "auto"):
+            raise BadUsage(f"--compile is for --backend torch, not {self.backend}")
 
-    def create(self, frame_size: tuple[int, int] | None = None) -> Backend:
-        """The backend alone; `frame_size` (width, height) sizes TensorRT engines and the CPU probe."""
+    def create(self, frame_size: tuple[int, int] | None = None, frames: int | None = None) -> Backend:
+        """The backend alone; `frame_size` (width, height) sizes TensorRT engines and the CPU
+        probe; `frames`, the input's length where known, decides `compile` auto."""
         self.check()
         return create_backend(
             self.backend, self.weights, self.device, self.precision, frame_size=frame_size, batch=self.batch,
             tile=self.tile, streams=self.streams, engine=self.engine, channels_last=self.channels_last,
-            cuda_graphs=self.cuda_graphs,
+            cuda_graphs=self.cuda_graphs, compile=self.compile, frames=frames,
         )
 
-    def build(self, frame_size: tuple[int, int] | None = None, windowed: bool = True) -> tuple[Backend, Processor]:
+    def build(
+        self, frame_size: tuple[int, int] | None = None, windowed: bool = True, frames: int | None = None,
+    ) -> tuple[Backend, Processor]:
         """The backend and the processor that runs it over frames; `windowed` False leaves a
         windowed model's windows to the caller (one per stream: pipeline/fan_in.py)."""
-        backend = self.create(frame_size)
+        backend = self.create(frame_size, frames)
         return backend, make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed)
 
     def pinned(self, backend: Backend) -> BackendSpec:
@@ -61,5 +67,7 @@ class BackendSpec:
         if backend.name == "passthrough":
             return replace(self, backend="passthrough")
         channels_last = getattr(backend, "channels_last", None) if backend.name == "torch" else None
+        compiled = bool(getattr(backend, "compiled", False)) if backend.name == "torch" else None
         engine = self.engine if backend.name != "torch" else None
-        return replace(self, backend=backend.name, precision=backend.precision, channels_last=channels_last, engine=engine)
+        return replace(self, backend=backend.name, precision=backend.precision, channels_last=channels_last,
+                       compile=compiled, engine=engine)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from contextlib import ExitStack, nullcontext
@@ -17,11 +16,9 @@ from streamdeblur.inference import BackendSpec
 from streamdeblur.io import (
     EncodeOptions, Output, SinkOptions, Source, SourceOptions, open_sink, open_source, output_is_folder,
 )  # fmt: skip
-from streamdeblur.pipeline.live import LiveOptions, live_clock
+from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -115,14 +112,11 @@ def _process(
 ) -> None:
     """Build the backend and processor, then run the three stages until the input ends, `stop` or `finish`."""
     video = source.info.video
-    backend, processor = opts.spec.build(frame_size=(video.width, video.height))
+    backend, processor = opts.spec.build(frame_size=(video.width, video.height), frames=video.frame_count)
     report.backend, report.device = backend.name, str(backend.device)
     report.precision, report.model = backend.precision, backend.model_name
-    cfg = backend.model_config
-    if source.info.live and cfg is not None and cfg.lookahead:
-        rate = video.rate_or_default
-        log.warning("%s restores each frame once %d later frames have arrived: %.0f ms more latency; "
-                    "a causal model adds none", cfg.name, cfg.lookahead, 1000 * cfg.lookahead / rate)
+    if source.info.live:
+        warn_of_lookahead(backend.model_config, video.rate_or_default)
     bar = tqdm(
         total=video.frame_count, unit="frame", dynamic_ncols=True,
         disable=not (opts.progress and sys.stderr.isatty()) or opts.live is not None,  # live: stats lines

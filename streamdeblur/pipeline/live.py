@@ -6,6 +6,7 @@ latency bound is the pipeline's. `run_job` stays the one job for `run` and `live
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,7 +16,17 @@ from pathlib import Path
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.io import PREVIEW_ONLY, RTSP_TRANSPORTS, EncodeOptions, SinkOptions, Source, SourceOptions
+from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.pipeline.stats import RunStats, StatsLog
+
+log = logging.getLogger(__name__)
+
+
+def warn_of_lookahead(cfg: DeepDeblurConfig | None, rate: float) -> None:
+    """A centred window on a live input of `rate` frames/s: each frame waits for its later neighbours."""
+    if cfg is not None and cfg.lookahead:
+        log.warning("%s restores each frame once %d later frames have arrived: %.0f ms more latency; "
+                    "a causal model adds none", cfg.name, cfg.lookahead, 1000 * cfg.lookahead / rate)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
@@ -107,8 +108,12 @@ class Pipeline:
                 output.close()
 
     def _read(self) -> None:
-        for frame in self.source.frames():
-            if self._stop.is_set() or self._finish.is_set():
+        frames = iter(self.source.frames())
+        while True:
+            started = time.perf_counter()
+            frame = next(frames, None)
+            self.stats.stage_worked("decode", time.perf_counter() - started)
+            if frame is None or self._stop.is_set() or self._finish.is_set():
                 break
             self._current["reader"] = frame.index
             self.stats.frame_in(frame.index)
@@ -130,7 +135,10 @@ class Pipeline:
                 if not batch:
                     continue
             self._current["processor"] = batch[0].index
-            for frame in self.processor.submit(batch):
+            started = time.perf_counter()
+            finished = self.processor.submit(batch)
+            self.stats.stage_worked("processor", time.perf_counter() - started)
+            for frame in finished:
                 self.processed.put(frame)
         for frame in self.processor.flush():
             self.processed.put(frame)
@@ -138,7 +146,9 @@ class Pipeline:
     def _write(self) -> None:
         while (frame := self.processed.get()) is not None:
             self._current["writer"] = frame.index
+            started = time.perf_counter()
             self.sink.write(frame)
+            self.stats.stage_worked("encode", time.perf_counter() - started)
             self.stats.frame_out(frame.index)
             if self.budget is not None:
                 self.budget.written(frame.index)

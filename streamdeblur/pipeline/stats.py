@@ -87,11 +87,17 @@ class RunStats:
         self._interval_start = (self.started, 0, 0, 0)
         # Kept only while periodic stats lines are on, so a long file run's memory stays flat.
         self._interval_latencies: list[float] | None = None
+        # Seconds each stage spent working (not waiting on its queues), by stage name.
+        self.stage_s: dict[str, float] = {}
 
     def frame_in(self, index: int) -> None:
         with self._lock:
             self.frames_in += 1
             self._arrivals[index] = time.monotonic()
+
+    def stage_worked(self, stage: str, seconds: float) -> None:
+        """`seconds` of work by `stage` (decode, processor, encode); each stage has one thread."""
+        self.stage_s[stage] = self.stage_s.get(stage, 0.0) + seconds
 
     def frame_dropped(self, index: int) -> None:
         """Counted only for a frame still in flight, so that no frame is counted twice."""
@@ -270,10 +276,16 @@ class RunReport:
     live: bool = False
     reconnects: int = 0
     segments: list[str] | None = None  # the files written, with --segment-seconds
+    # Where a frame's time went: each stage's working time over the frames written. The
+    # stages run side by side, so these add up to more than wall_s / frames_out.
+    stage_ms_per_frame: dict[str, float] | None = None
     streams: list[StreamReport] | None = None  # a run of many streams: each one; the counts above are their sums
 
     def fill_from(self, stats: RunStats) -> RunReport:
         _fill_counts(self, stats)
+        if stats.stage_s and stats.frames_out:
+            self.stage_ms_per_frame = {stage: round(1000 * seconds / stats.frames_out, 2)
+                                       for stage, seconds in stats.stage_s.items()}
         return self
 
     def fill_from_streams(self, streams: list[StreamReport], wall_s: float, latency: LatencySamples) -> RunReport:

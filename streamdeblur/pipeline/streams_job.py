@@ -23,7 +23,7 @@ from streamdeblur.inference.window import FrameWindow
 from streamdeblur.io import Source, open_sink, open_source
 from streamdeblur.pipeline.fan_in import BatchAcrossStreams
 from streamdeblur.pipeline.lane import StreamLane
-from streamdeblur.pipeline.live import LiveOptions, live_clock
+from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.sources_file import StreamEntry, check_streams
 from streamdeblur.pipeline.stats import LatencySamples, RunReport, RunStats
 from streamdeblur.pipeline.streams_runner import ManyStreams
@@ -116,6 +116,9 @@ def _open(
         report.backend, report.device = backend.name, str(backend.device)
         report.precision, report.model = backend.precision, backend.model_name
         cfg = backend.model_config
+        live_rates = [s.info.video.rate_or_default for s in sources if s.info.live]
+        if live_rates:  # once for all streams: the slowest waits longest
+            warn_of_lookahead(cfg, min(live_rates))
         lanes = []
         for entry, source, output, finish in zip(entries, sources, outputs, finishes):
             assert entry.job.live is not None  # many streams are a `live` run

@@ -63,7 +63,9 @@ class EvalResult:
         return self.output_psnr - self.input_psnr
 
     def to_dict(self) -> dict[str, Any]:
-        plain = {k: v for k, v in asdict(self).items() if k != "groups"}
+        """As JSON has it: flicker only for clips (pictures that are not a sequence have none)."""
+        plain = {k: v for k, v in asdict(self).items()
+                 if k != "groups" and not (k.endswith("_flicker") and math.isnan(v))}
         return {**plain, "gain_db": self.gain_db, "groups": {k: g.to_dict() for k, g in self.groups.items()}}
 
 

@@ -1,0 +1,65 @@
+"""The compiled CPU path (issue 25): when `--compile` auto compiles, that a compiled network is
+really compiled, before the run's clock, and gives the eager network's output, and that a
+machine that cannot compile runs the eager network with a warning."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+import torch._dynamo
+import torch._inductor.config as inductor_config
+
+from streamdeblur.errors import BadUsage
+from streamdeblur.inference import BackendSpec
+from streamdeblur.inference.select import create_backend, worth_compiling
+from streamdeblur.inference.torch_backend import TorchBackend
+from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config
+
+
+@pytest.mark.parametrize("frames, size, batch, tile, worth", [
+    (300, (640, 360), 1, 0, True),  # 10 s at 30 frames/s
+    (299, (640, 360), 1, 0, False),
+    (75, (1280, 720), 1, 0, True),  # the same pixels in fewer, larger frames
+    (None, (640, 360), 1, 0, False),  # a live input: its length is unknown
+    (10_000, (640, 360), 2, 0, False),  # the last batch's other shape would compile again
+    (10_000, (640, 360), 1, 256, False),
+])
+def test_compile_auto_is_for_long_inputs_of_one_shape(
+    frames: int | None, size: tuple[int, int], batch: int, tile: int, worth: bool,
+) -> None:
+    assert worth_compiling(frames, size, batch, tile) is worth
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "passthrough", "tensorrt"])
+def test_compile_is_refused_for_other_backends(backend: str) -> None:
+    with pytest.raises(BadUsage, match=f"--compile is for --backend torch, not {backend}"):
+        BackendSpec(backend=backend, compile=True).check()
+
+
+def test_a_compiled_network_is_compiled_before_the_first_frame_and_matches_eager(tiny_weights: Path) -> None:
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    backend = create_backend("torch", tiny_weights, "cpu", "fp32", frame_size=(64, 48), compile=True)
+    assert backend.compiled  # type: ignore[attr-defined]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # compiled while being built
+    x = torch.rand(1, 3, 48, 64)
+    eager = TorchBackend(load_checkpoint(tiny_weights), torch.device("cpu"), "fp32", channels_last=True)
+    assert (backend.infer(x) - eager.infer(x)).abs().max() < 1e-5
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # the frame ran what was compiled
+
+
+def test_a_machine_that_cannot_compile_runs_the_network_uncompiled(caplog: pytest.LogCaptureFixture) -> None:
+    torch._dynamo.reset()
+    model = DeepDeblur(load_model_config("tiny"))
+    eager = TorchBackend(DeepDeblur(load_model_config("tiny")), torch.device("cpu"), "fp32")
+    eager.model.load_state_dict(model.state_dict())
+    backend = TorchBackend(model, torch.device("cpu"), "fp32", compiled=True)
+    x = torch.rand(1, 3, 32, 48)
+    with inductor_config.patch({"cpp.cxx": ("no-such-compiler",), "force_disable_caches": True}), \
+            caplog.at_level(logging.WARNING):
+        out = backend.infer(x)
+    assert "cannot compile the network here" in caplog.text and not backend.compiled
+    assert torch.equal(out, eager.infer(x))
