@@ -4,7 +4,6 @@ machine that cannot compile runs the eager network with a warning."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -51,15 +50,20 @@ def test_a_compiled_network_is_compiled_before_the_first_frame_and_matches_eager
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # the frame ran what was compiled
 
 
-def test_a_machine_that_cannot_compile_runs_the_network_uncompiled(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_machine_that_cannot_compile_runs_the_network_uncompiled() -> None:
+    from unittest import mock
+
+    from streamdeblur.inference import torch_backend
+
     torch._dynamo.reset()
     model = DeepDeblur(load_model_config("tiny"))
     eager = TorchBackend(DeepDeblur(load_model_config("tiny")), torch.device("cpu"), "fp32")
     eager.model.load_state_dict(model.state_dict())
     backend = TorchBackend(model, torch.device("cpu"), "fp32", compiled=True)
     x = torch.rand(1, 3, 32, 48)
+    # The module's logger itself: an in-process CLI run elsewhere may have stopped propagation.
     with inductor_config.patch({"cpp.cxx": ("no-such-compiler",), "force_disable_caches": True}), \
-            caplog.at_level(logging.WARNING):
+            mock.patch.object(torch_backend.log, "warning") as warning:
         out = backend.infer(x)
-    assert "cannot compile the network here" in caplog.text and not backend.compiled
+    assert "cannot compile the network here" in warning.call_args.args[0] and not backend.compiled
     assert torch.equal(out, eager.infer(x))

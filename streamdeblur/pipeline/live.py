@@ -22,11 +22,11 @@ from streamdeblur.pipeline.stats import RunStats, StatsLog
 log = logging.getLogger(__name__)
 
 
-def warn_of_lookahead(cfg: DeepDeblurConfig | None, rate: float) -> None:
+def warn_of_lookahead(cfg: DeepDeblurConfig | None, rate: float | Fraction) -> None:
     """A centred window on a live input of `rate` frames/s: each frame waits for its later neighbours."""
     if cfg is not None and cfg.lookahead:
         log.warning("%s restores each frame once %d later frames have arrived: %.0f ms more latency; "
-                    "a causal model adds none", cfg.name, cfg.lookahead, 1000 * cfg.lookahead / rate)
+                    "a causal model adds none", cfg.name, cfg.lookahead, 1000 * cfg.lookahead / float(rate))
 
 
 @dataclass(frozen=True)
