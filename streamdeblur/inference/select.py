@@ -108,7 +108,7 @@ def create_backend(
         candidates = cpu_candidates(precision, channels_last, compiled)
         chosen, built = _fastest_on_cpu(weights_path, candidates, frame_size or (640, 360))
         log.debug("backend auto -> %s", chosen.label)
-        if built is None or engine:  # an ONNX file given: the probe timed the one made for the weights
+        if built is None or (engine and chosen.backend == "onnxruntime"):  # the probe timed the weights' own ONNX
             built = build_cpu_candidate(chosen, weights_path, engine)
         return _warmed(built, frame_size, batch, tile)
     if name == "auto":
