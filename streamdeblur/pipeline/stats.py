@@ -219,54 +219,17 @@ def describe_streams(intervals: Mapping[str, Interval], totals: Mapping[str, Run
     )
 
 
-@dataclass
-class StreamReport:
-    """One stream of a run of many: the run report's `streams` entries."""
+@dataclass(kw_only=True)
+class _Counts:
+    """What the run report and each of its streams both say of the frames that went through."""
 
-    name: str
     input: str
     output: str
-    frames_in: int = 0
-    frames_out: int = 0
-    frames_dropped: int = 0
-    frames_discarded: int = 0
-    wall_s: float = 0.0  # from the start of the run to this stream's end
-    fps: float = 0.0
-    latency_ms: dict[str, float | None] = field(default_factory=lambda: {"p50": None, "p99": None})
-    frames_lost: int | None = None
-    decode_errors: int = 0
-    interrupted: bool = False
-    error: str | None = None
-    live: bool = False
-    reconnects: int = 0
-    segments: list[str] | None = None
-
-    def fill_from(self, stats: RunStats) -> StreamReport:
-        _fill_counts(self, stats)
-        return self
-
-
-def _fill_counts(report: RunReport | StreamReport, stats: RunStats) -> None:
-    report.frames_in, report.frames_out = stats.frames_in, stats.frames_out
-    report.frames_dropped, report.frames_discarded = stats.frames_dropped, stats.frames_discarded
-    report.wall_s = round(stats.wall_s, 3)
-    report.fps = round(stats.frames_out / report.wall_s, 3) if report.wall_s > 0 else 0.0
-    report.latency_ms = stats.latency.percentiles_ms()
-
-
-@dataclass
-class RunReport:
-    input: str
-    output: str
-    backend: str
-    device: str
-    precision: str
-    model: str
     frames_in: int = 0
     frames_out: int = 0
     frames_dropped: int = 0
     frames_discarded: int = 0  # decoded but left unprocessed by a stop (SIGINT/SIGTERM)
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # a stream of many: from the start of the run to this stream's end
     fps: float = 0.0
     latency_ms: dict[str, float | None] = field(default_factory=lambda: {"p50": None, "p99": None})
     frames_lost: int | None = None
@@ -276,13 +239,39 @@ class RunReport:
     live: bool = False
     reconnects: int = 0
     segments: list[str] | None = None  # the files written, with --segment-seconds
+
+    def _fill_counts(self, stats: RunStats) -> None:
+        self.frames_in, self.frames_out = stats.frames_in, stats.frames_out
+        self.frames_dropped, self.frames_discarded = stats.frames_dropped, stats.frames_discarded
+        self.wall_s = round(stats.wall_s, 3)
+        self.fps = round(stats.frames_out / self.wall_s, 3) if self.wall_s > 0 else 0.0
+        self.latency_ms = stats.latency.percentiles_ms()
+
+
+@dataclass(kw_only=True)
+class StreamReport(_Counts):
+    """One stream of a run of many: the run report's `streams` entries."""
+
+    name: str
+
+    def fill_from(self, stats: RunStats) -> StreamReport:
+        self._fill_counts(stats)
+        return self
+
+
+@dataclass(kw_only=True)
+class RunReport(_Counts):
+    backend: str
+    device: str
+    precision: str
+    model: str
     # Where a frame's time went: each stage's working time over the frames written. The
     # stages run side by side, so these add up to more than wall_s / frames_out.
     stage_ms_per_frame: dict[str, float] | None = None
     streams: list[StreamReport] | None = None  # a run of many streams: each one; the counts above are their sums
 
     def fill_from(self, stats: RunStats) -> RunReport:
-        _fill_counts(self, stats)
+        self._fill_counts(stats)
         if stats.stage_s and stats.frames_out:
             self.stage_ms_per_frame = {stage: round(1000 * seconds / stats.frames_out, 2)
                                        for stage, seconds in stats.stage_s.items()}
