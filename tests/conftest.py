@@ -62,3 +62,21 @@ def run_cli(
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stderr}")
     return result
+
+
+def run_cli_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """`streamdeblur ARGS` in this process, for commands that fail before doing any work: the
+    same app and error handling as `run_cli`, without an interpreter and torch to start."""
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from streamdeblur.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        # What a real process would print: an exception the app let through.
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, stderr)
+

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_here
 from tests.media import decodes_cleanly, ffmpeg, make_clip
 
 pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
@@ -52,8 +52,18 @@ def test_unreadable_input_exits_2(
 ) -> None:
     out_dir = tmp_path / "results"
     out_dir.mkdir()
-    result = run_cli("run", str(bad_inputs[kind]), str(out_dir / "out.mp4"), "--weights", str(tiny_weights))
+    result = run_cli_here("run", str(bad_inputs[kind]), str(out_dir / "out.mp4"), "--weights", str(tiny_weights))
     _assert_clean_failure(result, 2, out_dir, message)
+
+
+def test_a_bad_input_in_a_real_process_is_one_line_and_exit_2(
+    bad_inputs: dict[str, Path], tmp_path: Path, tiny_weights: Path,
+) -> None:
+    """The checks above run in this process; here the whole way, interpreter and all."""
+    out_dir = tmp_path / "results"
+    out_dir.mkdir()
+    result = run_cli("run", str(bad_inputs["random bytes"]), str(out_dir / "out.mp4"), "--weights", str(tiny_weights))
+    _assert_clean_failure(result, 2, out_dir, "Invalid data found")
 
 
 def test_truncated_video_keeps_what_decodes_and_counts_the_loss(tmp_path: Path, tiny_weights: Path) -> None:
@@ -94,7 +104,7 @@ def test_bad_output_or_options_exit_2(
 ) -> None:
     (tmp_path / "notes.txt").write_text("a file, not a folder\n")
     src = make_clip("one_frame", media_dir)
-    result = run_cli("run", str(src), str(tmp_path / output), "--weights", str(tiny_weights), *extra)
+    result = run_cli_here("run", str(src), str(tmp_path / output), "--weights", str(tiny_weights), *extra)
     _assert_clean_failure(result, 2, tmp_path, message)
 
 
@@ -102,15 +112,15 @@ def test_bad_output_or_options_exit_2(
 def test_bad_weights_exit_2(backend: str, media_dir: Path, tmp_path: Path) -> None:
     weights = tmp_path / "model-1.pt"
     weights.write_bytes(b"\x80\x04not a checkpoint")
-    result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"), "--weights", str(weights),
-                     "--backend", backend)
+    result = run_cli_here("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"), "--weights", str(weights),
+                          "--backend", backend)
     _assert_clean_failure(result, 2, tmp_path, "not a safetensors file or a PyTorch checkpoint")
 
 
 @pytest.mark.parametrize("backend", ["auto", "torch", "onnxruntime"])
 def test_missing_weights_exit_2(backend: str, media_dir: Path, tmp_path: Path) -> None:
-    result = run_cli("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"),
-                     "--weights", str(tmp_path / "absent.safetensors"), "--backend", backend)
+    result = run_cli_here("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"),
+                          "--weights", str(tmp_path / "absent.safetensors"), "--backend", backend)
     _assert_clean_failure(result, 2, tmp_path, "weights file not found")
 
 

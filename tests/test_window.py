@@ -278,6 +278,20 @@ def test_a_still_clean_shot_is_its_own_sharp_target() -> None:
         assert np.abs(blurry - sharp).max() <= 0.5 / 255 + 1e-6  # equal up to 8-bit rounding
 
 
+def test_a_sharp_shot_moves_but_every_frame_is_its_own_target_and_off_by_default_changes_nothing() -> None:
+    shot = render_sequence(np.random.default_rng(4), 64, 64, 5, SequenceRecipe(max_pan_px=12), kind="sharp")
+    assert shot.kind == "sharp" and shot.blur_px == [0.0] * 5
+    assert float(np.abs(shot.sharp[0] - shot.sharp[4]).mean()) > 0.01  # the camera still moves
+    for blurry, sharp in zip(shot.blurry, shot.sharp):
+        assert np.abs(blurry - sharp).max() <= 0.5 / 255 + 1e-6  # no noise, no JPEG, no H.264
+    # Sharp shots are taken from the varying ones only: the other kinds draw as before.
+    before = [render_sequence(np.random.default_rng(s), 32, 32, 3).kind for s in range(16)]
+    after = [render_sequence(np.random.default_rng(s), 32, 32, 3, SequenceRecipe(sharp_probability=0.4)).kind for s in range(16)]
+    assert "sharp" in after and all(a == b or (b, a) == ("varying", "sharp") for a, b in zip(after, before))
+    everything = SequenceRecipe(uniform_probability=0, still_probability=0, sharp_probability=1)
+    assert render_sequence(np.random.default_rng(1), 32, 32, 3, everything).kind == "sharp"
+
+
 def test_the_target_is_the_view_at_the_middle_of_the_exposure() -> None:
     """The camera's sub-frame positions over each exposure centre on the target's position."""
     from streamdeblur.synthetic.sequences import _camera

@@ -169,13 +169,11 @@ def make_processor(
 
 
 def _onnxruntime_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Installed, without importing: importing onnx and onnxruntime takes seconds, and a
+    remembered choice of torch never needs them."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("onnx", "onnxruntime", "onnxscript"))
 
 
 def _probe_size(frame_size: tuple[int, int]) -> tuple[int, int]:

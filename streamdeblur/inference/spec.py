@@ -13,6 +13,7 @@ from streamdeblur.errors import BadUsage
 from streamdeblur.inference.backend import Backend
 from streamdeblur.inference.processor import Processor
 from streamdeblur.inference.select import create_backend, make_processor
+from streamdeblur.inference.tiling import validate_tiling
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class BackendSpec:
         """Contradictions that need no input: values out of range, options the backend would ignore."""
         if self.batch < 1 or self.streams < 1:
             raise BadUsage("--batch and --streams must be at least 1")
+        validate_tiling(self.tile, self.tile_overlap)  # before any backend is built or measured
         if self.engine and self.backend not in ("tensorrt", "onnxruntime", "auto"):
             raise BadUsage(f"--engine is for --backend tensorrt or onnxruntime, not {self.backend}")
         if self.cuda_graphs and self.backend not in ("torch", "auto"):

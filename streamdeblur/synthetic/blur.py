@@ -68,6 +68,11 @@ def to_gamma(image: np.ndarray) -> np.ndarray:
     return np.power(np.clip(image, 0.0, 1.0), 1.0 / GAMMA)
 
 
+def as_clean_8bit(image: np.ndarray) -> np.ndarray:
+    """The image as a noiseless 8-bit camera stores it, back in float."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.float32) / 255.0
+
+
 def average_in_linear_light(subframes: list[np.ndarray]) -> np.ndarray:
     """What a sensor integrates over the exposure: the mean of the sub-frames' radiance."""
     total = np.zeros_like(subframes[0])
@@ -197,7 +202,7 @@ def degrade(rng: np.random.Generator, image: np.ndarray, recipe: BlurRecipe) -> 
     # No draw at all when clean pairs are off, so that recipes without them render the same
     # pairs as before (an exact resume of a run begun earlier depends on it).
     if recipe.clean_probability > 0 and rng.uniform() < recipe.clean_probability:
-        return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.float32) / 255.0
+        return as_clean_8bit(image)
     shot = float(rng.uniform(0, recipe.max_shot_noise))
     read = float(rng.uniform(0, recipe.max_read_noise))
     as_bytes = add_sensor_noise(rng, image, shot, read)

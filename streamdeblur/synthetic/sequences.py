@@ -9,7 +9,9 @@ The sharp target of a frame is the render at its exposure's midpoint. Then every
 the noise and JPEG of `blur.degrade`, and some shots go through H.264 as a whole.
 
 A share of shots is `uniform` (every frame equally blurred: a neighbour is no sharper, and a
-network must not count on one) and a share `still` (a camera on a mount: only objects move).
+network must not count on one), a share `still` (a camera on a mount: only objects move) and,
+where a recipe asks, a share `sharp` (a fast shutter and a clean sensor: every frame is its own
+target, so a network learns to leave sharp footage alone).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import cv2
 import numpy as np
 
 from streamdeblur.synthetic.blur import (
-    BlurRecipe, add_sensor_noise, pose_matrix, random_sprite, through_jpeg, to_gamma, to_linear,
+    BlurRecipe, add_sensor_noise, as_clean_8bit, pose_matrix, random_sprite, through_jpeg, to_gamma, to_linear,
 )
 from streamdeblur.synthetic.scenes import sharp_scene
 
-KINDS = ("varying", "uniform", "still")
+KINDS = ("varying", "uniform", "still", "sharp")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class SequenceRecipe:
     max_object_speed: float = 20.0  # px per frame interval
     uniform_probability: float = 0.2
     still_probability: float = 0.1
+    sharp_probability: float = 0.0
     # Sub-frames per exposure: enough that streaks look continuous (one per `subframe_px` of
     # motion), odd, within these bounds.
     subframe_px: float = 2.5
@@ -64,7 +67,7 @@ class Sequence:
     blurry: list[np.ndarray]  # float32 HxWx3 in [0, 1], one per frame, as the camera delivered them
     sharp: list[np.ndarray]  # float32 HxWx3: each frame's view at its exposure's midpoint
     blur_px: list[float]  # how far the image centre moved during each exposure
-    kind: str  # varying, uniform or still
+    kind: str  # one of KINDS
     photo: str | None = None  # the photo the shot films; None: a procedural scene
 
 
@@ -145,8 +148,9 @@ def render_sequence(
     where the camera path is centred on the scene."""
     if kind is None:
         u = float(rng.uniform())
-        kind = "uniform" if u < recipe.uniform_probability else (
-            "still" if u < recipe.uniform_probability + recipe.still_probability else "varying")
+        still_to = recipe.uniform_probability + recipe.still_probability
+        kind = "uniform" if u < recipe.uniform_probability else "still" if u < still_to else (
+            "sharp" if u < still_to + recipe.sharp_probability else "varying")
     reference = count // 2 if reference is None else reference
     camera = _camera(rng, count, recipe, kind)
     exposure = float(rng.uniform(*recipe.exposure))
@@ -193,6 +197,10 @@ def render_sequence(
         return frame
 
     blurry, sharp, blur_px = [], [], []
+    if kind == "sharp":  # the camera's path as filmed, but every exposure instantaneous and clean
+        sharp = [to_gamma(render(k, 0.0)).astype(np.float32) for k in range(count)]
+        blurry = [as_clean_8bit(f) for f in sharp]
+        return Sequence(blurry, sharp, [0.0] * count, kind, photo)
     for k in range(count):
         t = float(k - reference)
         ends = [np.array(camera.pose(k, t, exposure, tau)[:2]) for tau in (-0.5, 0.5)]
@@ -221,7 +229,7 @@ def _then(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
 def degrade_shot(rng: np.random.Generator, frames: list[np.ndarray], recipe: BlurRecipe) -> list[np.ndarray]:
     """One camera's noise and JPEG on every frame of a shot: strengths drawn once, noise per frame."""
     if recipe.clean_probability > 0 and rng.uniform() < recipe.clean_probability:
-        return [np.round(np.clip(f, 0.0, 1.0) * 255).astype(np.float32) / 255.0 for f in frames]
+        return [as_clean_8bit(f) for f in frames]
     shot = float(rng.uniform(0, recipe.max_shot_noise))
     read = float(rng.uniform(0, recipe.max_read_noise))
     quality = None
