@@ -30,7 +30,9 @@ def test_shipped_weights_come_with_a_card(weights: Path) -> None:
     assert held_out["sharp_in_psnr"] > 30
 
 
-@pytest.mark.parametrize("flags, model", [([], "deepdeblur-4scale"), (["--weights", "deepdeblur-light"], "deepdeblur-light")],
+# By name with --backend torch: the name is what is tested, not auto's probe (the flagless run has that).
+@pytest.mark.parametrize("flags, model", [([], "deepdeblur-4scale"),
+                                          (["--weights", "deepdeblur-light", "--backend", "torch"], "deepdeblur-light")],
                          ids=["no flags", "shipped name"])
 def test_run_uses_the_default_weights_without_flags_or_others_by_name(
     media_dir: Path, tmp_path: Path, flags: list[str], model: str,
