@@ -79,4 +79,3 @@ def run_cli_here(*args: str) -> subprocess.CompletedProcess[str]:
         # What a real process would print: an exception the app let through.
         stderr += "".join(traceback.format_exception(result.exception))
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, stderr)
-

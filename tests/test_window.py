@@ -278,7 +278,7 @@ def test_a_still_clean_shot_is_its_own_sharp_target() -> None:
         assert np.abs(blurry - sharp).max() <= 0.5 / 255 + 1e-6  # equal up to 8-bit rounding
 
 
-def test_a_sharp_shot_moves_but_every_frame_is_its_own_target_and_off_by_default_changes_nothing() -> None:
+def test_a_sharp_shot_moves_but_every_frame_is_its_own_target_and_it_takes_only_varying_shots() -> None:
     shot = render_sequence(np.random.default_rng(4), 64, 64, 5, SequenceRecipe(max_pan_px=12), kind="sharp")
     assert shot.kind == "sharp" and shot.blur_px == [0.0] * 5
     assert float(np.abs(shot.sharp[0] - shot.sharp[4]).mean()) > 0.01  # the camera still moves
