@@ -99,7 +99,7 @@ def run_bench(
 
         naive = TorchBackend(load_checkpoint(weights_path), torch_device, "fp32")
         frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-        frame = np.concatenate([frame] * cfg.frames, axis=2)  # a window: 3K channels
+        frame = np.concatenate([frame] * (cfg.in_channels // 3), axis=2)  # a stacked window: 3K channels
 
         def naive_step() -> None:
             tensor = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).to(torch_device)
@@ -121,7 +121,7 @@ def run_bench(
         "size": f"{width}x{height}", "batch": spec.batch, "streams": spec.streams, "chosen": label_of(chosen),
         "model_fps": round(model_fps, 3), "candidates_fps": candidates_fps,
         "pipeline_fps": report.fps, "naive_fps": round(naive_fps, 3),
-        "frames_per_window": cfg.frames, "alignment": cfg.align, "alignment_ms": round(align_s * 1000, 2),
+        "frames_per_window": cfg.frames, "alignment": cfg.align, "fusion": cfg.fuse, "alignment_ms": round(align_s * 1000, 2),
         "model_with_alignment_fps": round(with_alignment, 3) if with_alignment else None,
         "pipeline_vs_model": round(report.fps / model_fps, 3) if model_fps else None,
         "model_vs_naive": round(model_fps / naive_fps, 3) if naive_fps else None,
@@ -135,7 +135,8 @@ def run_bench(
 
 
 def _alignment_seconds(cfg: DeepDeblurConfig, width: int, height: int, windows: int = 5) -> float:
-    """Median time to align one window's neighbours, on frames of a panning, shaking camera."""
+    """Median time to align one window's neighbours (and fuse them, when the model does), on
+    frames of a panning, shaking camera."""
     from streamdeblur.inference.window import stack_window
     from streamdeblur.synthetic.blur import render_clip
 

@@ -560,5 +560,6 @@ def test_every_shipped_recipe_starts_from_weights_of_its_own_network() -> None:
         assert start.is_file(), (path.stem, recipe.init)
         started, trained = load_checkpoint(start).cfg, load_model_config(recipe.model)
         if started.offsets != trained.offsets:  # a window started from another window (transplant)
-            started = replace(started, name=trained.name, frames=trained.frames, causal=trained.causal, align=trained.align)
+            started = replace(started, name=trained.name, frames=trained.frames, causal=trained.causal, align=trained.align,
+                              fuse=trained.fuse)
         assert started == trained, path.stem

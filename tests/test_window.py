@@ -395,7 +395,8 @@ def test_run_with_a_windowed_model_keeps_every_frame_its_time_and_the_audio(medi
                            tmp_path / "w5.safetensors", {})
     clip = make_clip("vfr_opus", media_dir)
     out, report = tmp_path / "out.mkv", tmp_path / "report.json"
-    result = run_cli("run", str(clip), str(out), "--weights", str(weights), "--report", str(report), "-q")
+    # --backend torch: the window is under test, not auto's probe (which would export these weights to ONNX)
+    result = run_cli("run", str(clip), str(out), "--weights", str(weights), "--backend", "torch", "--report", str(report), "-q")
     assert result.returncode == 0, result.stderr
     assert frame_times(out) == frame_times(clip) and decodes_cleanly(out) == len(frame_times(clip))
     assert packet_hashes(out, "a") == packet_hashes(clip, "a")
@@ -412,6 +413,6 @@ def test_a_folder_of_frames_is_a_sequence_for_a_windowed_model(tmp_path: Path) -
     torch.manual_seed(0)
     weights = save_weights(DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path, 3, causal=True)))),
                            tmp_path / "c3.safetensors", {})
-    result = run_cli("run", str(frames), str(tmp_path / "out"), "--weights", str(weights), "-q")
+    result = run_cli("run", str(frames), str(tmp_path / "out"), "--weights", str(weights), "--backend", "torch", "-q")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"f{i}.png" for i in range(4)]

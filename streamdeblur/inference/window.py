@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.inference.alignment import align_window
+from streamdeblur.inference.fusion import fourier_burst_accumulation
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io.frame import Frame
 from streamdeblur.models.config import DeepDeblurConfig
@@ -35,8 +36,14 @@ def window_indices(position: int, first: int, last: int, offsets: tuple[int, ...
 
 
 def stack_window(frames: list[np.ndarray], cfg: DeepDeblurConfig) -> np.ndarray:
-    """H x W x 3K: the frames (network order, restored frame first) aligned as cfg says."""
-    return np.concatenate(align_window(frames, cfg.align), axis=2)
+    """The network's input for a window (network order, restored frame first): the frames
+    aligned as cfg says, in the channels cfg.input_slots lays out (H x W x 3 per slot)."""
+    aligned = align_window(frames, cfg.align)
+    if cfg.fuse == "fba":
+        return fourier_burst_accumulation(aligned)
+    if cfg.fuse == "fba+window":
+        return np.concatenate([fourier_burst_accumulation(aligned), *aligned], axis=2)
+    return np.concatenate(aligned, axis=2)
 
 
 def colour_histogram(pixels: np.ndarray) -> np.ndarray:
@@ -65,8 +72,8 @@ class _Held:
 class FrameWindow:
     """Turns a stream of frames (in order) into the windows a windowed model takes.
 
-    `push` returns the windows that became complete, as Frames whose pixels are the H x W x 3K
-    stack and whose pts, time base and index are the restored frame's; `flush` (at the end)
+    `push` returns the windows that became complete, as Frames whose pixels are the network's
+    input (stack_window) and whose pts, time base and index are the restored frame's; `flush` (at the end)
     returns the rest, padded. A causal model's windows are complete at once; a centred one's
     when its last neighbour arrives, when its shot ends (a cut), or at the end.
     """

@@ -14,6 +14,13 @@ from streamdeblur.errors import BadUsage
 
 # How a window's neighbours are aligned onto the restored frame (inference/alignment.py).
 ALIGNMENTS = ("none", "global", "flow")
+# What the network sees of an aligned window: every frame stacked ("none"); the frames fused
+# into one by Fourier burst accumulation ("fba", inference/fusion.py); or the fused frame
+# followed by the stacked window ("fba+window"), so the network can tell where the fusion
+# misleads (objects that move on their own, a misaligned neighbour) and when nothing moves.
+FUSIONS = ("none", "fba", "fba+window")
+# The input slot that holds the fused frame (DeepDeblurConfig.input_slots).
+FUSED = "fused"
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,12 @@ class DeepDeblurConfig:
     # channels, the frame it restores first) and restores one of them: the centre one, or
     # with `causal` the newest (live: no waiting for future frames). `align` is how the
     # neighbours are warped onto that frame before the network (inference/alignment.py); the
-    # weights learnt with one, so it travels with them.
+    # weights learnt with one, so it travels with them. `fuse` (FUSIONS) puts the window's
+    # fused frame first, alone or before the stacked window (input_slots).
     frames: int = 1
     causal: bool = False
     align: str = "none"
+    fuse: str = "none"
 
     def __post_init__(self) -> None:
         for key in ("n_feats", "n_resblocks"):
@@ -55,6 +64,8 @@ class DeepDeblurConfig:
             raise BadUsage(f"model config {self.name!r}: frames must be positive, and odd unless causal")
         if self.align not in ALIGNMENTS:
             raise BadUsage(f"model config {self.name!r}: align must be one of {', '.join(ALIGNMENTS)}")
+        if self.fuse not in FUSIONS:
+            raise BadUsage(f"model config {self.name!r}: fuse must be one of {', '.join(FUSIONS)}")
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -71,8 +82,18 @@ class DeepDeblurConfig:
         return max(self.offsets)
 
     @property
+    def input_slots(self) -> tuple[int | str, ...]:
+        """What the network's input channels hold, 3 each, in order: the window's frames by
+        offset from the restored one, and with fusion FUSED, the window fused into one frame."""
+        if self.fuse == "fba":
+            return (FUSED,)
+        if self.fuse == "fba+window":
+            return (FUSED, *self.offsets)
+        return self.offsets
+
+    @property
     def in_channels(self) -> int:
-        return 3 * self.frames
+        return 3 * len(self.input_slots)
 
     @property
     def feats(self) -> tuple[int, ...]:
@@ -108,8 +129,10 @@ class DeepDeblurConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         if self.frames == 1:  # a single-frame network's record stays as it was before windows
-            for key in ("frames", "causal", "align"):
+            for key in ("frames", "causal", "align", "fuse"):
                 data.pop(key)
+        elif self.fuse == "none":  # and a stacked window's as it was before fusion
+            data.pop("fuse")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamdeblur.models.config import DeepDeblurConfig
+from streamdeblur.models.config import FUSED, DeepDeblurConfig
 
 # The official code shifts inputs by half the RGB range before each scale and back after.
 MEAN_SHIFT = 0.5
@@ -145,15 +145,20 @@ def init_as_identity(model: DeepDeblur) -> None:
 def transplant(model: DeepDeblur, source: DeepDeblur) -> None:
     """Start `model` from `source`, a network of the same architecture but another window.
 
-    Every weight is copied; each first convolution takes the filters of the frames both
-    windows hold (by offset from the restored frame) and zero for the others, plus those of
-    the upsampled coarser result. A window started from single-frame weights therefore
-    computes exactly what they compute, and training can only learn up from there.
+    Every weight is copied; each first convolution takes the filters of the input slots both
+    hold (frames by offset from the restored one, the fused frame) and zero for the others,
+    plus those of the upsampled coarser result. Single-frame filters go to the fused frame
+    where the window has one, else to the restored frame. A window started from single-frame
+    weights therefore computes exactly what they compute on that frame, and training can
+    only learn up from there.
     """
     if _architecture(model.cfg) != _architecture(source.cfg):
         raise ValueError(f"{source.cfg.name} and {model.cfg.name} differ in more than their window")
     state = source.state_dict()
-    shared = [(i, source.cfg.offsets.index(o)) for i, o in enumerate(model.cfg.offsets) if o in source.cfg.offsets]
+    theirs = list(source.cfg.input_slots)
+    if source.cfg.frames == 1 and FUSED in model.cfg.input_slots:
+        theirs = [FUSED]  # a single-frame network restores the frame it is given: here, the fused one
+    shared = [(i, theirs.index(slot)) for i, slot in enumerate(model.cfg.input_slots) if slot in theirs]
     for s in range(model.cfg.n_scales):
         old = state[f"body_models.{s}.body.0.weight"]
         new = torch.zeros_like(model.state_dict()[f"body_models.{s}.body.0.weight"])

@@ -101,8 +101,11 @@ def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblur
 
 
 def _sharp_in(backend: Backend, sharp: np.ndarray, cfg: DeepDeblurConfig | None) -> np.ndarray:
-    frames = cfg.frames if cfg is not None else 1
-    return _deblur(backend, np.concatenate([sharp] * frames, axis=2))
+    if cfg is None or cfg.frames == 1:
+        return _deblur(backend, sharp)
+    from streamdeblur.inference.window import stack_window
+
+    return _deblur(backend, stack_window([sharp] * cfg.frames, cfg))  # as the pipeline pads a still
 
 
 def _flicker(errors: list[np.ndarray]) -> list[float]:

@@ -344,7 +344,7 @@ def _start_from(model: DeepDeblur, weights: Path) -> None:
     models.deepdeblur.transplant)."""
     start = load_checkpoint(weights)  # a missing or unreadable file is a one-line error
     try:
-        if start.cfg.offsets != model.cfg.offsets:
+        if start.cfg.input_slots != model.cfg.input_slots:
             transplant(model, start)
         else:
             model.load_state_dict(start.state_dict())

@@ -1,0 +1,106 @@
+"""Fused windows (issue 23): Fourier burst accumulation, and a single-frame network behind it."""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from streamdeblur.errors import BadUsage
+from streamdeblur.inference.fusion import fourier_burst_accumulation
+from streamdeblur.inference.processor import FrameProcessor
+from streamdeblur.inference.torch_backend import TorchBackend
+from streamdeblur.inference.window import WindowedProcessor, stack_window
+from streamdeblur.io import Frame
+from streamdeblur.models import DeepDeblur, DeepDeblurConfig, load_checkpoint, load_model_config, save_weights
+from streamdeblur.models.deepdeblur import transplant
+from streamdeblur.synthetic.scenes import procedural_scene
+
+TB = Fraction(1, 25)
+
+
+def _fused_cfg(frames: int = 5, causal: bool = False) -> DeepDeblurConfig:
+    return dataclasses.replace(load_model_config("tiny"), name="tiny-fused", frames=frames, causal=causal, fuse="fba")
+
+
+def _scene(seed: int = 0, size: int = 96) -> np.ndarray:
+    return procedural_scene(np.random.default_rng(seed), size, size).astype(np.float32)
+
+
+def _streak(image: np.ndarray, length: int, angle: float) -> np.ndarray:
+    """Linear motion blur of `length` pixels at `angle` degrees (wrapping, like a camera's shake)."""
+    line = np.zeros((length, length), np.float32)
+    line[length // 2, :] = 1.0
+    rotation = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), angle, 1.0)
+    kernel = cv2.warpAffine(line, rotation, (length, length))
+    return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_WRAP)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(-10 * np.log10(np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def test_a_fused_config_feeds_one_frame_to_the_network_and_keeps_its_window() -> None:
+    cfg = _fused_cfg()
+    assert cfg.offsets == (0, -2, -1, 1, 2) and cfg.lookahead == 2
+    assert cfg.input_slots == ("fused",) and cfg.in_channels == 3
+    assert cfg.to_dict()["fuse"] == "fba"
+    assert "fuse" not in load_model_config("deepdeblur-4scale-k5-global").to_dict()  # stacked records unchanged
+    with pytest.raises(BadUsage, match="fuse"):
+        dataclasses.replace(cfg, fuse="median")
+
+
+def test_identical_frames_come_out_unchanged() -> None:
+    frame = np.round(_scene() * 255).astype(np.uint8)
+    assert fourier_burst_accumulation([frame] * 5) is frame  # padding: the same array, passed through
+    copies = [frame] + [frame.copy() for _ in range(4)]
+    fused = fourier_burst_accumulation(copies)
+    assert fused.dtype == np.uint8 and fused.shape == frame.shape
+    assert int(np.abs(fused.astype(int) - frame).max()) == 0
+
+
+def test_each_frequency_comes_from_the_frame_that_kept_it() -> None:
+    sharp = _scene(1)
+    # Streaks in four directions: each frame loses the detail across its streak, a different
+    # detail in each, and the fusion gathers back what any of them kept.
+    blurred = [_streak(sharp, 15, angle) for angle in (0, 45, 90, 135)]
+    fused = fourier_burst_accumulation(blurred)
+    best_single = max(_psnr(b, sharp) for b in blurred)
+    average = _psnr(np.mean(blurred, axis=0), sharp)
+    assert _psnr(fused, sharp) > best_single + 1.0 and _psnr(fused, sharp) > average + 1.0
+    # One sharp neighbour among blurred frames lends its detail.
+    with_sharp = fourier_burst_accumulation([blurred[0], blurred[1], sharp, blurred[2], blurred[3]])
+    assert _psnr(with_sharp, sharp) > _psnr(fused, sharp) + 3.0
+    # The weights at each frequency sum to one: the picture's mean (its zero frequency) is kept.
+    assert float(fused.mean()) == pytest.approx(float(sharp.mean()), abs=1e-3)
+
+
+def test_a_fused_window_started_from_single_frame_weights_is_that_network_behind_the_fusion() -> None:
+    torch.manual_seed(0)
+    single = DeepDeblur(load_model_config("tiny")).eval()
+    fused_model = DeepDeblur(_fused_cfg()).eval()
+    transplant(fused_model, single)
+    for mine, theirs in zip(fused_model.state_dict().values(), single.state_dict().values()):
+        assert torch.equal(mine, theirs)
+    scene = np.round(_scene(2, 64) * 255).astype(np.uint8)
+    frames = [Frame(np.ascontiguousarray(np.roll(scene, i, axis=1)), 3 * i, TB, i) for i in range(5)]
+    processor = WindowedProcessor(FrameProcessor(TorchBackend(fused_model, torch.device("cpu"))), fused_model.cfg)
+    out = processor.submit(frames) + processor.flush()
+    assert [(f.index, f.pts) for f in out] == [(i, 3 * i) for i in range(5)]
+    # frame 2's window (2, 0, 1, 3, 4), aligned and fused, is what the single-frame network restored
+    stack = stack_window([frames[i].pixels for i in (2, 0, 1, 3, 4)], fused_model.cfg)
+    assert stack.shape == (64, 64, 3) and stack.dtype == np.uint8
+    with torch.no_grad():
+        expected = single(torch.from_numpy(stack).permute(2, 0, 1)[None].float() / 255)
+    expected_pixels = (expected.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).to(torch.uint8).numpy()
+    assert np.array_equal(out[2].pixels, expected_pixels)
+
+
+def test_fused_weights_round_trip_with_their_window_and_fusion(tmp_path: Path) -> None:
+    loaded = load_checkpoint(save_weights(DeepDeblur(_fused_cfg(3, causal=True)), tmp_path / "f.safetensors", {}))
+    assert (loaded.cfg.frames, loaded.cfg.causal, loaded.cfg.fuse, loaded.cfg.in_channels) == (3, True, "fba", 3)
