@@ -3,7 +3,8 @@
 - model alone: the chosen backend on a batch already on the device, timed back to back; on the
   CPU also every candidate `auto` compares (torch bf16 channels-last where bf16 is native, torch
   fp32 channels-last, ONNX Runtime fp32; the torch ones compiled too unless --no-compile), with
-  the CPU's model name and bf16/AMX flags;
+  the CPU's model name and bf16/AMX flags, and for torch on the CPU the calls side by side, one
+  thread each, as an offline run makes them (`model_side_by_side_fps`);
 - pipeline: `run` on a synthetic clip of the same size, decode to encode, with each stage's
   working time per frame (decode, processor, encode: `stage_ms_per_frame`);
 - naive baseline: what simple scripts do, one frame at a time, synchronous fp32 PyTorch with
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,7 @@ import torch
 from streamdeblur.demo import write_demo_clip
 from streamdeblur.inference import BackendSpec
 from streamdeblur.inference.backend import Backend
+from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_side
 from streamdeblur.inference.precision import cpu_facts
 from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
@@ -55,6 +58,14 @@ def _frames_per_second(step: Callable[[], object], frames_per_step: int, device:
 def _model_alone(backend: Backend, x: torch.Tensor, seconds: float) -> float:
     """Frames/s of the backend on a batch already on its device, calls back to back."""
     return _frames_per_second(lambda: backend.infer(x), x.shape[0], x.device, seconds, 3)
+
+
+def _side_by_side(backend: Backend, x: torch.Tensor, seconds: float) -> float:
+    """Frames/s of the backend as an offline run on the CPU uses it: one call per thread, side
+    by side (inference/concurrent.py)."""
+    with one_thread_per_call() as workers, ThreadPoolExecutor(workers) as pool:
+        return _frames_per_second(lambda: list(pool.map(backend.infer, [x] * workers)), workers * x.shape[0],
+                                  x.device, seconds, 3)
 
 
 def weights_for(config: str | None, weights: str | None, folder: Path) -> Path:
@@ -96,6 +107,7 @@ def run_bench(
                 built = chosen if candidate.label == label_of(chosen) else build_cpu_candidate(candidate, weights_path)
                 candidates_fps[candidate.label] = round(_model_alone(built, x, seconds), 3)
         model_fps = candidates_fps.get(label_of(chosen)) or _model_alone(chosen, x, seconds)
+        side_by_side_fps = _side_by_side(chosen, x, seconds) if runs_side_by_side(chosen) else None
 
         naive = TorchBackend(load_checkpoint(weights_path), torch_device, "fp32")
         frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -120,6 +132,7 @@ def run_bench(
     result.update({
         "size": f"{width}x{height}", "batch": spec.batch, "streams": spec.streams, "chosen": label_of(chosen),
         "model_fps": round(model_fps, 3), "candidates_fps": candidates_fps,
+        "model_side_by_side_fps": round(side_by_side_fps, 3) if side_by_side_fps else None,
         "pipeline_fps": report.fps, "naive_fps": round(naive_fps, 3),
         "frames_per_window": cfg.frames, "alignment": cfg.align, "fusion": cfg.fuse, "alignment_ms": round(align_s * 1000, 2),
         "model_with_alignment_fps": round(with_alignment, 3) if with_alignment else None,

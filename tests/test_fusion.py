@@ -104,3 +104,34 @@ def test_a_fused_window_started_from_single_frame_weights_is_that_network_behind
 def test_fused_weights_round_trip_with_their_window_and_fusion(tmp_path: Path) -> None:
     loaded = load_checkpoint(save_weights(DeepDeblur(_fused_cfg(3, causal=True)), tmp_path / "f.safetensors", {}))
     assert (loaded.cfg.frames, loaded.cfg.causal, loaded.cfg.fuse, loaded.cfg.in_channels) == (3, True, "fba", 3)
+
+
+def test_the_fused_frame_comes_first_and_the_window_after_it() -> None:
+    cfg = _fused_cfg()
+    both = dataclasses.replace(cfg, fuse="fba+window")
+    assert both.input_slots == ("fused", 0, -2, -1, 1, 2) and both.in_channels == 18
+    assert both.to_dict()["fuse"] == "fba+window" and DeepDeblurConfig.from_dict(both.to_dict()) == both
+    scene = np.round(_scene(3, 48) * 255).astype(np.uint8)
+    frames = [np.ascontiguousarray(np.roll(scene, 2 * i, axis=0)) for i in range(5)]
+    stack = stack_window(frames, both)
+    assert stack.shape == (48, 48, 18) and stack.dtype == np.uint8
+    assert np.array_equal(stack[..., :3], stack_window(frames, cfg))  # the fused frame, as fba alone makes it
+    assert np.array_equal(stack[..., 3:6], frames[0])  # then the restored frame itself
+
+
+@pytest.mark.parametrize("source_fuse", ["single", "fba"])
+def test_fused_plus_window_starts_as_the_network_behind_the_fusion(source_fuse: str) -> None:
+    """From single-frame or fused-only weights, the fused frame takes the filters and the
+    window's frames zero: the network computes what its source computes on the fused frame."""
+    torch.manual_seed(0)
+    source = DeepDeblur(load_model_config("tiny") if source_fuse == "single" else _fused_cfg()).eval()
+    both = DeepDeblur(dataclasses.replace(_fused_cfg(), fuse="fba+window")).eval()
+    transplant(both, source)
+    fused, window = torch.rand(1, 3, 32, 40), torch.rand(1, 15, 32, 40)
+    with torch.no_grad():
+        assert torch.allclose(both(torch.cat([fused, window], 1)), source(fused), atol=1e-6)
+    # and the other way round: a stacked window's filters land on its frames, the fused frame gets zero
+    stacked = DeepDeblur(dataclasses.replace(_fused_cfg(), fuse="none")).eval()
+    transplant(both, stacked)
+    with torch.no_grad():
+        assert torch.allclose(both(torch.cat([fused, window], 1)), stacked(window), atol=1e-6)

@@ -215,6 +215,8 @@ def test_the_timing_probe_leaves_the_model_and_the_random_state_alone() -> None:
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
+    # A windowed network is timed on its own input: 3 channels per input slot, 3 restored.
+    assert _step_seconds(DeepDeblur(load_model_config("deepdeblur-4scale-k5-fba-window")), (1, 16, 16), "fp32") > 0
 
 
 @pytest.mark.slow
@@ -559,7 +561,7 @@ def test_every_shipped_recipe_starts_from_weights_of_its_own_network() -> None:
             continue
         assert start.is_file(), (path.stem, recipe.init)
         started, trained = load_checkpoint(start).cfg, load_model_config(recipe.model)
-        if started.offsets != trained.offsets:  # a window started from another window (transplant)
+        if started.input_slots != trained.input_slots:  # a window started from another window (transplant)
             started = replace(started, name=trained.name, frames=trained.frames, causal=trained.causal, align=trained.align,
                               fuse=trained.fuse)
         assert started == trained, path.stem

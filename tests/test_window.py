@@ -416,3 +416,24 @@ def test_a_folder_of_frames_is_a_sequence_for_a_windowed_model(tmp_path: Path) -
     result = run_cli("run", str(frames), str(tmp_path / "out"), "--weights", str(weights), "--backend", "torch", "-q")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"f{i}.png" for i in range(4)]
+
+
+def test_frames_side_by_side_come_out_as_one_call_at_a_time_makes_them() -> None:
+    """An offline run on the CPU: calls side by side, windows assembled on their threads."""
+    from streamdeblur.inference.concurrent import one_thread_per_call
+    from streamdeblur.inference.select import make_processor
+
+    torch.manual_seed(0)
+    model = DeepDeblur(_cfg(3, align="global")).eval()
+    backend = TorchBackend(model, torch.device("cpu"))
+    scene = _textured(80, 120)
+    frames = [Frame(np.ascontiguousarray(scene[i : i + 48, 3 * i : 3 * i + 64]), 5 * i, TB, i) for i in range(7)]
+    plain = make_processor(backend)
+    expected = plain.submit(frames) + plain.flush()
+    torch.set_num_threads(2)
+    side = make_processor(backend, side_by_side=True)
+    assert side.batch_size == 2 and isinstance(side, WindowedProcessor)
+    with one_thread_per_call():
+        out = [f for i in range(0, 7, 2) for f in side.submit(frames[i : i + 2])] + side.flush()
+    assert [(f.index, f.pts) for f in out] == [(f.index, f.pts) for f in expected] == [(i, 5 * i) for i in range(7)]
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(out, expected))

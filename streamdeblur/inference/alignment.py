@@ -81,17 +81,12 @@ def _fill_outside(warped: np.ndarray, inside: np.ndarray, target: np.ndarray) ->
 def _warp_global(target: np.ndarray, target_copy: tuple[np.ndarray, float], neighbour: np.ndarray) -> np.ndarray:
     height, width = target.shape[:2]
     warp = _global_motion(target_copy, _ecc_copy(neighbour)[0])
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpAffine(neighbour, warp, (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]], np.float64) @ warp.T
-    if (corners >= 0).all() and (corners[:, 0] <= width - 1).all() and (corners[:, 1] <= height - 1).all():
-        return warped  # the whole frame maps inside the neighbour (an affine map keeps the hull)
-    # Where the map lands outside the neighbour, in target coordinates.
-    xs, ys = np.arange(width, dtype=np.float64)[None, :], np.arange(height, dtype=np.float64)[:, None]
-    sx = warp[0, 0] * xs + warp[0, 1] * ys + warp[0, 2]
-    sy = warp[1, 0] * xs + warp[1, 1] * ys + warp[1, 2]
-    inside = (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
-    return _fill_outside(warped, inside, target)
+    # Drawn over a copy of the target: where the map lands outside the neighbour, the
+    # target's own pixels stay (a transparent border), at the cost of one warp.
+    warped = target.copy()
+    cv2.warpAffine(neighbour, warp, (width, height), dst=warped, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                   borderMode=cv2.BORDER_TRANSPARENT)
+    return warped
 
 
 _DIS: dict[int, cv2.DISOpticalFlow] = {}

@@ -1,4 +1,4 @@
-"""A batch of many streams' frames on the CPU: network calls side by side, one thread each.
+"""Frames on the CPU as network calls side by side, one thread each.
 
 On a 2-core CPU (BENCHMARKS.md, "Many streams in one process") the shipped network at
 320x180 took 113 ms a frame one frame a call, 132 ms a frame four frames a call (four frames'
@@ -6,6 +6,11 @@ feature maps no longer fit the caches), and 81 ms a frame as two single-frame ca
 each on one thread (one thread's work has no barriers to wait at). So on the CPU the frames
 the processor of many streams takes in one round are cut into calls of `call_batch` frames
 that run `workers` at a time, all on one copy of the weights; on CUDA they are one batch.
+
+An offline run (a file, a folder) does the same with its own frames when the torch backend
+runs on the CPU: the decoder and encoder threads then take a core from one call for a
+while, not from a call whose other threads wait for it at every barrier (BENCHMARKS.md,
+"Where a frame's time goes on a CPU with AMX").
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from contextlib import contextmanager
 
 import torch
 
+from streamdeblur.inference.backend import Backend
 from streamdeblur.inference.processor import FrameProcessor
 from streamdeblur.io.frame import Frame
 
@@ -32,21 +38,30 @@ def one_thread_per_call() -> Iterator[int]:
         torch.set_num_threads(threads)
 
 
+def runs_side_by_side(backend: Backend) -> bool:
+    """Whether an offline run's frames go through `backend` as calls side by side: torch on a
+    CPU with more than one thread (ONNX Runtime keeps a thread pool of its own)."""
+    return backend.name == "torch" and backend.device.type == "cpu" and torch.get_num_threads() > 1
+
+
 class ConcurrentCalls:
-    """The processor stage for many streams on the CPU: same interface as FrameProcessor."""
+    """The processor stage for frames side by side on the CPU: same interface as FrameProcessor.
+
+    `batch_size` is what the stage hands it at once: `call_batch` frames for each worker by
+    default (an offline run), or what the caller sets (many streams: one round)."""
 
     def __init__(self, inner: FrameProcessor, workers: int, call_batch: int = 1) -> None:
         self.inner, self.call_batch = inner, max(1, call_batch)
-        self.batch_size = inner.batch_size
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="streamdeblur-call")
+        self.batch_size = max(1, workers) * self.call_batch
+        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="streamdeblur-call")
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
         """The frames deblurred, in order, once every call of the batch has returned."""
         calls = [frames[i : i + self.call_batch] for i in range(0, len(frames), self.call_batch)]
-        return [frame for done in self._pool.map(self.inner.process, calls) for frame in done]
+        return [frame for done in self.pool.map(self.inner.process, calls) for frame in done]
 
     def flush(self) -> list[Frame]:
         return []  # submit() returns only once its calls have
 
     def close(self) -> None:
-        self._pool.shutdown()
+        self.pool.shutdown()

@@ -18,6 +18,7 @@ import torch
 from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.backend import Backend, PassthroughBackend
+from streamdeblur.inference.concurrent import ConcurrentCalls, runs_side_by_side
 from streamdeblur.inference.measured import fastest, machine_facts
 from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
@@ -149,22 +150,30 @@ def _warmed(backend: Backend, frame_size: tuple[int, int] | None, batch: int, ti
 
 def make_processor(
     backend: Backend, tile: int = 0, tile_overlap: int = 32, batch: int = 1, streams: int = 3, windowed: bool = True,
+    side_by_side: bool = False,
 ) -> Processor:
     """The stream scheduler on CUDA, the synchronous processor elsewhere; for a windowed
     model, behind the window that assembles each frame's neighbours, unless `windowed` is
-    False: a caller feeding many streams keeps one window per stream in front of it."""
+    False: a caller feeding many streams keeps one window per stream in front of it.
+    `side_by_side` (an offline run): torch on a CPU runs one call per thread side by side,
+    windows assembled on the same threads; the caller sets one thread per call for the run
+    (concurrent.one_thread_per_call)."""
     inner: Processor
+    pool = None
     if backend.device.type == "cuda":
         from streamdeblur.inference.scheduler import StreamScheduler
 
         inner = StreamScheduler(backend, tile, tile_overlap, batch, streams)
+    elif side_by_side and runs_side_by_side(backend):
+        calls = ConcurrentCalls(FrameProcessor(backend, tile, tile_overlap, batch), torch.get_num_threads(), batch)
+        inner, pool = calls, calls.pool
     else:
         inner = FrameProcessor(backend, tile, tile_overlap, batch)
     cfg = backend.model_config
     if windowed and cfg is not None and cfg.frames > 1:
         from streamdeblur.inference.window import WindowedProcessor
 
-        return WindowedProcessor(inner, cfg)
+        return WindowedProcessor(inner, cfg, pool)
     return inner
 
 

@@ -57,11 +57,14 @@ class BackendSpec:
 
     def build(
         self, frame_size: tuple[int, int] | None = None, windowed: bool = True, frames: int | None = None,
+        side_by_side: bool = False,
     ) -> tuple[Backend, Processor]:
         """The backend and the processor that runs it over frames; `windowed` False leaves a
-        windowed model's windows to the caller (one per stream: pipeline/fan_in.py)."""
+        windowed model's windows to the caller (one per stream: pipeline/fan_in.py);
+        `side_by_side`: see select.make_processor."""
         backend = self.create(frame_size, frames)
-        return backend, make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed)
+        processor = make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed, side_by_side)
+        return backend, processor
 
     def pinned(self, backend: Backend) -> BackendSpec:
         """This spec with `auto`'s choices replaced by what `backend` is, so that other processes

@@ -11,6 +11,7 @@ in all three.
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import cv2
@@ -78,8 +79,11 @@ class FrameWindow:
     when its last neighbour arrives, when its shot ends (a cut), or at the end.
     """
 
-    def __init__(self, cfg: DeepDeblurConfig) -> None:
+    def __init__(self, cfg: DeepDeblurConfig, pool: Executor | None = None) -> None:
         self.cfg = cfg
+        # Windows that become complete together are assembled (aligned, fused, stacked) on
+        # `pool`'s threads at once, where given: the processor running frames side by side.
+        self._pool = pool
         self.history, self.lookahead = -min(cfg.offsets), cfg.lookahead
         self._held: deque[_Held] = deque()  # frames a pending or future window may still need
         self._pending: deque[int] = deque()  # positions (in the stream) of frames not yet restored
@@ -105,11 +109,18 @@ class FrameWindow:
         return self._emit(len(self._pending))
 
     def _emit(self, count: int) -> list[Frame]:
-        windows = [self._window(self._pending.popleft()) for _ in range(count)]
+        members = [self._members(self._pending.popleft()) for _ in range(count)]
         self._trim()
-        return windows
+        if self._pool is not None and len(members) > 1:
+            return list(self._pool.map(self._assemble, members))
+        return [self._assemble(m) for m in members]
 
-    def _window(self, position: int) -> Frame:
+    def _assemble(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
+        frames, target = members
+        return Frame(stack_window(frames, self.cfg), target.pts, target.time_base, target.index)
+
+    def _members(self, position: int) -> tuple[list[np.ndarray], Frame]:
+        """The window's frames (network order) for the frame at `position`, and that frame."""
         held = list(self._held)
         here = position - self._first_position
         shot = held[here].shot
@@ -121,8 +132,7 @@ class FrameWindow:
         indices = window_indices(here, first, last, self.cfg.offsets)
         target = held[here].frame
         # The same array object for a repeated frame, so alignment passes padding through.
-        frames = [held[i].frame.pixels for i in indices]
-        return Frame(stack_window(frames, self.cfg), target.pts, target.time_base, target.index)
+        return [held[i].frame.pixels for i in indices], target
 
     def _trim(self) -> None:
         """Forget frames no pending or future window can reach."""
@@ -136,9 +146,9 @@ class WindowedProcessor:
     """A processor for a windowed model: assembles each frame's window, then hands the
     stacks to the processor that runs the backend (the CPU one or the CUDA stream scheduler)."""
 
-    def __init__(self, inner: Processor, cfg: DeepDeblurConfig) -> None:
+    def __init__(self, inner: Processor, cfg: DeepDeblurConfig, pool: Executor | None = None) -> None:
         self.inner = inner
-        self.window = FrameWindow(cfg)
+        self.window = FrameWindow(cfg, pool)
         self.batch_size = self.inner.batch_size
 
     def submit(self, frames: list[Frame]) -> list[Frame]:

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference import BackendSpec
+from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_side
 from streamdeblur.io import (
     EncodeOptions, Output, SinkOptions, Source, SourceOptions, open_sink, open_source, output_is_folder,
 )  # fmt: skip
@@ -112,7 +113,13 @@ def _process(
 ) -> None:
     """Build the backend and processor, then run the three stages until the input ends, `stop` or `finish`."""
     video = source.info.video
-    backend, processor = opts.spec.build(frame_size=(video.width, video.height), frames=video.frame_count)
+    # Offline, frames wait in the queue: on a CPU the network takes them side by side, one
+    # thread each (inference/concurrent.py). Live, a frame leaves as soon as it can.
+    side_by_side = not source.info.live
+    backend, processor = opts.spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
+                                         side_by_side=side_by_side)
+    if side_by_side and runs_side_by_side(backend):
+        cleanup.enter_context(one_thread_per_call())
     report.backend, report.device = backend.name, str(backend.device)
     report.precision, report.model = backend.precision, backend.model_name
     if source.info.live:
