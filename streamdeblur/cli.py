@@ -293,6 +293,8 @@ def evaluate(
     out: Annotated[Optional[Path], typer.Option(help="Write metrics.json and blurry|deblurred|sharp pictures here.")] = None,
     run: Annotated[Optional[Path], typer.Option(help="A training run folder: also plot its loss and PSNR curves into --out.")] = None,
     card: Annotated[Optional[str], typer.Option(help="Record the figures in --model's card under this name (e.g. held_out).")] = None,
+    picture: Annotated[Optional[str], typer.Option(help="Instead of scoring: a picture of this blurry frame (its path under DATA) into --out: its window, and each model's output beside the sharp frame.")] = None,
+    against: Annotated[Optional[list[Path]], typer.Option(help="With --picture: other weights to show first (repeatable), e.g. the single-frame default.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -306,8 +308,18 @@ def evaluate(
 
         if card is not None and model is None:
             raise BadUsage("--card needs --model: the weights whose card gets the figures")
+        if picture is not None and out is None:
+            raise BadUsage("--picture needs --out: the folder the picture goes into")
+        if against and picture is None:
+            raise BadUsage("--against is for --picture")
         model = resolve_weights(model) if model is not None else None
         scorer = create_backend(backend, model, device, precision)
+        if picture is not None and out is not None:
+            from streamdeblur.training.window_picture import window_picture
+
+            others = [create_backend(backend, resolve_weights(w), device, precision) for w in against or []]
+            typer.echo(json.dumps(window_picture([*others, scorer], data, picture, out, split), indent=2))
+            return
         result = run_eval(scorer, data, out, split=split, limit=limit)
         typer.echo(json.dumps({"model": scorer.model_name, "data": str(data), **result.to_dict()}, indent=2))
         if card is not None and model is not None:

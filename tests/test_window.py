@@ -386,6 +386,17 @@ def test_eval_scores_clips_by_blur_and_shot_with_flicker(tmp_path: Path, tiny_we
     groups = scores["groups"]
     assert sum(groups[name]["count"] for name in groups if name.startswith("blur ") and "over 6" not in name) == 18
     assert sum(groups[name]["count"] for name in groups if name.endswith(" shots")) == 18
+    # --picture: the first frame of a clip, its window padded by repeating it, each model beside the sharp frame
+    first = sorted(record["pairs"])[0]
+    shown = json.loads(run_cli("eval", str(data), "--model", str(weights), "--backend", "torch", "--picture", first,
+                               "--against", str(tiny_weights), "--out", str(tmp_path / "pics"), check=True).stdout)
+    second = first.replace("000000.png", "000001.png")
+    assert shown["window"] == [first, first, second] and len(shown["blur_px"]) == 3
+    assert set(shown["output_psnr"]) == {"tiny", "tiny-window"}
+    assert shown["output_psnr"]["tiny"] == pytest.approx(shown["output_psnr"]["tiny-window"], abs=1e-3)
+    picture = cv2.imread(shown["picture"])
+    assert picture.shape == (2 * 48, 3 * 48, 3)  # the window's three frames over the two outputs and the sharp frame
+    assert run_cli("eval", str(data), "--picture", first).returncode == 2  # no --out
 
 
 @pytest.mark.slow

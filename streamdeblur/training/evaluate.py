@@ -87,6 +87,15 @@ def _to_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / np.float32(65535.0 if pixels.dtype == np.uint16 else 255.0)
 
 
+def deblur_clip(backend: Backend, blurry: list[np.ndarray]) -> list[np.ndarray]:
+    """Each frame of one clip (8- or 16-bit frames) restored, as floats: from its window, as
+    the pipeline assembles it, for a windowed model."""
+    cfg = backend.model_config
+    if cfg is None or cfg.frames == 1:
+        return [_deblur(backend, _to_float(b)) for b in blurry]
+    return _deblur_sequence(backend, blurry, cfg)
+
+
 def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblurConfig) -> list[np.ndarray]:
     """Each frame of one clip restored from its window, as the pipeline assembles it."""
     from streamdeblur.inference.window import FrameWindow
@@ -123,7 +132,6 @@ def evaluate(
 
     pairs = find_pairs(data, split)[:limit]
     cfg = backend.model_config
-    windowed = cfg is not None and cfg.frames > 1
     record = _synth_record(data)
     clips = record is None or record.get("frames", 1) > 1  # GoPro and REDS folders are clips too
     scores: dict[str, list[float]] = {k: [] for k in ("in_psnr", "in_ssim", "out_psnr", "out_ssim", "sharp_in")}
@@ -136,11 +144,7 @@ def evaluate(
         blurry_pixels = [read_image(b) for b, _ in members]
         sharp = [read_image_float(s) for _, s in members]
         blurry = [_to_float(b) for b in blurry_pixels]
-        if windowed:
-            assert cfg is not None
-            deblurred = _deblur_sequence(backend, blurry_pixels, cfg)
-        else:
-            deblurred = [_deblur(backend, b) for b in blurry]
+        deblurred = deblur_clip(backend, blurry_pixels)
         for k, (blur_path, _) in enumerate(members):
             scores["in_psnr"].append(psnr(blurry[k], sharp[k]))
             scores["in_ssim"].append(ssim(blurry[k], sharp[k]))
