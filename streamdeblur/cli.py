@@ -323,7 +323,7 @@ def evaluate(
         result = run_eval(scorer, data, out, split=split, limit=limit)
         typer.echo(json.dumps({"model": scorer.model_name, "data": str(data), **result.to_dict()}, indent=2))
         if card is not None and model is not None:
-            record_in_card(model, card, result, data, split, limit)
+            record_in_card(model, card, result, data, split, limit, scorer.precision)
         if run is not None:
             if out is None:
                 raise BadUsage("--run needs --out for the curves picture")

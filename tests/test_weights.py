@@ -65,7 +65,8 @@ def test_the_card_figures_are_reproduced_by_its_commands(tmp_path: Path, weights
     assert synth[:2] == ["streamdeblur", "synth"] and "--held-out" in synth
     assert run_cli(*synth[1:], "-q", cwd=tmp_path).returncode == 0
     assert f"--split {held_out['split']}" in held_out["command"] and "--backend torch" in held_out["command"]
-    result = run_cli("eval", held_out["data"], "--model", str(weights), "--backend", "torch",
+    # In fp32, as the cards are scored: bf16 moves flicker by a few hundredths
+    result = run_cli("eval", held_out["data"], "--model", str(weights), "--backend", "torch", "--precision", "fp32",
                      "--split", held_out["split"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)

@@ -213,8 +213,11 @@ def _groups(
     }
 
 
-def record_in_card(weights: Path, name: str, result: EvalResult, data: Path, split: str, limit: int | None) -> None:
-    """Put the figures, and the command that reproduces them, into the weights' model card."""
+def record_in_card(
+    weights: Path, name: str, result: EvalResult, data: Path, split: str, limit: int | None, precision: str,
+) -> None:
+    """Put the figures, and the command that reproduces them (in the precision they were
+    scored in), into the weights' model card."""
     from streamdeblur.models.checkpoint import read_card, write_card
 
     from streamdeblur.training.synth_dataset import SYNTH_RECORD
@@ -226,9 +229,17 @@ def record_in_card(weights: Path, name: str, result: EvalResult, data: Path, spl
         **_rounded(result.to_dict()),
         "data": str(data), "split": split, "limit": limit,
         "data_made_by": _without_pairs(json.loads(made.read_text())) if made.is_file() else None,
-        "command": f"streamdeblur eval {data} --model {weights} --backend torch --split {split}{limit_arg}",
+        "precision": precision,
+        "command": f"streamdeblur eval {data} --model {_named(weights)} --backend torch --precision {precision} --split {split}{limit_arg}",
     }
     write_card(weights, card)
+
+
+def _named(weights: Path) -> str:
+    """Shipped weights by their name (as a user passes them), others by their path."""
+    from streamdeblur.models.checkpoint import WEIGHTS_DIR
+
+    return weights.stem if weights.resolve().parent == WEIGHTS_DIR else str(weights)
 
 
 def _rounded(value: Any) -> Any:
