@@ -155,10 +155,10 @@ def transplant(model: DeepDeblur, source: DeepDeblur) -> None:
     if _architecture(model.cfg) != _architecture(source.cfg):
         raise ValueError(f"{source.cfg.name} and {model.cfg.name} differ in more than their window")
     state = source.state_dict()
-    theirs = list(source.cfg.input_slots)
+    source_slots = list(source.cfg.input_slots)
     if source.cfg.frames == 1 and FUSED in model.cfg.input_slots:
-        theirs = [FUSED]  # a single-frame network restores the frame it is given: here, the fused one
-    shared = [(i, theirs.index(slot)) for i, slot in enumerate(model.cfg.input_slots) if slot in theirs]
+        source_slots = [FUSED]  # a single-frame network restores the frame it is given: here, the fused one
+    shared = [(i, source_slots.index(slot)) for i, slot in enumerate(model.cfg.input_slots) if slot in source_slots]
     for s in range(model.cfg.n_scales):
         old = state[f"body_models.{s}.body.0.weight"]
         new = torch.zeros_like(model.state_dict()[f"body_models.{s}.body.0.weight"])
