@@ -294,6 +294,8 @@ def test_eval_card_records_the_figures_and_how_to_reproduce_them(tmp_path: Path,
     scores, recorded = json.loads(result.stdout), read_card(weights)["quality"]["mine"]
     assert recorded["output_psnr"] == pytest.approx(scores["output_psnr"], abs=1e-4) and recorded["count"] == 2
     assert recorded["data_made_by"]["count"] == 2 and "--split train" in recorded["command"]
+    # the precision it was scored in, in the command that reproduces it; weights not shipped go by path
+    assert f"--precision {recorded['precision']}" in recorded["command"] and f"--model {weights} " in recorded["command"]
     assert "pairs" not in recorded["data_made_by"]  # the per-pair facts stay in the set's synth.json
     # Do no harm: the tiny model's output for a sharp input, against it (finite: not a passthrough).
     assert 0 < scores["sharp_in_psnr"] < math.inf and recorded["sharp_in_psnr"] == pytest.approx(scores["sharp_in_psnr"], abs=1e-4)
