@@ -56,13 +56,15 @@ def fourier_burst_accumulation(frames: list[np.ndarray], power: int = POWER) -> 
     height, width = frames[0].shape[:2]
     stack = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()  # K x C x H x W
     spectra = torch.fft.rfft2(stack)  # K x C x H x (W/2 + 1)
-    magnitudes = spectra.abs().mean(dim=1).numpy()  # K x H x (W/2 + 1): the channels' mean
+    # |X| over (real, imaginary) pairs: the same as abs(), in less time; the channels' mean.
+    magnitudes = torch.linalg.vector_norm(torch.view_as_real(spectra), dim=-1).mean(dim=1).numpy()
     sigma = max(1.0, min(height, width) * SMOOTHING)
     smoothed = torch.from_numpy(np.stack([_smoothed(m, sigma) for m in magnitudes]))
     # Relative to the largest at each frequency first, so the power cannot overflow float32.
     weights = (smoothed / smoothed.amax(dim=0, keepdim=True).clamp_min(1e-12)).pow(power)
     weights /= weights.sum(dim=0, keepdim=True)
-    fused = torch.fft.irfft2((spectra * weights[:, None]).sum(dim=0), s=(height, width))  # C x H x W
+    weighted = torch.einsum("kchw,khw->chw", spectra, weights.to(spectra.dtype))  # no K x C x H x W product kept
+    fused = torch.fft.irfft2(weighted, s=(height, width))  # C x H x W
     pixels = fused.permute(1, 2, 0).numpy()
     if dtype in (np.uint8, np.uint16):
         top = np.iinfo(dtype).max
