@@ -38,10 +38,16 @@ def one_thread_per_call() -> Iterator[int]:
         torch.set_num_threads(threads)
 
 
+# Side by side was measured to pay with 2 threads (BENCHMARKS.md); with more, one call per
+# thread would multiply the frames in memory and was not measured, so those keep one call on
+# every thread until it is.
+SIDE_BY_SIDE_THREADS = 2
+
+
 def runs_side_by_side(backend: Backend) -> bool:
-    """Whether an offline run's frames go through `backend` as calls side by side: torch on a
-    CPU with more than one thread (ONNX Runtime keeps a thread pool of its own)."""
-    return backend.name == "torch" and backend.device.type == "cpu" and torch.get_num_threads() > 1
+    """Whether an offline run's frames go through `backend` as calls side by side: torch (ONNX
+    Runtime keeps a thread pool of its own) on a CPU where that was measured to pay."""
+    return backend.name == "torch" and backend.device.type == "cpu" and torch.get_num_threads() == SIDE_BY_SIDE_THREADS
 
 
 class ConcurrentCalls:
