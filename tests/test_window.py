@@ -373,12 +373,15 @@ def test_eval_scores_clips_by_blur_and_shot_with_flicker(tmp_path: Path, tiny_we
     assert run_cli("synth", str(data), "--count", "3", "--frames", "6", "--size", "48x48", "--held-out", "-q").returncode == 0
     record = json.loads((data / "synth.json").read_text())
     assert record["frames"] == 6 and "--frames 6" in record["command"]
-    single = json.loads(run_cli("eval", str(data), "--model", str(tiny_weights), "--backend", "torch", check=True).stdout)
+    # fp32: in bf16 the kernels for 3 and 9 input channels round differently (seen on CI)
+    single = json.loads(run_cli("eval", str(data), "--model", str(tiny_weights), "--backend", "torch",
+                                "--precision", "fp32", check=True).stdout)
     # the same weights as a window (neighbours at zero) score exactly the same
     windowed = DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path))))
     transplant(windowed, load_checkpoint(tiny_weights))
     weights = save_weights(windowed, tmp_path / "tiny-window.safetensors", {})
-    scores = json.loads(run_cli("eval", str(data), "--model", str(weights), "--backend", "torch", check=True).stdout)
+    scores = json.loads(run_cli("eval", str(data), "--model", str(weights), "--backend", "torch",
+                                "--precision", "fp32", check=True).stdout)
     assert scores["model"] == "tiny-window" and scores["count"] == 18
     for key in ("input_psnr", "output_psnr", "sharp_in_psnr", "input_flicker", "output_flicker"):
         assert scores[key] == pytest.approx(single[key], abs=1e-3), key
