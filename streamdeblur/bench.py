@@ -147,18 +147,23 @@ def run_bench(
     return result
 
 
-def _alignment_seconds(cfg: DeepDeblurConfig, width: int, height: int, windows: int = 5) -> float:
-    """Median time to align one window's neighbours (and fuse them, when the model does), on
-    frames of a panning, shaking camera."""
-    from streamdeblur.inference.window import stack_window
+def _alignment_seconds(cfg: DeepDeblurConfig, width: int, height: int, windows: int = 8) -> float:
+    """Median time a stream takes to assemble one frame's window (align, fuse when the model
+    does, stack), on frames of a panning, shaking camera: what the frame shares with its
+    neighbours' windows found once, as in a run."""
+    from fractions import Fraction
+
+    from streamdeblur.inference.window import FrameWindow
+    from streamdeblur.io.frame import Frame
     from streamdeblur.synthetic.blur import render_clip
 
-    clip = [blurry for blurry, _ in render_clip(np.random.default_rng(0), width, height, cfg.frames + windows, 30)]
-    position = -min(cfg.offsets)
+    span = max(cfg.offsets) - min(cfg.offsets) + 1
+    clip = [blurry for blurry, _ in render_clip(np.random.default_rng(0), width, height, span + windows, 30)]
+    window = FrameWindow(cfg)
     times = []
-    for start in range(windows):
-        frames = [clip[start + position + o] for o in cfg.offsets]
+    for index, pixels in enumerate(clip):
         started = time.perf_counter()
-        stack_window(frames, cfg)
-        times.append(time.perf_counter() - started)
+        ready = window.push(Frame(pixels, index, Fraction(1, 30), index))
+        if index >= span and len(ready) == 1:  # the window full: neither padded nor a cut
+            times.append(time.perf_counter() - started)
     return float(np.median(times))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.inference.fusion import fourier_burst_accumulation
+from streamdeblur.inference.fusion import fourier_burst_accumulation, smoothed_magnitude
 from streamdeblur.inference.processor import FrameProcessor
 from streamdeblur.inference.torch_backend import TorchBackend
 from streamdeblur.inference.window import WindowedProcessor, stack_window
@@ -78,6 +78,19 @@ def test_each_frequency_comes_from_the_frame_that_kept_it() -> None:
     assert _psnr(with_sharp, sharp) > _psnr(fused, sharp) + 3.0
     # The weights at each frequency sum to one: the picture's mean (its zero frequency) is kept.
     assert float(fused.mean()) == pytest.approx(float(sharp.mean()), abs=1e-3)
+
+
+def test_a_repeated_frame_counts_as_often_as_it_appears_and_weights_can_come_from_before_alignment() -> None:
+    sharp = _scene(4)
+    blurred = [_streak(sharp, 15, angle) for angle in (0, 45, 90)]
+    repeated = fourier_burst_accumulation([blurred[0], blurred[1], blurred[1], blurred[2]])  # padding: one array twice
+    copied = fourier_burst_accumulation([blurred[0], blurred[1], blurred[1].copy(), blurred[2]])
+    assert np.abs(repeated - copied).max() < 1e-5
+    assert np.abs(repeated - fourier_burst_accumulation(blurred)).max() > 1e-3  # and twice is not once
+    # a shifted frame's Fourier magnitude is its own: weights from before a (circular) shift are the same
+    shifted = [np.roll(b, 3 * i, axis=1) for i, b in enumerate(blurred)]
+    before = [smoothed_magnitude(b) for b in blurred]
+    assert np.allclose(fourier_burst_accumulation(shifted, magnitudes=before), fourier_burst_accumulation(shifted), atol=1e-4)
 
 
 def test_a_fused_window_started_from_single_frame_weights_is_that_network_behind_the_fusion() -> None:

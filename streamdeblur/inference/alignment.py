@@ -6,6 +6,9 @@ Three methods (a windowed model is trained with one, and its config names it):
 - `global`: one motion per neighbour, an affine map (rotation, zoom, shear, shift) found by
   OpenCV's ECC on small grey copies, started from phase correlation's shift. Exact for a
   camera that turns or shakes over a distant scene; not for parallax or moving objects.
+  ECC always runs from the earlier frame of a pair to the later one, and a window whose
+  neighbour came earlier uses that motion inverted: each pair's motion is found once in a
+  stream (FrameMemo), not once in each of the two windows it serves.
 - `flow`: dense optical flow (OpenCV's DIS, ultrafast preset) from the restored frame to each
   neighbour: every pixel its own motion, so also parallax and moving objects, at more cost
   and with the errors flow makes on blurred frames.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from streamdeblur.inference.memo import FrameMemo
 from streamdeblur.models.config import ALIGNMENTS
 
 # ECC works on a grey copy this wide at most (and at least a quarter of the frame): cost
@@ -48,7 +52,10 @@ def _shrink(grey: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), grey.shape[1] / size[0]
 
 
-def _ecc_copy(image: np.ndarray) -> tuple[np.ndarray, float]:
+EccCopy = tuple[np.ndarray, float]  # a small grey float32 copy, and the factor back to full size
+
+
+def _ecc_copy(image: np.ndarray) -> EccCopy:
     small, factor = _shrink(_grey(image), ECC_WIDTH)
     return small.astype(np.float32), factor
 
@@ -58,7 +65,7 @@ def global_motion(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
     return _global_motion(_ecc_copy(target), _ecc_copy(neighbour)[0])
 
 
-def _global_motion(target_copy: tuple[np.ndarray, float], neighbour_small: np.ndarray) -> np.ndarray:
+def _global_motion(target_copy: EccCopy, neighbour_small: np.ndarray) -> np.ndarray:
     small, factor = target_copy
     (dx, dy), _ = cv2.phaseCorrelate(small, neighbour_small)
     warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
@@ -78,9 +85,22 @@ def _fill_outside(warped: np.ndarray, inside: np.ndarray, target: np.ndarray) ->
     return np.where(inside[..., None], warped, target)
 
 
-def _warp_global(target: np.ndarray, target_copy: tuple[np.ndarray, float], neighbour: np.ndarray) -> np.ndarray:
+def _motion_to(target: np.ndarray, neighbour: np.ndarray, neighbour_is_later: bool, memo: FrameMemo) -> np.ndarray:
+    """2x3 affine taking target coordinates to the neighbour's, from the pair's one ECC run
+    (earlier frame to later)."""
+    earlier, later = (target, neighbour) if neighbour_is_later else (neighbour, target)
+
+    def motion() -> np.ndarray:
+        earlier_copy = memo.get("ecc copy", (earlier,), lambda: _ecc_copy(earlier))
+        later_copy = memo.get("ecc copy", (later,), lambda: _ecc_copy(later))
+        return _global_motion(earlier_copy, later_copy[0])
+
+    forward = memo.get("motion", (earlier, later), motion)
+    return forward if neighbour_is_later else cv2.invertAffineTransform(forward).astype(np.float64)
+
+
+def _warp_global(target: np.ndarray, neighbour: np.ndarray, warp: np.ndarray) -> np.ndarray:
     height, width = target.shape[:2]
-    warp = _global_motion(target_copy, _ecc_copy(neighbour)[0])
     # Drawn over a copy of the target: where the map lands outside the neighbour, the
     # target's own pixels stay (a transparent border), at the cost of one warp.
     warped = target.copy()
@@ -115,16 +135,27 @@ def warp_flow(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
     return _fill_outside(warped, inside, target)
 
 
-def align_window(frames: list[np.ndarray], method: str) -> list[np.ndarray]:
-    """`frames` in the network's order (the restored frame first) with every neighbour
-    warped onto it by `method`. A neighbour that is the restored frame itself (padding) is
-    passed through."""
+def align_window(
+    frames: list[np.ndarray], method: str, offsets: tuple[int, ...], memo: FrameMemo | None = None,
+) -> list[np.ndarray]:
+    """`frames` in the network's order (the restored frame first, then its neighbours at
+    `offsets`, in frames from it) with every neighbour warped onto it by `method`. A
+    neighbour that is the restored frame itself (padding) is passed through, and one that
+    appears twice (padding) is warped once. `memo` keeps what a stream's next windows reuse."""
     if method not in ALIGNMENTS:
         raise ValueError(f"unknown alignment {method!r}")
+    if len(offsets) != len(frames):
+        raise ValueError(f"{len(frames)} frames but {len(offsets)} offsets")
     target = frames[0]
     if method == "none":
         return list(frames)
-    if method == "global":
-        copy = _ecc_copy(target)  # once per window, not per neighbour
-        return [target] + [n if n is target else _warp_global(target, copy, n) for n in frames[1:]]
-    return [target] + [n if n is target else warp_flow(target, n) for n in frames[1:]]
+    memo = memo if memo is not None else FrameMemo()
+    warped: dict[int, np.ndarray] = {id(target): target}
+    for neighbour, offset in zip(frames[1:], offsets[1:]):
+        if id(neighbour) in warped:
+            continue
+        if method == "global":
+            warped[id(neighbour)] = _warp_global(target, neighbour, _motion_to(target, neighbour, offset > 0, memo))
+        else:
+            warped[id(neighbour)] = warp_flow(target, neighbour)
+    return [warped[id(f)] for f in frames]

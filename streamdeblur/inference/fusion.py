@@ -48,21 +48,56 @@ def _smoothed(magnitude: np.ndarray, sigma: float) -> np.ndarray:
     return np.fft.ifftshift(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR), axes=0)
 
 
-def fourier_burst_accumulation(frames: list[np.ndarray], power: int = POWER) -> np.ndarray:
-    """One frame (H x W x C, the frames' dtype) from aligned frames of the same size."""
+def _spectra(frames: list[np.ndarray]) -> torch.Tensor:
+    """K x C x H x (W/2 + 1): each frame's real-input spectrum, per channel."""
+    # Channels first and float in one copy per frame: the transform then reads contiguous rows.
+    height, width, channels = frames[0].shape
+    stack = np.empty((len(frames), channels, height, width), np.float32)
+    for planes, frame in zip(stack, frames):
+        planes[...] = frame.transpose(2, 0, 1)
+    return torch.fft.rfft2(torch.from_numpy(stack))
+
+
+def _smoothed_magnitudes(spectra: torch.Tensor, width: int) -> list[np.ndarray]:
+    """Each frame's magnitude (the channels' mean), smoothed over frequencies; `width`: the
+    frames' (the half spectrum does not say whether it was odd)."""
+    # |X| over (real, imaginary) pairs: the same as abs(), in less time.
+    magnitudes = torch.linalg.vector_norm(torch.view_as_real(spectra), dim=-1).mean(dim=1).numpy()
+    sigma = max(1.0, min(magnitudes.shape[1], width) * SMOOTHING)
+    return [_smoothed(m, sigma) for m in magnitudes]
+
+
+def smoothed_magnitude(frame: np.ndarray) -> np.ndarray:
+    """One frame's smoothed Fourier magnitude, as fourier_burst_accumulation weighs it by."""
+    return _smoothed_magnitudes(_spectra([frame]), frame.shape[1])[0]
+
+
+def fourier_burst_accumulation(
+    frames: list[np.ndarray], power: int = POWER, magnitudes: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """One frame (H x W x C, the frames' dtype) from aligned frames of the same size.
+
+    `magnitudes`: each frame's smoothed_magnitude, where already known; the window assembly
+    passes those of the frames before alignment (a frame's Fourier magnitude does not change
+    when it is shifted), computed once per frame rather than once per window."""
     if len(frames) == 1 or all(f is frames[0] for f in frames[1:]):
         return frames[0]  # a window of one frame repeated (a still picture, or padding only)
     dtype = frames[0].dtype
     height, width = frames[0].shape[:2]
-    stack = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()  # K x C x H x W
-    spectra = torch.fft.rfft2(stack)  # K x C x H x (W/2 + 1)
-    # |X| over (real, imaginary) pairs: the same as abs(), in less time; the channels' mean.
-    magnitudes = torch.linalg.vector_norm(torch.view_as_real(spectra), dim=-1).mean(dim=1).numpy()
-    sigma = max(1.0, min(height, width) * SMOOTHING)
-    smoothed = torch.from_numpy(np.stack([_smoothed(m, sigma) for m in magnitudes]))
+    # A frame that appears more than once (padding) is transformed once.
+    unique = list({id(f): f for f in frames}.values())
+    spectra = _spectra(unique)  # U x C x H x (W/2 + 1)
+    position = {id(f): i for i, f in enumerate(unique)}
+    if magnitudes is None:
+        unique_magnitudes = _smoothed_magnitudes(spectra, width)
+        magnitudes = [unique_magnitudes[position[id(f)]] for f in frames]
+    smoothed = torch.from_numpy(np.stack(magnitudes))
     # Relative to the largest at each frequency first, so the power cannot overflow float32.
     weights = (smoothed / smoothed.amax(dim=0, keepdim=True).clamp_min(1e-12)).pow(power)
     weights /= weights.sum(dim=0, keepdim=True)
+    if len(unique) < len(frames):  # a repeated frame's weights add up on its one spectrum
+        index = torch.tensor([position[id(f)] for f in frames])
+        weights = torch.zeros((len(unique), *weights.shape[1:])).index_add_(0, index, weights)
     weighted = torch.einsum("kchw,khw->chw", spectra, weights.to(spectra.dtype))  # no K x C x H x W product kept
     fused = torch.fft.irfft2(weighted, s=(height, width))  # C x H x W
     pixels = fused.permute(1, 2, 0).numpy()

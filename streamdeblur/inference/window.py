@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from streamdeblur.inference.alignment import align_window
-from streamdeblur.inference.fusion import fourier_burst_accumulation
+from streamdeblur.inference.fusion import fourier_burst_accumulation, smoothed_magnitude
+from streamdeblur.inference.memo import FrameMemo
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io.frame import Frame
 from streamdeblur.models.config import DeepDeblurConfig
@@ -36,15 +37,28 @@ def window_indices(position: int, first: int, last: int, offsets: tuple[int, ...
     return [min(max(position + o, first), last) for o in offsets]
 
 
-def stack_window(frames: list[np.ndarray], cfg: DeepDeblurConfig) -> np.ndarray:
+def stack_window(frames: list[np.ndarray], cfg: DeepDeblurConfig, memo: FrameMemo | None = None) -> np.ndarray:
     """The network's input for a window (network order, restored frame first): the frames
-    aligned as cfg says, in the channels cfg.input_slots lays out (H x W x 3 per slot)."""
-    aligned = align_window(frames, cfg.align)
+    aligned as cfg says, in the channels cfg.input_slots lays out (H x W x 3 per slot).
+    `memo`: a stream's, so what a frame shares with its next windows is computed once; the
+    result is the same without it."""
+    memo = memo if memo is not None else FrameMemo()
+    aligned = align_window(frames, cfg.align, cfg.offsets, memo)
+    if cfg.fuse == "none":
+        return _channels(aligned)
+    # Weighed by the frames' magnitudes before alignment: the same up to the borders a warp
+    # brings in, and computed once per frame.
+    magnitudes = [memo.get("magnitude", (f,), lambda f=f: smoothed_magnitude(f)) for f in frames]  # type: ignore[misc]
+    fused = fourier_burst_accumulation(aligned, magnitudes=magnitudes)
     if cfg.fuse == "fba":
-        return fourier_burst_accumulation(aligned)
-    if cfg.fuse == "fba+window":
-        return np.concatenate([fourier_burst_accumulation(aligned), *aligned], axis=2)
-    return np.concatenate(aligned, axis=2)
+        return fused
+    return _channels([fused, *aligned])
+
+
+def _channels(images: list[np.ndarray]) -> np.ndarray:
+    """The images' channels side by side (H x W x sum of C): OpenCV's merge interleaves them
+    5x faster than np.concatenate on the last axis."""
+    return cv2.merge(images)  # type: ignore[no-any-return]
 
 
 def colour_histogram(pixels: np.ndarray) -> np.ndarray:
@@ -88,36 +102,51 @@ class FrameWindow:
         self._held: deque[_Held] = deque()  # frames a pending or future window may still need
         self._pending: deque[int] = deque()  # positions (in the stream) of frames not yet restored
         self._first_position = 0  # stream position of _held[0]
+        self._memo = FrameMemo()  # what the held frames share between their windows
         self._shot = 0
         self.cuts = 0
 
     def push(self, frame: Frame) -> list[Frame]:
+        return self.push_all([frame])
+
+    def push_all(self, frames: list[Frame]) -> list[Frame]:
+        """`push` for several frames in order: the windows they complete are assembled
+        together, on the pool's threads where there is one."""
+        return self._assemble_all([m for frame in frames for m in self._gather(frame)])
+
+    def flush(self) -> list[Frame]:
+        return self._assemble_all(self._take(len(self._pending)))
+
+    def _gather(self, frame: Frame) -> list[tuple[list[np.ndarray], Frame]]:
+        """Hold `frame`; the members of the windows that became complete."""
         histogram = colour_histogram(frame.pixels)
-        ready: list[Frame] = []
+        complete: list[tuple[list[np.ndarray], Frame]] = []
         if self._held and is_cut(self._held[-1].histogram, histogram):
             self._shot += 1
             self.cuts += 1
-            ready += self._emit(len(self._pending))  # the old shot has ended: its windows are complete
+            complete += self._take(len(self._pending))  # the old shot has ended: its windows are complete
         self._held.append(_Held(frame, self._shot, histogram))
         self._pending.append(self._first_position + len(self._held) - 1)
         newest = self._first_position + len(self._held) - 1
-        complete = sum(1 for p in self._pending if newest - p >= self.lookahead)
-        ready += self._emit(complete)
-        return ready
+        complete += self._take(sum(1 for p in self._pending if newest - p >= self.lookahead))
+        return complete
 
-    def flush(self) -> list[Frame]:
-        return self._emit(len(self._pending))
-
-    def _emit(self, count: int) -> list[Frame]:
+    def _take(self, count: int) -> list[tuple[list[np.ndarray], Frame]]:
         members = [self._members(self._pending.popleft()) for _ in range(count)]
         self._trim()
+        return members
+
+    def _assemble_all(self, members: list[tuple[list[np.ndarray], Frame]]) -> list[Frame]:
         if self._pool is not None and len(members) > 1:
-            return list(self._pool.map(self._assemble, members))
-        return [self._assemble(m) for m in members]
+            ready = list(self._pool.map(self._assemble, members))
+        else:
+            ready = [self._assemble(m) for m in members]
+        self._memo.keep_only(h.frame.pixels for h in self._held)
+        return ready
 
     def _assemble(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
         frames, target = members
-        return Frame(stack_window(frames, self.cfg), target.pts, target.time_base, target.index)
+        return Frame(stack_window(frames, self.cfg, self._memo), target.pts, target.time_base, target.index)
 
     def _members(self, position: int) -> tuple[list[np.ndarray], Frame]:
         """The window's frames (network order) for the frame at `position`, and that frame."""
@@ -152,7 +181,7 @@ class WindowedProcessor:
         self.batch_size = self.inner.batch_size
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
-        windows = [w for frame in frames for w in self.window.push(frame)]
+        windows = self.window.push_all(frames)  # on the calls' threads, where they run side by side
         return self.inner.submit(windows) if windows else []
 
     def flush(self) -> list[Frame]:
