@@ -6,8 +6,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -78,6 +80,35 @@ def test_a_time_limit_stops_the_run_with_a_checkpoint_that_resumes(tmp_path: Pat
     assert state["step"] == paused.step  # written on stopping, not only every checkpoint_every
     resumed = train(recipe, tmp_path / "run", resume=True, until_step=paused.step + 2)
     assert resumed.step == paused.step + 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_whole_process_group_stops_with_weights_and_a_checkpoint(sig: signal.Signals, tmp_path: Path) -> None:
+    """Ctrl-C reaches the data loader's workers too (one process group): they leave the stop to
+    the trainer, which ends after its step with the weights written, rather than failing on a
+    worker that died."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({**TINY_RECIPE, "steps": 1_000_000, "checkpoint_every": 1_000_000, "workers": 1}))
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "streamdeblur", "train", str(recipe), "--out", str(run), "-q"],
+                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((run / METRICS_FILE).exists() and (run / METRICS_FILE).read_text().count("loss") >= 3):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    os.killpg(process.pid, sig)
+    _, stderr = process.communicate(timeout=120)
+    assert "error" not in stderr.lower(), stderr
+    assert (run / "model.safetensors").exists() and (run / "checkpoints" / "last.pt").exists()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # and no worker outlives it
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    pytest.fail("a data loader worker outlived the trainer")
 
 
 def test_wallpaper_photos_are_gathered_downscaled_or_named_as_missing(tmp_path: Path) -> None:

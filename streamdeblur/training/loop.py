@@ -121,6 +121,14 @@ def _validate(model: DeepDeblur, pairs: list[tuple[np.ndarray, np.ndarray]], dev
     return {"val_psnr_input": float(np.mean(before)), "val_psnr": float(np.mean(after))}
 
 
+def _leave_stopping_to_the_trainer(worker_id: int) -> None:
+    """In a data loader worker: Ctrl-C (SIGINT to the whole process group) or a SIGTERM to it
+    must not kill the worker mid-run, or the trainer fails on the next batch instead of
+    stopping after its step with a checkpoint and the weights. The workers end with the loader."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class _StopFlag:
     """SIGINT/SIGTERM end training after the current step, with a checkpoint."""
 
@@ -205,6 +213,7 @@ def _train(
     loader = DataLoader(
         dataset, batch_size=recipe.batch_size, sampler=sampler, num_workers=recipe.workers,
         pin_memory=ctx.device.type == "cuda", persistent_workers=recipe.workers > 0,
+        worker_init_fn=_leave_stopping_to_the_trainer,
     )
     val_pairs = _val_pairs(recipe, cfg, photos) if ctx.is_main else []
 
