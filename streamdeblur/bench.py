@@ -157,13 +157,12 @@ def _alignment_seconds(cfg: DeepDeblurConfig, width: int, height: int, windows: 
     from streamdeblur.io.frame import Frame
     from streamdeblur.synthetic.blur import render_clip
 
-    span = max(cfg.offsets) - min(cfg.offsets) + 1
-    clip = [blurry for blurry, _ in render_clip(np.random.default_rng(0), width, height, span + windows, 30)]
+    clip = [blurry for blurry, _ in render_clip(np.random.default_rng(0), width, height, cfg.frames + windows, 30)]
     window = FrameWindow(cfg)
     times = []
     for index, pixels in enumerate(clip):
         started = time.perf_counter()
         ready = window.push(Frame(pixels, index, Fraction(1, 30), index))
-        if index >= span and len(ready) == 1:  # the window full: neither padded nor a cut
+        if index >= cfg.frames and len(ready) == 1:  # the window full: neither padded nor a cut
             times.append(time.perf_counter() - started)
     return float(np.median(times))
