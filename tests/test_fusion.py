@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.inference.fusion import fourier_burst_accumulation, smoothed_magnitude
+from streamdeblur.inference.fusion import _raise, fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.inference.processor import FrameProcessor
 from streamdeblur.inference.torch_backend import TorchBackend
 from streamdeblur.inference.window import WindowedProcessor, stack_window
@@ -64,6 +65,16 @@ def test_identical_frames_come_out_unchanged() -> None:
     assert int(np.abs(fused.astype(int) - frame).max()) == 0
 
 
+def test_flat_frames_come_out_unchanged() -> None:
+    """A flat frame (a camera's no-signal screen, a fade) has nothing at most frequencies in
+    any frame: those are shared equally, not divided by zero into a black frame."""
+    flat = [np.full((48, 64, 3), (128, 40, 200), np.uint8) for _ in range(5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fused = fourier_burst_accumulation(flat)
+    assert np.array_equal(fused, flat[0])
+
+
 def test_each_frequency_comes_from_the_frame_that_kept_it() -> None:
     sharp = _scene(1)
     # Streaks in four directions: each frame loses the detail across its streak, a different
@@ -91,6 +102,18 @@ def test_a_repeated_frame_counts_as_often_as_it_appears_and_weights_can_come_fro
     shifted = [np.roll(b, 3 * i, axis=1) for i, b in enumerate(blurred)]
     before = [smoothed_magnitude(b) for b in blurred]
     assert np.allclose(fourier_burst_accumulation(shifted, magnitudes=before), fourier_burst_accumulation(shifted), atol=1e-4)
+    # a spectrum already known (the restored frame's) is the one the fusion would compute
+    known = [frame_spectrum(shifted[0]), None, None]
+    assert np.array_equal(fourier_burst_accumulation(shifted, spectra=known), fourier_burst_accumulation(shifted))
+    assert np.array_equal(smoothed_magnitude(shifted[0], known[0]), smoothed_magnitude(shifted[0]))
+
+
+@pytest.mark.parametrize("power", [0, 1, 2, 5, 11, 12])
+def test_weights_raise_to_integer_powers_as_numpy_does(power: int) -> None:
+    x = np.random.default_rng(power).random((7, 9)).astype(np.float32)
+    out = np.empty_like(x)
+    _raise(x.copy(), power, out)
+    assert np.allclose(out, x**power, rtol=1e-5)
 
 
 def test_a_fused_window_started_from_single_frame_weights_is_that_network_behind_the_fusion() -> None:

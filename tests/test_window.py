@@ -121,9 +121,14 @@ def test_a_stream_finds_each_pair_s_motion_once_and_assembles_what_one_window_al
     from streamdeblur.inference import alignment
     from streamdeblur.inference.window import stack_window
 
+    from streamdeblur.inference import window as window_module
+
     runs: list[int] = []
     real = alignment._global_motion
     monkeypatch.setattr(alignment, "_global_motion", lambda *a: runs.append(1) or real(*a))
+    transforms: list[int] = []
+    real_spectrum = window_module.frame_spectrum
+    monkeypatch.setattr(window_module, "frame_spectrum", lambda f: transforms.append(1) or real_spectrum(f))
     cfg = dataclasses.replace(_cfg(5, align="global"), fuse="fba+window")
     scene = _textured(90, 150)
     clip = [np.ascontiguousarray(scene[i : i + 48, 5 * i : 5 * i + 64]) for i in range(9)]
@@ -138,8 +143,12 @@ def test_a_stream_finds_each_pair_s_motion_once_and_assembles_what_one_window_al
     assert [s.index for s in stacks] == list(range(9))
     # pairs one and two frames apart: 8 + 7, where each window on its own would run 4 (fewer where padded)
     assert len(runs) == 15
-    # what frames that left the window shared is forgotten (all of it kept: 9 + 9 + 15 entries)
+    # each frame transformed once on its own (for its magnitude and again in its own window)
+    assert len(transforms) == 9
+    # what frames that left the window shared is forgotten (all of it kept: 9 + 9 + 15 entries),
+    # and no spectrum outlives the frame's own window
     assert len(window._memo) <= 8
+    assert not [key for key in window._memo._values if key[0] == "spectrum"]
     for stack in stacks:
         alone = stack_window([clip[i] for i in window_indices(stack.index, 0, 8, cfg.offsets)], cfg)
         assert np.array_equal(stack.pixels, alone), stack.index
@@ -149,9 +158,14 @@ def test_bench_times_a_window_as_a_stream_assembles_it(monkeypatch: pytest.Monke
     from streamdeblur.bench import _alignment_seconds
     from streamdeblur.inference import alignment
 
+    from streamdeblur.inference import window as window_module
+
     runs: list[int] = []
     real = alignment._global_motion
     monkeypatch.setattr(alignment, "_global_motion", lambda *a: runs.append(1) or real(*a))
+    transforms: list[int] = []
+    real_spectrum = window_module.frame_spectrum
+    monkeypatch.setattr(window_module, "frame_spectrum", lambda f: transforms.append(1) or real_spectrum(f))
     seconds = _alignment_seconds(load_model_config("tiny-k3"), 96, 64, windows=8)
     assert 0 < seconds < 1
     assert len(runs) == 10  # 11 frames, one motion per neighbouring pair (two per window, alone)
@@ -410,7 +424,7 @@ def test_a_windowed_model_trains_from_single_frame_weights(tmp_path: Path, tiny_
     trained = load_checkpoint(tmp_path / "run" / "model.safetensors")
     assert trained.cfg.frames == 3
     neighbour_filters = trained.body_models[0].body[0].weight[:, 3:9]
-    assert float(neighbour_filters.abs().sum()) > 0  # they started at zero and learned
+    assert float(neighbour_filters.detach().abs().sum()) > 0  # they started at zero and learned
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("val_psnr" in r for r in records)
 

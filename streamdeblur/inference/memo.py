@@ -44,6 +44,11 @@ class FrameMemo:
                 raise
         return held[1].result()  # type: ignore[no-any-return]
 
+    def forget(self, what: str, frames: tuple[np.ndarray, ...]) -> None:
+        """Drop one entry that no later window needs (computed again if asked for)."""
+        with self._lock:
+            self._values.pop((what, *map(id, frames)), None)
+
     def keep_only(self, frames: Iterable[np.ndarray]) -> None:
         """Forget every entry that involves a frame not among `frames` (no window may be
         being assembled meanwhile)."""

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.inference.alignment import align_window
-from streamdeblur.inference.fusion import fourier_burst_accumulation, smoothed_magnitude
+from streamdeblur.inference.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.inference.memo import FrameMemo
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io.frame import Frame
@@ -47,9 +47,17 @@ def stack_window(frames: list[np.ndarray], cfg: DeepDeblurConfig, memo: FrameMem
     if cfg.fuse == "none":
         return _channels(aligned)
     # Weighed by the frames' magnitudes before alignment: the same up to the borders a warp
-    # brings in, and computed once per frame.
-    magnitudes = [memo.get("magnitude", (f,), lambda f=f: smoothed_magnitude(f)) for f in frames]  # type: ignore[misc]
-    fused = fourier_burst_accumulation(aligned, magnitudes=magnitudes)
+    # brings in, and computed once per frame, from the spectrum that the frame's own window
+    # fuses as well (alignment leaves the restored frame as it is).
+    def spectrum(frame: np.ndarray) -> np.ndarray:
+        return memo.get("spectrum", (frame,), lambda: frame_spectrum(frame))
+
+    magnitudes = [memo.get("magnitude", (f,), lambda f=f: smoothed_magnitude(f, spectrum(f))) for f in frames]  # type: ignore[misc]
+    known = [spectrum(frames[0]) if f is frames[0] else None for f in aligned]
+    fused = fourier_burst_accumulation(aligned, magnitudes=magnitudes, spectra=known)
+    # The frame's own window is the last to need its spectrum (its later windows warp it,
+    # and take its magnitude): dropped now, so a stream holds a spectrum for a few frames only.
+    memo.forget("spectrum", (frames[0],))
     if cfg.fuse == "fba":
         return fused
     return _channels([fused, *aligned])
