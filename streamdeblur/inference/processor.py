@@ -37,7 +37,9 @@ def stack_pixels(frames: list[Frame]) -> np.ndarray:
 def to_float(pixels: torch.Tensor, dtype: np.dtype) -> torch.Tensor:
     """N x H x W x 3 integers (any device) -> (N, 3, H, W) float32 in [0, 1] on that device."""
     values = pixels.to(torch.int32) & 0xFFFF if dtype == np.uint16 else pixels
-    return values.permute(0, 3, 1, 2).float() / MAX_VALUE[dtype]
+    # Divided in place: .float() made a fresh tensor, and one fewer of these (16 MB for a
+    # 640x360 window of 18 channels) is one fewer to allocate and fault in.
+    return values.permute(0, 3, 1, 2).float().div_(MAX_VALUE[dtype])
 
 
 def to_integers(batch: torch.Tensor, dtype: np.dtype) -> torch.Tensor:
