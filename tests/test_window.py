@@ -119,9 +119,8 @@ def test_a_stream_finds_each_pair_s_motion_once_and_assembles_what_one_window_al
     from concurrent.futures import ThreadPoolExecutor
 
     from streamdeblur.inference import alignment
-    from streamdeblur.inference.window import stack_window
-
     from streamdeblur.inference import window as window_module
+    from streamdeblur.inference.window import stack_window
 
     runs: list[int] = []
     real = alignment._global_motion
@@ -143,7 +142,7 @@ def test_a_stream_finds_each_pair_s_motion_once_and_assembles_what_one_window_al
     assert [s.index for s in stacks] == list(range(9))
     # pairs one and two frames apart: 8 + 7, where each window on its own would run 4 (fewer where padded)
     assert len(runs) == 15
-    # each frame transformed once on its own (for its magnitude and again in its own window)
+    # each frame transformed once: its magnitude and its own window share the spectrum
     assert len(transforms) == 9
     # what frames that left the window shared is forgotten (all of it kept: 9 + 9 + 15 entries),
     # and no spectrum outlives the frame's own window
@@ -158,14 +157,9 @@ def test_bench_times_a_window_as_a_stream_assembles_it(monkeypatch: pytest.Monke
     from streamdeblur.bench import _alignment_seconds
     from streamdeblur.inference import alignment
 
-    from streamdeblur.inference import window as window_module
-
     runs: list[int] = []
     real = alignment._global_motion
     monkeypatch.setattr(alignment, "_global_motion", lambda *a: runs.append(1) or real(*a))
-    transforms: list[int] = []
-    real_spectrum = window_module.frame_spectrum
-    monkeypatch.setattr(window_module, "frame_spectrum", lambda f: transforms.append(1) or real_spectrum(f))
     seconds = _alignment_seconds(load_model_config("tiny-k3"), 96, 64, windows=8)
     assert 0 < seconds < 1
     assert len(runs) == 10  # 11 frames, one motion per neighbouring pair (two per window, alone)
