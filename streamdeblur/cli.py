@@ -340,6 +340,8 @@ def synth(
     sharp: Annotated[Optional[Path], typer.Option(help="A folder of your own sharp images to blur, instead of the bundled photos.")] = None,
     frames: Annotated[int, typer.Option(min=1, help="Write clips of this many consecutive frames (synthetic video, one folder each) instead of independent pairs; --count is then the number of clips.")] = 1,
     split: Annotated[Optional[str], typer.Option(help="Split folder to write into. Default: test with --held-out, else train.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="Clips only: every clip this kind of shot (varying, uniform, still, sharp) instead of the usual mix.")] = None,
+    clean: Annotated[bool, typer.Option("--clean", help="No sensor noise, JPEG or H.264: the blur only.")] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -349,7 +351,8 @@ def synth(
         from streamdeblur.training.synth_dataset import write_synthetic_set
 
         width, height = _parse_size(size)
-        sequences = write_synthetic_set(out, count, width, height, seed, held_out, split, sharp_dir=sharp, frames=frames)
+        sequences = write_synthetic_set(out, count, width, height, seed, held_out, split, sharp_dir=sharp, frames=frames,
+                                        kind=kind, clean=clean)
         if not quiet:
             what = f"{count} clips of {frames} frames" if frames > 1 else f"{count} pairs in {len(sequences)} sequence folders"
             log.info("wrote %s under %s", what, out)

@@ -598,3 +598,30 @@ def test_every_shipped_recipe_starts_from_weights_of_its_own_network() -> None:
             started = replace(started, name=trained.name, frames=trained.frames, causal=trained.causal, align=trained.align,
                               fuse=trained.fuse)
         assert started == trained, path.stem
+
+
+def test_synth_writes_clips_of_one_kind_of_shot_clean(tmp_path: Path) -> None:
+    """`--kind still --clean`: every clip a still shot with no noise, JPEG or H.264 (crisp
+    footage, to validate on), recorded in the command that writes the set again."""
+    args = ("--count", "2", "--frames", "3", "--size", "48x40", "--kind", "still", "--clean", "-q")
+    assert run_cli("synth", str(tmp_path / "set"), *args).returncode == 0
+    record = json.loads((tmp_path / "set" / "synth.json").read_text())
+    assert {p["kind"] for p in record["pairs"].values()} == {"still"}
+    assert all(p["blur_px"] == 0 for p in record["pairs"].values())  # the camera did not move
+    assert "--kind still --clean" in record["command"]
+    # A still, clean shot of a scene whose objects stand still would be its own target; here
+    # at least the background is: most pixels of each blurry frame equal the sharp frame's.
+    for blurry, sharp in find_pairs(tmp_path / "set", "train"):
+        same = np.all(cv2.imread(str(blurry)) == cv2.imread(str(sharp)), axis=2).mean()
+        assert same > 0.5, (blurry, same)
+    # Without --clean the same clips carry a camera's noise: far fewer pixels left as they were.
+    assert run_cli("synth", str(tmp_path / "noisy"), *args[:8], "-q").returncode == 0
+    noisy = [np.all(cv2.imread(str(b)) == cv2.imread(str(s)), axis=2).mean() for b, s in find_pairs(tmp_path / "noisy", "train")]
+    assert max(noisy) < 0.5, noisy
+
+
+def test_synth_kind_is_a_one_line_error_where_it_cannot_apply(tmp_path: Path) -> None:
+    for args in (("--kind", "shaky", "--frames", "3"), ("--kind", "still")):
+        result = run_cli("synth", str(tmp_path / "set"), "--count", "1", "--size", "48x40", *args)
+        assert result.returncode != 0 and "--kind" in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

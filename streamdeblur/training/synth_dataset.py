@@ -11,6 +11,7 @@ never uses, which is how the shipped model's quality figures are measured.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,7 @@ import numpy as np
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.synthetic.blur import BlurRecipe, render_pair
-from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
+from streamdeblur.synthetic.sequences import KINDS, SequenceRecipe, render_sequence
 from streamdeblur.synthetic.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, sharp_images
 
 # Training samples draw seeds from SeedSequence([recipe seed, sample number]); held-out
@@ -42,14 +43,24 @@ def write_synthetic_set(
     out: Path, count: int, width: int = 256, height: int = 256, seed: int = 0,
     held_out: bool = False, split: str | None = None, per_sequence: int = 50,
     recipe: BlurRecipe = BlurRecipe(), sharp_dir: Path | None = None, frames: int = 1,
+    kind: str | None = None, clean: bool = False,
 ) -> list[Path]:
     """Render `count` pairs, or with `frames` > 1 `count` clips of that many frames; returns
     the sequence folders written.
 
     `sharp_dir`: a folder of one's own sharp images, used instead of the bundled photos.
+    `kind`: every clip of this kind of shot (sequences.KINDS) rather than the usual mix, e.g.
+    `still` with `clean` for footage that was crisp to begin with. `clean`: no sensor noise,
+    JPEG or H.264 (the blur only).
     """
     if count < 1 or width < 8 or height < 8 or frames < 1:
         raise BadUsage("synth: --count and --frames must be positive and the size at least 8x8")
+    if kind is not None and kind not in KINDS:
+        raise BadUsage(f"synth: --kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind is not None and frames == 1:
+        raise BadUsage("synth: --kind is a kind of shot, so it needs clips (--frames 2 or more)")
+    if clean:
+        recipe = replace(recipe, clean_probability=1.0)
     split = split or ("test" if held_out else "train")
     if sharp_dir is not None:
         photos = sharp_images(sharp_dir)
@@ -59,12 +70,14 @@ def write_synthetic_set(
     flags = (" --held-out" if held_out else "") + (f" --sharp {sharp_dir}" if sharp_dir is not None else "")
     flags += f" --frames {frames}" if frames > 1 else ""
     flags += f" --split {split}" if split != ("test" if held_out else "train") else ""
+    flags += (f" --kind {kind}" if kind else "") + (" --clean" if clean else "")
     recipe_note = {
         "count": count, "size": f"{width}x{height}", "seed": seed, "held_out": held_out, "split": split,
         "photos": list(photos), "command": f"streamdeblur synth {out} --count {count} --size {width}x{height} --seed {seed}{flags}",
     }
     if frames > 1:
-        clips = _write_clips(out, split, count, frames, width, height, seed, held_out, SequenceRecipe(degrade=recipe), photos)
+        sequence_recipe = SequenceRecipe(degrade=recipe, h264_probability=0.0 if clean else SequenceRecipe.h264_probability)
+        clips = _write_clips(out, split, count, frames, width, height, seed, held_out, sequence_recipe, photos, shot_kind=kind)
         (out / SYNTH_RECORD).write_text(json.dumps({**recipe_note, "frames": frames, "pairs": clips[1]}, indent=2) + "\n")
         return clips[0]
     sequences: list[Path] = []
@@ -72,8 +85,8 @@ def write_synthetic_set(
     for index in range(count):
         seq = out / split / f"{'heldout' if held_out else 'synthetic'}_{seed:04d}_{index // per_sequence:03d}"
         if index % per_sequence == 0:
-            for kind in ("blur", "sharp"):
-                (seq / kind).mkdir(parents=True, exist_ok=True)
+            for half in ("blur", "sharp"):
+                (seq / half).mkdir(parents=True, exist_ok=True)
             sequences.append(seq)
         rng = np.random.default_rng(pair_seed(seed, index, held_out))
         pair = render_pair(rng, height, width, recipe, photos)
@@ -90,18 +103,18 @@ def write_synthetic_set(
 
 def _write_clips(
     out: Path, split: str, count: int, frames: int, width: int, height: int, seed: int, held_out: bool,
-    recipe: SequenceRecipe, photos: tuple[str, ...],
+    recipe: SequenceRecipe, photos: tuple[str, ...], shot_kind: str | None = None,
 ) -> tuple[list[Path], dict[str, dict[str, str | float | None]]]:
     """`count` clips of `frames` consecutive frames, one folder each; and what each frame shows."""
     folders: list[Path] = []
     described: dict[str, dict[str, str | float | None]] = {}
     for index in range(count):
         seq = out / split / f"{'heldout' if held_out else 'synthetic'}_video_{seed:04d}_{index:03d}"
-        for kind in ("blur", "sharp"):
-            (seq / kind).mkdir(parents=True, exist_ok=True)
+        for half in ("blur", "sharp"):
+            (seq / half).mkdir(parents=True, exist_ok=True)
         folders.append(seq)
         rng = np.random.default_rng(pair_seed(seed, index, held_out))
-        clip = render_sequence(rng, height, width, frames, recipe, photos)
+        clip = render_sequence(rng, height, width, frames, recipe, photos, kind=shot_kind)
         for k in range(frames):
             name = f"{k:06d}.png"
             _write_png(seq / "blur" / name, clip.blurry[k])
