@@ -73,6 +73,36 @@ def test_windowed_weights_round_trip_with_their_window(tmp_path: Path) -> None:
     assert (loaded.cfg.frames, loaded.cfg.causal, loaded.cfg.align) == (3, True, "global")
 
 
+def test_a_gate_added_to_trained_weights_starts_where_they_stand_and_opens_onto_the_frame(tmp_path: Path) -> None:
+    from streamdeblur.training.loop import GATE_LR_FACTOR, _parameter_groups
+
+    torch.manual_seed(0)
+    trained = DeepDeblur(_cfg(3)).eval()
+    gated = DeepDeblur(dataclasses.replace(_cfg(3), gate=True)).eval()
+    transplant(gated, trained)
+    x = torch.rand(2, 9, 36, 52)
+    with torch.no_grad():
+        assert float((gated(x) - trained(x)).abs().max() * 255) < 0.7  # all but shut
+        assert gated.gate is not None
+        gated.gate.body[-1].bias.fill_(30.0)  # wide open: the frame being restored passes through
+        assert torch.allclose(gated(x), x[:, :3], atol=1e-5)
+        loaded = load_checkpoint(save_weights(gated, tmp_path / "g.safetensors", {}))
+        assert loaded.cfg.gate and torch.equal(loaded.eval()(x), gated(x))
+        # and a network without one takes the rest back unchanged
+        ungated = DeepDeblur(_cfg(3)).eval()
+        transplant(ungated, gated)
+        assert torch.equal(ungated(x), trained(x))
+    # The gate is small and new: it costs little, reaches a little further, and learns faster.
+    shipped = load_model_config("deepdeblur-4scale-k5-fba-window")
+    assert 1 < dataclasses.replace(shipped, gate=True).macs_per_pixel() / shipped.macs_per_pixel() < 1.03
+    assert gated.cfg.receptive_radius() > trained.cfg.receptive_radius()
+    assert "gate" not in trained.cfg.to_dict() and gated.cfg.to_dict()["gate"] is True
+    network, gate = _parameter_groups(gated, 1e-4)
+    assert gate["lr"] == 1e-4 * GATE_LR_FACTOR and network["lr"] == 1e-4
+    assert {id(p) for p in gate["params"]} == {id(p) for p in gated.gate.parameters()}
+    assert len(network["params"]) + len(gate["params"]) == len(list(gated.parameters()))
+
+
 def _textured(height: int, width: int, seed: int = 0) -> np.ndarray:
     scene = procedural_scene(np.random.default_rng(seed), height, width)
     return np.round(scene * 255).astype(np.uint8)
@@ -293,12 +323,13 @@ def test_tiles_of_a_window_match_the_whole_frame() -> None:
 
 
 @pytest.mark.slow
-def test_a_windowed_model_exports_as_one_input_of_3k_channels(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gate", [False, True])
+def test_a_windowed_model_exports_as_one_input_of_3k_channels(tmp_path: Path, gate: bool) -> None:
     from streamdeblur.engines.onnx_export import PARITY_TOLERANCE, export_onnx, onnx_input_channels
     from streamdeblur.engines.shapes import parse_shapes
 
     torch.manual_seed(0)
-    check = export_onnx(DeepDeblur(_cfg(5)).eval(), tmp_path / "k5.onnx")
+    check = export_onnx(DeepDeblur(dataclasses.replace(_cfg(5), gate=gate)).eval(), tmp_path / "k5.onnx")
     assert check.max_abs_diff < PARITY_TOLERANCE
     assert onnx_input_channels(tmp_path / "k5.onnx") == 15
     assert parse_shapes("720p", channels=15).opt == (1, 15, 720, 1280)

@@ -21,6 +21,11 @@ ALIGNMENTS = ("none", "global", "flow")
 FUSIONS = ("none", "fba", "fba+window")
 # The input slot that holds the fused frame (DeepDeblurConfig.input_slots).
 FUSED = "fused"
+# The pass-through gate's shape (models.deepdeblur.PassThroughGate): three small convs whose
+# dilations widen its view to 15x15 pixels for 2 % of the 4-scale network's cost.
+GATE_FEATS = 8
+GATE_KERNEL = 3
+GATE_DILATIONS = (1, 2, 4)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,11 @@ class DeepDeblurConfig:
     causal: bool = False
     align: str = "none"
     fuse: str = "none"
+    # A learned per-pixel gate after the finest scale (models.deepdeblur.PassThroughGate) that
+    # hands the frame it restores (the fused one, with fusion) through where the network would
+    # only spoil it: a sharp, still frame is hard for a network without a global skip to
+    # reproduce exactly, and easy to recognise.
+    gate: bool = False
 
     def __post_init__(self) -> None:
         for key in ("n_feats", "n_resblocks"):
@@ -112,6 +122,8 @@ class DeepDeblurConfig:
             in_channels = self.in_channels + (0 if s == self.n_scales - 1 else 3)
             scale = in_channels * feats + 2 * blocks * feats * feats + feats * 3 + (3 * 12 if s > 0 else 0)
             total += scale * k2 / 4**s
+        if self.gate:
+            total += GATE_KERNEL**2 * ((self.in_channels + 3) * GATE_FEATS + GATE_FEATS**2 + GATE_FEATS)
         return total
 
     def receptive_radius(self) -> int:
@@ -122,12 +134,16 @@ class DeepDeblurConfig:
         pooling adds 2**s - 1). Tiles overlapping by less see less context than the frame.
         """
         half = self.kernel_size // 2
-        return sum(
+        network = sum(
             (2 * blocks + 2 + (1 if s > 0 else 0)) * half * 2**s + 2**s - 1 for s, blocks in enumerate(self.resblocks)
         )
+        # The gate reads the finest output and the input around each pixel: its reach adds.
+        return network + (sum(GATE_DILATIONS) * (GATE_KERNEL // 2) if self.gate else 0)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        if not self.gate:  # records of networks without a gate stay as they were before it
+            data.pop("gate")
         if self.frames == 1:  # a single-frame network's record stays as it was before windows
             for key in ("frames", "causal", "align", "fuse"):
                 data.pop(key)

@@ -12,10 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamdeblur.models.config import FUSED, DeepDeblurConfig
+from streamdeblur.models.config import FUSED, GATE_DILATIONS, GATE_FEATS, GATE_KERNEL, DeepDeblurConfig
 
 # The official code shifts inputs by half the RGB range before each scale and back after.
 MEAN_SHIFT = 0.5
+# A new gate's logit bias: sigmoid(-6) = 0.0025, so it starts all but shut (it moves the
+# output 0.25 % of the way to the input: a network given one computes what it started from
+# to a fraction of an 8-bit level) yet its logits still have a gradient to learn from.
+GATE_CLOSED_LOGIT = -6.0
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
@@ -63,6 +67,43 @@ class UpConv(nn.Module):
         return self.uppath(x)
 
 
+class PassThroughGate(nn.Module):
+    """Blends the finest output back towards the frame being restored, pixel by pixel.
+
+    It sees the network's input (the window) and its output, and returns
+    output + g * (frame - output) with g in (0, 1): where the input was sharp already (a
+    still camera, a steady moment), passing it through beats any re-rendering, and where it
+    was blurred the gate learns to stay shut.
+    """
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels + 3
+        for i, dilation in enumerate(GATE_DILATIONS):
+            out = 1 if i == len(GATE_DILATIONS) - 1 else GATE_FEATS
+            pad = dilation * (GATE_KERNEL // 2)
+            layers.append(nn.Conv2d(channels, out, GATE_KERNEL, padding=pad, dilation=dilation))
+            if out > 1:
+                layers.append(nn.ReLU(inplace=True))
+            channels = out
+        self.body = nn.Sequential(*layers)
+        self.reset()
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """All but shut: the output is the network's until training opens it."""
+        last = self.body[-1]
+        assert isinstance(last, nn.Conv2d)
+        last.weight.zero_()
+        last.bias.fill_(GATE_CLOSED_LOGIT)
+
+    def forward(self, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        frame = x[:, :3]  # the input's first slot: the frame restored, or the window fused
+        g = torch.sigmoid(self.body(torch.cat((x, output), dim=1)))
+        return output + g * (frame - output)
+
+
 class DeepDeblur(nn.Module):
     """Coarse-to-fine deblurring network taking (N, 3 * frames, H, W) RGB in [0, 1], any H and
     W, and returning the restored frame, (N, 3, H, W).
@@ -85,6 +126,7 @@ class DeepDeblur(nn.Module):
         self.conv_end_models = nn.ModuleList(
             [nn.Identity()] + [UpConv(cfg.kernel_size) for _ in range(1, cfg.n_scales)]
         )
+        self.gate = PassThroughGate(cfg.in_channels) if cfg.gate else None
 
     @property
     def size_multiple(self) -> int:
@@ -103,7 +145,10 @@ class DeepDeblur(nn.Module):
             if s > 0:
                 upsampled = self.conv_end_models[s](outputs[s])
                 scale_input = torch.cat((pyramid[s - 1], upsampled), dim=1)
-        return [out + MEAN_SHIFT for out in outputs]
+        restored = [out + MEAN_SHIFT for out in outputs]
+        if self.gate is not None:
+            restored[0] = self.gate(x, restored[0])
+        return restored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2], x.shape[-1]
@@ -150,7 +195,8 @@ def transplant(model: DeepDeblur, source: DeepDeblur) -> None:
     plus those of the upsampled coarser result. Single-frame filters go to the fused frame
     where the window has one, else to the restored frame. A window started from single-frame
     weights therefore computes exactly what they compute on that frame, and training can
-    only learn up from there.
+    only learn up from there. A pass-through gate only one of them has is left new (all but
+    shut) or dropped.
     """
     if _architecture(model.cfg) != _architecture(source.cfg):
         raise ValueError(f"{source.cfg.name} and {model.cfg.name} differ in more than their window")
@@ -167,6 +213,10 @@ def transplant(model: DeepDeblur, source: DeepDeblur) -> None:
         if s < model.cfg.n_scales - 1:  # the upsampled coarser result: the last 3 channels
             new[:, -3:] = old[:, -3:]
         state[f"body_models.{s}.body.0.weight"] = new
+    if source.gate is None or model.gate is None:
+        state = {k: v for k, v in state.items() if not k.startswith("gate.")}
+    if model.gate is not None and source.gate is None:
+        state.update({f"gate.{k}": v for k, v in model.gate.state_dict().items()})
     model.load_state_dict(state)
 
 

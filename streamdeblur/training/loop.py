@@ -173,7 +173,7 @@ def _train(
     timed = not ctx.enabled and patch is not None
     amp_dtype = mixed_precision_dtype(recipe.amp, ctx.device, model if timed else None, (recipe.batch_size, patch, patch) if timed else None)
     use_amp = amp_dtype is not None
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8)
+    optimizer = torch.optim.Adam(_parameter_groups(model, recipe.lr), betas=(0.9, 0.999), eps=1e-8)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, recipe.milestone_steps(), recipe.gamma)
     # bf16 keeps fp32's exponent range, so only fp16 needs loss scaling.
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -347,13 +347,27 @@ def _log_images(tb: Any, model: DeepDeblur, pairs: list[tuple[np.ndarray, np.nda
     model.train()
 
 
+# The pass-through gate is new and small where the network it guards is trained: at the
+# network's fine-tuning rate its logits would need tens of thousands of steps to move.
+GATE_LR_FACTOR = 20.0
+
+
+def _parameter_groups(model: DeepDeblur, lr: float) -> list[dict[str, Any]]:
+    gate = list(model.gate.parameters()) if model.gate is not None else []
+    network = [p for name, p in model.named_parameters() if not name.startswith("gate.")]
+    groups: list[dict[str, Any]] = [{"params": network, "lr": lr}]
+    if gate:
+        groups.append({"params": gate, "lr": lr * GATE_LR_FACTOR})
+    return groups
+
+
 def _start_from(model: DeepDeblur, weights: Path) -> None:
     """Fine-tuning: the recipe's network takes the weights of one of the same architecture,
-    or of the same one with another window (a windowed model from single-frame weights:
-    models.deepdeblur.transplant)."""
+    or of the same one with another window or gate (a windowed model from single-frame
+    weights, a gate added to trained weights: models.deepdeblur.transplant)."""
     start = load_checkpoint(weights)  # a missing or unreadable file is a one-line error
     try:
-        if start.cfg.input_slots != model.cfg.input_slots:
+        if start.cfg.input_slots != model.cfg.input_slots or start.cfg.gate != model.cfg.gate:
             transplant(model, start)
         else:
             model.load_state_dict(start.state_dict())
