@@ -583,7 +583,7 @@ def test_quiet_training_makes_no_progress_bar(tmp_path: Path, monkeypatch: pytes
 def test_every_shipped_recipe_starts_from_weights_of_its_own_network() -> None:
     """`init: shipped` is the default network, other shipped weights go by name: a recipe whose
     init does not fit its model would fail only when a user runs it. A windowed model may
-    start from weights of the same network with another window."""
+    start from weights of the same network with another window or gate."""
     from streamdeblur.models import load_checkpoint, load_model_config
     from streamdeblur.models.config import config_dir
 
@@ -594,9 +594,9 @@ def test_every_shipped_recipe_starts_from_weights_of_its_own_network() -> None:
             continue
         assert start.is_file(), (path.stem, recipe.init)
         started, trained = load_checkpoint(start).cfg, load_model_config(recipe.model)
-        if started.input_slots != trained.input_slots:  # a window started from another window (transplant)
+        if started.input_slots != trained.input_slots or started.gate != trained.gate:  # transplant
             started = replace(started, name=trained.name, frames=trained.frames, causal=trained.causal, align=trained.align,
-                              fuse=trained.fuse)
+                              fuse=trained.fuse, gate=trained.gate)
         assert started == trained, path.stem
 
 

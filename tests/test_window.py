@@ -82,7 +82,8 @@ def test_a_gate_added_to_trained_weights_starts_where_they_stand_and_opens_onto_
     transplant(gated, trained)
     x = torch.rand(2, 9, 36, 52)
     with torch.no_grad():
-        assert float((gated(x) - trained(x)).abs().max() * 255) < 0.7  # all but shut
+        # all but shut: the output moves under 2 % of the way to the frame being restored
+        assert ((gated(x) - trained(x)).abs() <= 0.02 * (x[:, :3] - trained(x)).abs() + 1e-6).all()
         assert gated.gate is not None
         gated.gate.body[-1].bias.fill_(30.0)  # wide open: the frame being restored passes through
         assert torch.allclose(gated(x), x[:, :3], atol=1e-5)

@@ -123,7 +123,8 @@ class DeepDeblurConfig:
             scale = in_channels * feats + 2 * blocks * feats * feats + feats * 3 + (3 * 12 if s > 0 else 0)
             total += scale * k2 / 4**s
         if self.gate:
-            total += GATE_KERNEL**2 * ((self.in_channels + 3) * GATE_FEATS + GATE_FEATS**2 + GATE_FEATS)
+            cues = self.in_channels + 3 + (1 if self.frames > 1 and self.fuse != "fba" else 0)  # input, output, stillness
+            total += GATE_KERNEL**2 * (cues * GATE_FEATS + GATE_FEATS**2 + GATE_FEATS)
         return total
 
     def receptive_radius(self) -> int:

@@ -16,10 +16,13 @@ from streamdeblur.models.config import FUSED, GATE_DILATIONS, GATE_FEATS, GATE_K
 
 # The official code shifts inputs by half the RGB range before each scale and back after.
 MEAN_SHIFT = 0.5
-# A new gate's logit bias: sigmoid(-6) = 0.0025, so it starts all but shut (it moves the
-# output 0.25 % of the way to the input: a network given one computes what it started from
-# to a fraction of an 8-bit level) yet its logits still have a gradient to learn from.
-GATE_CLOSED_LOGIT = -6.0
+# A new gate's logit bias: sigmoid(-4) = 0.018, so it starts all but shut (it moves the
+# output 1.8 % of the way to the input) yet far enough from saturation to learn: at -6 it
+# barely moved in 1200 steps (BENCHMARKS.md, "A pass-through gate").
+GATE_CLOSED_LOGIT = -4.0
+# The neighbours' mean difference from the frame, in 8-bit levels, at which the gate's
+# stillness cue falls to 1/e: sensor noise of a level or two reads as nearly still.
+STILLNESS_LEVELS = 2.0
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
@@ -70,16 +73,20 @@ class UpConv(nn.Module):
 class PassThroughGate(nn.Module):
     """Blends the finest output back towards the frame being restored, pixel by pixel.
 
-    It sees the network's input (the window) and its output, and returns
-    output + g * (frame - output) with g in (0, 1): where the input was sharp already (a
-    still camera, a steady moment), passing it through beats any re-rendering, and where it
-    was blurred the gate learns to stay shut.
+    It sees the network's input (the window), its output and how still the window is there,
+    and returns output + g * (frame - output) with g in (0, 1): where the input was sharp
+    already (a still camera, a steady moment), passing it through beats any re-rendering,
+    and where it was blurred the gate learns to stay shut.
     """
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, cfg: DeepDeblurConfig) -> None:
         super().__init__()
+        slots = cfg.input_slots
+        # Channel offsets of the restored frame and of its aligned neighbours, where the input has them.
+        self.restored = 3 * slots.index(0) if 0 in slots else None
+        self.neighbours = [3 * i for i, slot in enumerate(slots) if isinstance(slot, int) and slot != 0]
         layers: list[nn.Module] = []
-        channels = in_channels + 3
+        channels = cfg.in_channels + 3 + (1 if self.neighbours else 0)
         for i, dilation in enumerate(GATE_DILATIONS):
             out = 1 if i == len(GATE_DILATIONS) - 1 else GATE_FEATS
             pad = dilation * (GATE_KERNEL // 2)
@@ -98,9 +105,19 @@ class PassThroughGate(nn.Module):
         last.weight.zero_()
         last.bias.fill_(GATE_CLOSED_LOGIT)
 
+    def stillness(self, x: torch.Tensor) -> torch.Tensor:
+        """1 where the aligned neighbours equal the frame, falling to 0 as they differ by more
+        than sensor noise does: a cue the gate would learn slowly from the frames themselves,
+        since still, clean footage is a small share of what it trains on."""
+        assert self.restored is not None
+        frame = x[:, self.restored : self.restored + 3]
+        spread = sum((x[:, n : n + 3] - frame).abs() for n in self.neighbours) / len(self.neighbours)
+        return torch.exp(-spread.mean(dim=1, keepdim=True) * (255 / STILLNESS_LEVELS))
+
     def forward(self, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         frame = x[:, :3]  # the input's first slot: the frame restored, or the window fused
-        g = torch.sigmoid(self.body(torch.cat((x, output), dim=1)))
+        cues = [x, output, self.stillness(x)] if self.neighbours else [x, output]
+        g = torch.sigmoid(self.body(torch.cat(cues, dim=1)))
         return output + g * (frame - output)
 
 
@@ -126,7 +143,7 @@ class DeepDeblur(nn.Module):
         self.conv_end_models = nn.ModuleList(
             [nn.Identity()] + [UpConv(cfg.kernel_size) for _ in range(1, cfg.n_scales)]
         )
-        self.gate = PassThroughGate(cfg.in_channels) if cfg.gate else None
+        self.gate = PassThroughGate(cfg) if cfg.gate else None
 
     @property
     def size_multiple(self) -> int:

@@ -349,7 +349,7 @@ def _log_images(tb: Any, model: DeepDeblur, pairs: list[tuple[np.ndarray, np.nda
 
 # The pass-through gate is new and small where the network it guards is trained: at the
 # network's fine-tuning rate its logits would need tens of thousands of steps to move.
-GATE_LR_FACTOR = 20.0
+GATE_LR_FACTOR = 50.0
 
 
 def _parameter_groups(model: DeepDeblur, lr: float) -> list[dict[str, Any]]:
