@@ -89,6 +89,10 @@ def test_a_gate_added_to_trained_weights_starts_where_they_stand_and_opens_onto_
         assert torch.allclose(gated(x), x[:, :3], atol=1e-5)
         loaded = load_checkpoint(save_weights(gated, tmp_path / "g.safetensors", {}))
         assert loaded.cfg.gate and torch.equal(loaded.eval()(x), gated(x))
+        # The stillness cue: 1 where the neighbours equal the frame, near 0 where they differ.
+        still = torch.cat([x[:, :3]] * 3, dim=1)
+        assert torch.equal(gated.gate.stillness(still), torch.ones(2, 1, 36, 52))
+        assert float(gated.gate.stillness(x).mean()) < 0.01
         # and a network without one takes the rest back unchanged
         ungated = DeepDeblur(_cfg(3)).eval()
         transplant(ungated, gated)

@@ -22,10 +22,12 @@ FUSIONS = ("none", "fba", "fba+window")
 # The input slot that holds the fused frame (DeepDeblurConfig.input_slots).
 FUSED = "fused"
 # The pass-through gate's shape (models.deepdeblur.PassThroughGate): three small convs whose
-# dilations widen its view to 15x15 pixels for 2 % of the 4-scale network's cost.
+# dilations widen its view to 15x15 pixels of a 4x smaller copy (60x60 of the frame).
 GATE_FEATS = 8
 GATE_KERNEL = 3
 GATE_DILATIONS = (1, 2, 4)
+# The gate works on a copy this many times smaller than the frame (where the pyramid allows).
+GATE_SHRINK = 4
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class DeepDeblurConfig:
             total += scale * k2 / 4**s
         if self.gate:
             cues = self.in_channels + 3 + (1 if self.frames > 1 and self.fuse != "fba" else 0)  # input, output, stillness
-            total += GATE_KERNEL**2 * (cues * GATE_FEATS + GATE_FEATS**2 + GATE_FEATS)
+            total += GATE_KERNEL**2 * (cues * GATE_FEATS + GATE_FEATS**2 + GATE_FEATS) / gate_shrink(self) ** 2
         return total
 
     def receptive_radius(self) -> int:
@@ -138,8 +140,10 @@ class DeepDeblurConfig:
         network = sum(
             (2 * blocks + 2 + (1 if s > 0 else 0)) * half * 2**s + 2**s - 1 for s, blocks in enumerate(self.resblocks)
         )
-        # The gate reads the finest output and the input around each pixel: its reach adds.
-        return network + (sum(GATE_DILATIONS) * (GATE_KERNEL // 2) if self.gate else 0)
+        # The gate reads the finest output and the input around each pixel on its smaller copy
+        # (pooling and the bilinear way back add a cell each side): its reach adds.
+        shrink = gate_shrink(self)
+        return network + ((sum(GATE_DILATIONS) * (GATE_KERNEL // 2) + 2) * shrink if self.gate else 0)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -159,6 +163,12 @@ class DeepDeblurConfig:
         if unknown:
             raise BadUsage(f"unknown model config keys: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+def gate_shrink(cfg: DeepDeblurConfig) -> int:
+    """How many times smaller the gate's copy is: GATE_SHRINK, or less where the pyramid's
+    padding multiple (2 ** (n_scales - 1)) would not divide by it."""
+    return min(GATE_SHRINK, 2 ** (cfg.n_scales - 1))
 
 
 def _per_scale(value: int | tuple[int, ...], n_scales: int) -> tuple[int, ...]:

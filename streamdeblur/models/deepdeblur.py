@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamdeblur.models.config import FUSED, GATE_DILATIONS, GATE_FEATS, GATE_KERNEL, DeepDeblurConfig
+from streamdeblur.models.config import FUSED, GATE_DILATIONS, GATE_FEATS, GATE_KERNEL, DeepDeblurConfig, gate_shrink
 
 # The official code shifts inputs by half the RGB range before each scale and back after.
 MEAN_SHIFT = 0.5
@@ -20,9 +20,10 @@ MEAN_SHIFT = 0.5
 # output 1.8 % of the way to the input) yet far enough from saturation to learn: at -6 it
 # barely moved in 1200 steps (BENCHMARKS.md, "A pass-through gate").
 GATE_CLOSED_LOGIT = -4.0
-# The neighbours' mean difference from the frame, in 8-bit levels, at which the gate's
-# stillness cue falls to 1/e: sensor noise of a level or two reads as nearly still.
-STILLNESS_LEVELS = 2.0
+# The neighbours' mean difference from the frame, in 8-bit levels on the gate's smaller copy
+# (where averaging has already quartered sensor noise), at which its stillness cue falls to
+# 1/e: identical frames read 1, noisy still ones 0.3 or less.
+STILLNESS_LEVELS = 0.5
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
@@ -73,15 +74,18 @@ class UpConv(nn.Module):
 class PassThroughGate(nn.Module):
     """Blends the finest output back towards the frame being restored, pixel by pixel.
 
-    It sees the network's input (the window), its output and how still the window is there,
-    and returns output + g * (frame - output) with g in (0, 1): where the input was sharp
-    already (a still camera, a steady moment), passing it through beats any re-rendering,
-    and where it was blurred the gate learns to stay shut.
+    It sees the network's input (the window), its output and how still the window is, on a
+    copy `gate_shrink` times smaller (whether a region was sharp and still is a property of
+    the region, and at full size these thin convolutions cost as much as half the network),
+    and returns output + g * (frame - output) with g in (0, 1), g brought back to full size:
+    where the input was sharp already (a still camera, a steady moment), passing it through
+    beats any re-rendering, and where it was blurred the gate learns to stay shut.
     """
 
     def __init__(self, cfg: DeepDeblurConfig) -> None:
         super().__init__()
         slots = cfg.input_slots
+        self.shrink = gate_shrink(cfg)
         # Channel offsets of the restored frame and of its aligned neighbours, where the input has them.
         self.restored = 3 * slots.index(0) if 0 in slots else None
         self.neighbours = [3 * i for i, slot in enumerate(slots) if isinstance(slot, int) and slot != 0]
@@ -106,18 +110,22 @@ class PassThroughGate(nn.Module):
         last.bias.fill_(GATE_CLOSED_LOGIT)
 
     def stillness(self, x: torch.Tensor) -> torch.Tensor:
-        """1 where the aligned neighbours equal the frame, falling to 0 as they differ by more
-        than sensor noise does: a cue the gate would learn slowly from the frames themselves,
-        since still, clean footage is a small share of what it trains on."""
+        """1 where the aligned neighbours equal the frame, falling towards 0 as they differ: a
+        cue the gate would learn slowly from the frames themselves, since still, clean footage
+        is a small share of what it trains on."""
         assert self.restored is not None
         frame = x[:, self.restored : self.restored + 3]
         spread = sum((x[:, n : n + 3] - frame).abs() for n in self.neighbours) / len(self.neighbours)
         return torch.exp(-spread.mean(dim=1, keepdim=True) * (255 / STILLNESS_LEVELS))
 
     def forward(self, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        frame = x[:, :3]  # the input's first slot: the frame restored, or the window fused
-        cues = [x, output, self.stillness(x)] if self.neighbours else [x, output]
+        """x and output at full size, both multiples of the shrink (forward_pyramid's input is)."""
+        small_x, small_out = F.avg_pool2d(x, self.shrink), F.avg_pool2d(output, self.shrink)
+        cues = [small_x, small_out, self.stillness(small_x)] if self.neighbours else [small_x, small_out]
         g = torch.sigmoid(self.body(torch.cat(cues, dim=1)))
+        if self.shrink > 1:
+            g = F.interpolate(g, size=output.shape[-2:], mode="bilinear", align_corners=False)
+        frame = x[:, :3]  # the input's first slot: the frame restored, or the window fused
         return output + g * (frame - output)
 
 
