@@ -105,7 +105,7 @@ class PassThroughGate(nn.Module):
     def reset(self) -> None:
         """All but shut: the output is the network's until training opens it."""
         last = self.body[-1]
-        assert isinstance(last, nn.Conv2d)
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
         last.weight.zero_()
         last.bias.fill_(GATE_CLOSED_LOGIT)
 
@@ -115,8 +115,8 @@ class PassThroughGate(nn.Module):
         is a small share of what it trains on."""
         assert self.restored is not None
         frame = x[:, self.restored : self.restored + 3]
-        spread = sum((x[:, n : n + 3] - frame).abs() for n in self.neighbours) / len(self.neighbours)
-        return torch.exp(-spread.mean(dim=1, keepdim=True) * (255 / STILLNESS_LEVELS))
+        spread = torch.stack([(x[:, n : n + 3] - frame).abs() for n in self.neighbours]).mean(dim=(0, 2))
+        return torch.exp(-spread.unsqueeze(1) * (255 / STILLNESS_LEVELS))
 
     def forward(self, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         """x and output at full size, both multiples of the shrink (forward_pyramid's input is)."""
