@@ -55,10 +55,10 @@ class DeepDeblurConfig:
     causal: bool = False
     align: str = "none"
     fuse: str = "none"
-    # A learned per-pixel gate after the finest scale (models.deepdeblur.PassThroughGate) that
-    # hands the frame it restores (the fused one, with fusion) through where the network would
-    # only spoil it: a sharp, still frame is hard for a network without a global skip to
-    # reproduce exactly, and easy to recognise.
+    # A learned gate after the finest scale (models.deepdeblur.PassThroughGate) that hands the
+    # frame being restored (the fused one, with fusion) through where the network would only
+    # spoil it: a sharp, still frame is hard for a network without a global skip to reproduce
+    # exactly, and easy to recognise.
     gate: bool = False
 
     def __post_init__(self) -> None:

@@ -72,7 +72,7 @@ class UpConv(nn.Module):
 
 
 class PassThroughGate(nn.Module):
-    """Blends the finest output back towards the frame being restored, pixel by pixel.
+    """Blends the finest output back towards the frame being restored, region by region.
 
     It sees the network's input (the window), its output and how still the window is, on a
     copy `gate_shrink` times smaller (whether a region was sharp and still is a property of
