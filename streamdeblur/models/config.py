@@ -108,6 +108,16 @@ class DeepDeblurConfig:
         return 3 * len(self.input_slots)
 
     @property
+    def neighbour_slots(self) -> tuple[int, ...]:
+        """Input slots holding the restored frame's aligned neighbours (none for one frame or fba alone)."""
+        return tuple(slot for slot in self.input_slots if isinstance(slot, int) and slot != 0)
+
+    @property
+    def gate_in_channels(self) -> int:
+        """What the pass-through gate sees: the input, the output and, with neighbours, stillness."""
+        return self.in_channels + 3 + (1 if self.neighbour_slots else 0)
+
+    @property
     def feats(self) -> tuple[int, ...]:
         """Features of each scale, finest first."""
         return _per_scale(self.n_feats, self.n_scales)
@@ -125,8 +135,7 @@ class DeepDeblurConfig:
             scale = in_channels * feats + 2 * blocks * feats * feats + feats * 3 + (3 * 12 if s > 0 else 0)
             total += scale * k2 / 4**s
         if self.gate:
-            cues = self.in_channels + 3 + (1 if self.frames > 1 and self.fuse != "fba" else 0)  # input, output, stillness
-            total += GATE_KERNEL**2 * (cues * GATE_FEATS + GATE_FEATS**2 + GATE_FEATS) / gate_shrink(self) ** 2
+            total += GATE_KERNEL**2 * (self.gate_in_channels * GATE_FEATS + GATE_FEATS**2 + GATE_FEATS) / gate_shrink(self) ** 2
         return total
 
     def receptive_radius(self) -> int:

@@ -88,9 +88,9 @@ class PassThroughGate(nn.Module):
         self.shrink = gate_shrink(cfg)
         # Channel offsets of the restored frame and of its aligned neighbours, where the input has them.
         self.restored = 3 * slots.index(0) if 0 in slots else None
-        self.neighbours = [3 * i for i, slot in enumerate(slots) if isinstance(slot, int) and slot != 0]
+        self.neighbours = [3 * slots.index(slot) for slot in cfg.neighbour_slots]
         layers: list[nn.Module] = []
-        channels = cfg.in_channels + 3 + (1 if self.neighbours else 0)
+        channels = cfg.gate_in_channels
         for i, dilation in enumerate(GATE_DILATIONS):
             out = 1 if i == len(GATE_DILATIONS) - 1 else GATE_FEATS
             pad = dilation * (GATE_KERNEL // 2)
@@ -118,9 +118,10 @@ class PassThroughGate(nn.Module):
         spread = torch.stack([(x[:, n : n + 3] - frame).abs() for n in self.neighbours]).mean(dim=(0, 2))
         return torch.exp(-spread.unsqueeze(1) * (255 / STILLNESS_LEVELS))
 
-    def forward(self, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        """x and output at full size, both multiples of the shrink (forward_pyramid's input is)."""
-        small_x, small_out = F.avg_pool2d(x, self.shrink), F.avg_pool2d(output, self.shrink)
+    def forward(self, x: torch.Tensor, small_x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """x and output at full size; small_x the input already pooled `shrink` times smaller
+        (the network's own pyramid holds it)."""
+        small_out = F.avg_pool2d(output, self.shrink)
         cues = [small_x, small_out, self.stillness(small_x)] if self.neighbours else [small_x, small_out]
         g = torch.sigmoid(self.body(torch.cat(cues, dim=1)))
         if self.shrink > 1:
@@ -172,7 +173,8 @@ class DeepDeblur(nn.Module):
                 scale_input = torch.cat((pyramid[s - 1], upsampled), dim=1)
         restored = [out + MEAN_SHIFT for out in outputs]
         if self.gate is not None:
-            restored[0] = self.gate(x, restored[0])
+            small_x = pyramid[self.gate.shrink.bit_length() - 1] + MEAN_SHIFT  # pooled once, for the network and the gate
+            restored[0] = self.gate(x, small_x, restored[0])
         return restored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -353,8 +353,9 @@ GATE_LR_FACTOR = 50.0
 
 
 def _parameter_groups(model: DeepDeblur, lr: float) -> list[dict[str, Any]]:
-    gate = list(model.gate.parameters()) if model.gate is not None else []
-    network = [p for name, p in model.named_parameters() if not name.startswith("gate.")]
+    named = list(model.named_parameters())
+    gate = [p for name, p in named if name.startswith("gate.")]
+    network = [p for name, p in named if not name.startswith("gate.")]
     groups: list[dict[str, Any]] = [{"params": network, "lr": lr}]
     if gate:
         groups.append({"params": gate, "lr": lr * GATE_LR_FACTOR})
@@ -367,10 +368,7 @@ def _start_from(model: DeepDeblur, weights: Path) -> None:
     weights, a gate added to trained weights: models.deepdeblur.transplant)."""
     start = load_checkpoint(weights)  # a missing or unreadable file is a one-line error
     try:
-        if start.cfg.input_slots != model.cfg.input_slots or start.cfg.gate != model.cfg.gate:
-            transplant(model, start)
-        else:
-            model.load_state_dict(start.state_dict())
+        transplant(model, start)  # the same network's weights copy across unchanged
     except (RuntimeError, ValueError):
         raise BadUsage(
             f"init weights {weights} are a {start.cfg.name} network; the recipe trains {model.cfg.name}"
