@@ -4,8 +4,10 @@ machine that cannot compile runs the eager network with a warning."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch._dynamo
@@ -13,8 +15,10 @@ import torch._inductor.config as inductor_config
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference import BackendSpec
+from streamdeblur.inference.concurrent import SIDE_BY_SIDE_THREADS, ConcurrentCalls, one_thread_per_call
 from streamdeblur.inference.select import create_backend, worth_compiling
 from streamdeblur.inference.torch_backend import TorchBackend
+from streamdeblur.io.frame import Frame
 from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config
 
 
@@ -67,3 +71,27 @@ def test_a_machine_that_cannot_compile_runs_the_network_uncompiled() -> None:
         out = backend.infer(x)
     assert "cannot compile the network here" in warning.call_args.args[0] and not backend.compiled
     assert torch.equal(out, eager.infer(x))
+
+
+def test_an_offline_run_compiles_the_network_once_for_the_threads_its_calls_run_on(tiny_weights: Path) -> None:
+    """Side by side, each call runs on one thread, and TorchInductor's graph holds for one
+    thread count and one kind of input tensor: a warm-up on all threads, or on another kind
+    of tensor, made the run's first call compile the network all over again (5 s at
+    640x360, with the other call waiting)."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(SIDE_BY_SIDE_THREADS)
+    try:
+        spec = BackendSpec(backend="torch", weights=str(tiny_weights), device="cpu", precision="fp32", compile=True)
+        _, processor = spec.build(frame_size=(64, 48), side_by_side=True)
+        assert isinstance(processor, ConcurrentCalls) and torch.get_num_threads() == SIDE_BY_SIDE_THREADS
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+        rng = np.random.default_rng(0)
+        frames = [Frame(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), i, Fraction(1, 25), i) for i in range(4)]
+        with one_thread_per_call():  # as pipeline/job.py runs it
+            out = processor.submit(frames) + processor.flush()
+        assert [f.pts for f in out] == [0, 1, 2, 3]
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # the calls ran what was warmed
+    finally:
+        torch.set_num_threads(threads)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import cv2
 import torch
 
 from streamdeblur.inference.backend import Backend
@@ -28,14 +29,17 @@ from streamdeblur.io.frame import Frame
 
 @contextmanager
 def one_thread_per_call() -> Iterator[int]:
-    """Within the block, each network call runs on one thread (the setting is the process's);
-    yields how many threads there were: how many calls to run at once."""
-    threads = torch.get_num_threads()
+    """Within the block, each network call, and OpenCV's work in window assembly, runs on one
+    thread (both settings are the process's); yields how many threads there were: how many
+    calls to run at once."""
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # its own helpers would take the core another call is running on
     try:
         yield threads
     finally:
         torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
 
 
 # Side by side was measured to pay with 2 threads (BENCHMARKS.md); with more, one call per

@@ -66,6 +66,7 @@ class FrameProcessor:
         self.backend, self.tile, self.tile_overlap = backend, tile, tile_overlap
         self.batch_size = max(1, batch_size)
 
+    @torch.inference_mode()  # the batch an inference tensor, as the compiled network was warmed with (select.warmed)
     def process(self, frames: list[Frame]) -> list[Frame]:
         """Deblurred copies of `frames` (same pts, time base and index)."""
         dtype = frames[0].pixels.dtype

@@ -87,13 +87,25 @@ def create_backend(
     name: str = "auto", weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
     *, frame_size: tuple[int, int] | None = None, batch: int = 1, tile: int = 0, streams: int = 3,
     engine: str | Path | None = None, channels_last: bool | None = None, cuda_graphs: bool = False,
-    compile: bool | None = None, frames: int | None = None,
+    compile: bool | None = None, frames: int | None = None, warm: bool = True,
 ) -> Backend:
     """The backend to run. `frame_size` (width, height) sizes TensorRT engines and the CPU probe.
 
     `precision` auto and `channels_last` None mean the fastest for this device (precision.py);
-    `compile` None: compile the CPU torch network when the input's `frames` win it back.
+    `compile` None: compile the CPU torch network when the input's `frames` win it back;
+    `warm` False leaves compiling to the caller (`warmed`), who knows the threads a call gets.
     """
+    backend = _create_backend(name, weights, device, precision, frame_size=frame_size, batch=batch, tile=tile,
+                              streams=streams, engine=engine, channels_last=channels_last, cuda_graphs=cuda_graphs,
+                              compile=compile, frames=frames)
+    return warmed(backend, frame_size, batch, tile) if warm else backend
+
+
+def _create_backend(
+    name: str, weights: str | Path | None, device: str, precision: str, *, frame_size: tuple[int, int] | None,
+    batch: int, tile: int, streams: int, engine: str | Path | None, channels_last: bool | None, cuda_graphs: bool,
+    compile: bool | None, frames: int | None,
+) -> Backend:
     if name not in BACKENDS:
         raise BadUsage(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     torch_device = resolve_device(device)
@@ -111,7 +123,7 @@ def create_backend(
         log.debug("backend auto -> %s", chosen.label)
         if built is None or (engine and chosen.backend == "onnxruntime"):  # the probe timed the weights' own ONNX
             built = build_cpu_candidate(chosen, weights_path, engine)
-        return _warmed(built, frame_size, batch, tile)
+        return built
     if name == "auto":
         from streamdeblur.engines.artifacts import tensorrt_available
 
@@ -124,26 +136,30 @@ def create_backend(
         # Native bf16 is not faster on every CPU that has it (BENCHMARKS.md): measured, as for auto.
         torch_only = [c for c in cpu_candidates(precision, channels_last, compiled) if c.backend == "torch"]
         chosen, built = _fastest_on_cpu(weights_path, torch_only, frame_size or (640, 360))
-        return _warmed(built or build_cpu_candidate(chosen, weights_path), frame_size, batch, tile)
+        return built or build_cpu_candidate(chosen, weights_path)
     resolved = resolve_precision(precision, torch_device)
     if name == "tensorrt":
         return _tensorrt(weights_path, torch_device, resolved, frame_size, batch, tile, streams, engine)
     if compile and name != "torch":
         raise BadUsage(f"--compile is for the torch backend, not {name}")
     nhwc = resolve_channels_last(channels_last, torch_device, resolved)
-    backend = TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs,
-                           compiled=compiled and torch_device.type == "cpu")
-    return _warmed(backend, frame_size, batch, tile)
+    return TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs,
+                        compiled=compiled and torch_device.type == "cpu")
 
 
-def _warmed(backend: Backend, frame_size: tuple[int, int] | None, batch: int, tile: int) -> Backend:
+def warmed(backend: Backend, frame_size: tuple[int, int] | None, batch: int, tile: int) -> Backend:
     """A compiled network compiled now, for whole frames of `frame_size`, before the run's
-    clock starts (a live run would otherwise drop frames for as long as it takes)."""
+    clock starts (a live run would otherwise drop frames for as long as it takes). TorchInductor
+    compiles for the intra-op thread count in force, so call this under the count the run's
+    calls will have: under another, the run's first call compiles it all again."""
     if getattr(backend, "compiled", False) and frame_size is not None and not tile:
         cfg = backend.model_config
         channels = cfg.in_channels if cfg is not None else 3
         started = time.perf_counter()
-        backend.infer(torch.zeros(batch, channels, frame_size[1], frame_size[0]))
+        # An inference tensor, as FrameProcessor hands over: the compiled graph's guards tell
+        # one from an ordinary tensor, and a batch unlike the run's would be compiled again.
+        with torch.inference_mode():
+            backend.infer(torch.zeros(batch, channels, frame_size[1], frame_size[0]))
         log.info("compiled the network for %dx%d in %.0f s", *frame_size, time.perf_counter() - started)
     return backend
 

@@ -7,12 +7,14 @@ with `build()`; each field is named after its flag (`--batch` is `batch`, `--str
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.backend import Backend
+from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_side
 from streamdeblur.inference.processor import Processor
-from streamdeblur.inference.select import create_backend, make_processor
+from streamdeblur.inference.select import create_backend, make_processor, warmed
 from streamdeblur.inference.tiling import validate_tiling
 
 
@@ -45,14 +47,15 @@ class BackendSpec:
         if self.compile and self.backend not in ("torch", "auto"):
             raise BadUsage(f"--compile is for --backend torch, not {self.backend}")
 
-    def create(self, frame_size: tuple[int, int] | None = None, frames: int | None = None) -> Backend:
+    def create(self, frame_size: tuple[int, int] | None = None, frames: int | None = None, warm: bool = True) -> Backend:
         """The backend alone; `frame_size` (width, height) sizes TensorRT engines and the CPU
-        probe; `frames`, the input's length where known, decides `compile` auto."""
+        probe; `frames`, the input's length where known, decides `compile` auto; `warm`: see
+        select.create_backend."""
         self.check()
         return create_backend(
             self.backend, self.weights, self.device, self.precision, frame_size=frame_size, batch=self.batch,
             tile=self.tile, streams=self.streams, engine=self.engine, channels_last=self.channels_last,
-            cuda_graphs=self.cuda_graphs, compile=self.compile, frames=frames,
+            cuda_graphs=self.cuda_graphs, compile=self.compile, frames=frames, warm=warm,
         )
 
     def build(
@@ -62,7 +65,12 @@ class BackendSpec:
         """The backend and the processor that runs it over frames; `windowed` False leaves a
         windowed model's windows to the caller (one per stream: pipeline/fan_in.py);
         `side_by_side`: see select.make_processor."""
-        backend = self.create(frame_size, frames)
+        backend = self.create(frame_size, frames, warm=not side_by_side)
+        if side_by_side:
+            # Compiled for the threads each call will have: one, where calls run side by side
+            # (BENCHMARKS.md, "Where the gated model's third went").
+            with one_thread_per_call() if runs_side_by_side(backend) else contextlib.nullcontext():
+                warmed(backend, frame_size, self.batch, self.tile)
         processor = make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed, side_by_side)
         return backend, processor
 
