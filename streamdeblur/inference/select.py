@@ -95,17 +95,10 @@ def create_backend(
     `compile` None: compile the CPU torch network when the input's `frames` win it back;
     `warm` False leaves compiling to the caller (`warmed`), who knows the threads a call gets.
     """
-    backend = _create_backend(name, weights, device, precision, frame_size=frame_size, batch=batch, tile=tile,
-                              streams=streams, engine=engine, channels_last=channels_last, cuda_graphs=cuda_graphs,
-                              compile=compile, frames=frames)
-    return warmed(backend, frame_size, batch, tile) if warm else backend
 
+    def ready(backend: Backend) -> Backend:
+        return warmed(backend, frame_size, batch, tile) if warm else backend
 
-def _create_backend(
-    name: str, weights: str | Path | None, device: str, precision: str, *, frame_size: tuple[int, int] | None,
-    batch: int, tile: int, streams: int, engine: str | Path | None, channels_last: bool | None, cuda_graphs: bool,
-    compile: bool | None, frames: int | None,
-) -> Backend:
     if name not in BACKENDS:
         raise BadUsage(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     torch_device = resolve_device(device)
@@ -123,7 +116,7 @@ def _create_backend(
         log.debug("backend auto -> %s", chosen.label)
         if built is None or (engine and chosen.backend == "onnxruntime"):  # the probe timed the weights' own ONNX
             built = build_cpu_candidate(chosen, weights_path, engine)
-        return built
+        return ready(built)
     if name == "auto":
         from streamdeblur.engines.artifacts import tensorrt_available
 
@@ -136,15 +129,15 @@ def _create_backend(
         # Native bf16 is not faster on every CPU that has it (BENCHMARKS.md): measured, as for auto.
         torch_only = [c for c in cpu_candidates(precision, channels_last, compiled) if c.backend == "torch"]
         chosen, built = _fastest_on_cpu(weights_path, torch_only, frame_size or (640, 360))
-        return built or build_cpu_candidate(chosen, weights_path)
+        return ready(built or build_cpu_candidate(chosen, weights_path))
     resolved = resolve_precision(precision, torch_device)
     if name == "tensorrt":
         return _tensorrt(weights_path, torch_device, resolved, frame_size, batch, tile, streams, engine)
     if compile and name != "torch":
         raise BadUsage(f"--compile is for the torch backend, not {name}")
     nhwc = resolve_channels_last(channels_last, torch_device, resolved)
-    return TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs,
-                        compiled=compiled and torch_device.type == "cpu")
+    return ready(TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs,
+                              compiled=compiled and torch_device.type == "cpu"))
 
 
 def warmed(backend: Backend, frame_size: tuple[int, int] | None, batch: int, tile: int) -> Backend:
