@@ -72,8 +72,12 @@ def test_the_card_figures_are_reproduced_by_its_commands(tmp_path: Path, weights
     scores = json.loads(result.stdout)
     assert scores["count"] == held_out["count"] == made["count"] * made.get("frames", 1)  # clips: frames
     # CPUs round differently; near 34 dB a tiny difference in pixels is a larger one in dB
-    for key, tolerance in (("input_psnr", 0.02), ("output_psnr", 0.02), ("sharp_in_psnr", 0.1)):
+    for key, tolerance in (("input_psnr", 0.02), ("output_psnr", 0.02)):
         assert scores[key] == pytest.approx(held_out[key], abs=tolerance), key
+    # A gated model hands sharp frames through: at 70 dB and more the error is a few pixels a
+    # level off, and a few more rounding the other way on another CPU move it by tenths of a dB.
+    sharp_in, card_sharp_in = scores["sharp_in_psnr"], held_out["sharp_in_psnr"]
+    assert sharp_in == pytest.approx(card_sharp_in, abs=0.1) or min(sharp_in, card_sharp_in) > 60, "sharp_in_psnr"
     for key in ("input_ssim", "output_ssim"):
         assert scores[key] == pytest.approx(held_out[key], abs=0.002), key
     for key in ("input_flicker", "output_flicker"):  # clips only
