@@ -47,7 +47,9 @@ class BackendSpec:
         if self.compile and self.backend not in ("torch", "auto"):
             raise BadUsage(f"--compile is for --backend torch, not {self.backend}")
 
-    def create(self, frame_size: tuple[int, int] | None = None, frames: int | None = None, warm: bool = True) -> Backend:
+    def create(
+        self, frame_size: tuple[int, int] | None = None, frames: int | None = None, warm: bool = True,
+    ) -> Backend:
         """The backend alone; `frame_size` (width, height) sizes TensorRT engines and the CPU
         probe; `frames`, the input's length where known, decides `compile` auto; `warm`: see
         select.create_backend."""
