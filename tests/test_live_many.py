@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,8 @@ class CallLog(SleepyBackend):
 
 
 def _run_streams(cameras: list[Camera], backend: CallLog, batch: int, max_latency_s: float | None = 0.3,
-                 sinks: list[ListSink] | None = None, processor: Processor | None = None) -> list[StreamLane]:
+                 sinks: list[ListSink] | None = None, processor: Processor | None = None,
+                 assembly: Executor | None = None) -> list[StreamLane]:
     stop, arrivals = threading.Event(), threading.Condition()
     sinks = sinks or [ListSink() for _ in cameras]
     cfg = backend.model_config
@@ -166,7 +168,7 @@ def _run_streams(cameras: list[Camera], backend: CallLog, batch: int, max_latenc
                                 max_latency_s=max_latency_s, window=FrameWindow(cfg) if cfg is not None else None))
     for lane in lanes:
         lane.stats.start()
-    batcher = BatchAcrossStreams(lanes, processor or FrameProcessor(backend), batch, 0.02, arrivals, stop)
+    batcher = BatchAcrossStreams(lanes, processor or FrameProcessor(backend), batch, 0.02, arrivals, stop, assembly)
     ManyStreams(batcher).run(threading.Event())
     return lanes
 
@@ -211,16 +213,34 @@ def test_streams_of_different_sizes_are_batched_by_size() -> None:
     assert max(n for n, *_ in backend.calls) >= 2  # and still batches across streams
 
 
-def test_a_windowed_model_keeps_one_window_per_stream() -> None:
+@pytest.mark.parametrize("side_by_side", [False, True])
+def test_a_windowed_model_keeps_one_window_per_stream(side_by_side: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every window averaged by the network holds frames of its own stream only (each stream's
-    frames are all one value), and the frames a centred window held back come out at the end."""
+    frames are all one value), and the frames a centred window held back come out at the end;
+    with an assembly pool, the streams' windows are assembled side by side."""
+    spans: list[tuple[float, float]] = []
+    real_push_all = FrameWindow.push_all
+
+    def slow_push_all(self: FrameWindow, frames: list[Frame]) -> list[Frame]:
+        started = time.perf_counter()
+        time.sleep(0.01)  # a window's assembly takes a while: long enough for two to meet
+        done = real_push_all(self, frames)
+        spans.append((started, time.perf_counter()))
+        return done
+
+    monkeypatch.setattr(FrameWindow, "push_all", slow_push_all)
     cfg = replace(load_model_config("tiny-k3"), align="none")
     fills = (30, 130, 230)
-    lanes = _run_streams([Camera(20, fill) for fill in fills], CallLog(0.0, cfg), 3, max_latency_s=None)
+    with ThreadPoolExecutor(2) as pool:
+        lanes = _run_streams([Camera(20, fill) for fill in fills], CallLog(0.0, cfg), 3, max_latency_s=None,
+                             assembly=pool if side_by_side else None)
     for lane, fill in zip(lanes, fills):
         written = _written(lane)
         assert [f.index for f in written] == list(range(20))
         assert all((f.pixels == fill).all() for f in written)
+    spans.sort()
+    overlapping = sum(1 for (_, end), (start, _) in zip(spans, spans[1:]) if start < end)
+    assert (overlapping > 0) == side_by_side
 
 
 def test_a_stream_that_stalls_or_fails_holds_up_no_other() -> None:

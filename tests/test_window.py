@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -545,3 +548,104 @@ def test_frames_side_by_side_come_out_as_one_call_at_a_time_makes_them() -> None
     assert [(f.index, f.pts) for f in out] == [(f.index, f.pts) for f in expected] == [(i, 5 * i) for i in range(7)]
     # One thread per call sums the convolutions in another order: a pixel may round one level apart.
     assert all(np.abs(a.pixels.astype(int) - b.pixels).max() <= 1 for a, b in zip(out, expected))
+
+
+class _Accelerator:
+    """A processor standing in for the CUDA stream scheduler: it takes frames at once and
+    hands each back one submit later (the GPU working meanwhile), the window's first slot as
+    the result."""
+
+    batch_size = 1
+
+    def __init__(self) -> None:
+        self.waiting: list[Frame] = []
+        self.batches: list[int] = []
+
+    def submit(self, frames: list[Frame]) -> list[Frame]:
+        self.batches.append(len(frames))
+        done, self.waiting = self.waiting, [Frame(f.pixels[..., :3].copy(), f.pts, f.time_base, f.index) for f in frames]
+        return done
+
+    def flush(self) -> list[Frame]:
+        done, self.waiting = self.waiting, []
+        return done
+
+
+def test_windows_assembled_ahead_on_many_threads_come_out_as_one_at_a_time_makes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Beside a GPU (select.make_processor on CUDA, offline), windows are assembled on a pool
+    while earlier ones are on the device: every frame, in order, fused as a stream fuses it
+    alone, across a cut, with several windows assembling at once and the frames held bounded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import streamdeblur.inference.window as window_module
+
+    active, most, lock = [0], [0], threading.Lock()
+    real_stack = window_module.stack_window
+
+    def counted(*args: Any) -> np.ndarray:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.005)  # long enough for the next window to start meanwhile
+        try:
+            return real_stack(*args)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    cfg = dataclasses.replace(_cfg(5, align="global"), fuse="fba+window")
+    first, second = _textured(90, 220, seed=1), _textured(90, 220, seed=2)[..., ::-1]
+    clip = [np.ascontiguousarray((first if i < 30 else second)[i % 30 : i % 30 + 48, 5 * (i % 30) : 5 * (i % 30) + 64])
+            for i in range(60)]
+    frames = [Frame(p, 3 * i, TB, i) for i, p in enumerate(clip)]
+    alone = FrameWindow(cfg)
+    expected = [w for f in frames for w in alone.push(f)] + alone.flush()
+
+    monkeypatch.setattr(window_module, "stack_window", counted)
+    accelerator = _Accelerator()
+    with ThreadPoolExecutor(3) as pool:
+        processor = WindowedProcessor(accelerator, cfg, pool, ahead=4)
+        out, held = [], []
+        for frame in frames:
+            out += processor.submit([frame])
+            held.append(len(processor.window._memo))
+        out += processor.flush()
+    assert processor.window.cuts == 1
+    assert [(f.index, f.pts) for f in out] == [(i, 3 * i) for i in range(60)]
+    assert all(np.array_equal(a.pixels, b.pixels[..., :3]) for a, b in zip(out, expected))
+    assert most[0] >= 2  # windows assembled side by side
+    assert max(accelerator.batches) <= accelerator.batch_size  # handed on in the device's batches
+    # What the memo keeps does not grow with the clip: a few entries for each frame held or
+    # in flight (keeping everything, it would hold about three for each of the 60 frames).
+    assert max(held) < 100
+
+
+def test_on_cuda_an_offline_run_assembles_windows_ahead_and_a_live_one_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamdeblur.inference import concurrent, scheduler, select
+
+    class FakeScheduler(_Accelerator):
+        def __init__(self, *args: Any) -> None:
+            super().__init__()
+
+    class CudaBackend:
+        name, device, model_config = "torch", torch.device("cuda"), _cfg(3)
+
+    monkeypatch.setattr(scheduler, "StreamScheduler", FakeScheduler)
+    monkeypatch.setattr(select, "assembly_threads", lambda: 5)
+    offline = select.make_processor(CudaBackend(), side_by_side=True)  # type: ignore[arg-type]
+    live = select.make_processor(CudaBackend(), side_by_side=False)  # type: ignore[arg-type]
+    assert isinstance(offline, WindowedProcessor) and isinstance(live, WindowedProcessor)
+    assert offline.ahead == 5 * select.AHEAD_PER_THREAD and concurrent.assembles_ahead(offline)
+    assert offline.window._pool is not None and offline.window._pool._max_workers == 5  # type: ignore[attr-defined]
+    assert live.ahead == 0 and not concurrent.assembles_ahead(live)  # live: each frame goes on as soon as it can
+
+
+def test_assembly_beside_a_gpu_leaves_the_codecs_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamdeblur.inference import concurrent
+
+    monkeypatch.setattr(concurrent.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert concurrent.assembly_threads() == 14
+    monkeypatch.setattr(concurrent.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert concurrent.assembly_threads() == 1

@@ -15,6 +15,7 @@ while, not from a call whose other threads wait for it at every barrier (BENCHMA
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -42,6 +43,18 @@ def one_thread_per_call() -> Iterator[int]:
         cv2.setNumThreads(cv_threads)
 
 
+# Beside a network that runs on a GPU, the CPU's cores assemble windows (inference/window.py);
+# two are left for the decoder and the encoder.
+CODEC_THREADS = 2
+
+
+def assembly_threads() -> int:
+    """Threads to assemble a windowed model's windows on while the network runs on a GPU:
+    the cores this process may use, less the codecs', at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - CODEC_THREADS)
+
+
 # Side by side was measured to pay with 2 threads (BENCHMARKS.md); with more, one call per
 # thread would multiply the frames in memory and was not measured, so those keep one call on
 # every thread until it is.
@@ -52,6 +65,13 @@ def runs_side_by_side(backend: Backend) -> bool:
     """Whether an offline run's frames go through `backend` as calls side by side: torch (ONNX
     Runtime keeps a thread pool of its own) on a CPU where that was measured to pay."""
     return backend.name == "torch" and backend.device.type == "cpu" and torch.get_num_threads() == SIDE_BY_SIDE_THREADS
+
+
+def assembles_ahead(processor: object) -> bool:
+    """Whether `processor` assembles windows on a pool of its own while the network runs on
+    a GPU (select.make_processor, offline): each assembly thread then needs torch and OpenCV
+    on one thread, as calls side by side do (one_thread_per_call)."""
+    return bool(getattr(processor, "ahead", 0))
 
 
 class ConcurrentCalls:

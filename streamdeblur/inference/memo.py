@@ -50,8 +50,8 @@ class FrameMemo:
             self._values.pop((what, *map(id, frames)), None)
 
     def keep_only(self, frames: Iterable[np.ndarray]) -> None:
-        """Forget every entry that involves a frame not among `frames` (no window may be
-        being assembled meanwhile)."""
+        """Forget every entry that involves a frame not among `frames` (the frames of any
+        window being assembled meanwhile must be among them)."""
         live = {id(f) for f in frames}
         with self._lock:
             self._values = {k: v for k, v in self._values.items() if all(i in live for i in k[1:])}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.backend import Backend, PassthroughBackend
-from streamdeblur.inference.concurrent import ConcurrentCalls, runs_side_by_side
+from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_threads, runs_side_by_side
 from streamdeblur.inference.measured import fastest, machine_facts
 from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
@@ -164,9 +165,11 @@ def make_processor(
     """The stream scheduler on CUDA, the synchronous processor elsewhere; for a windowed
     model, behind the window that assembles each frame's neighbours, unless `windowed` is
     False: a caller feeding many streams keeps one window per stream in front of it.
-    `side_by_side` (an offline run): torch on a CPU runs one call per thread side by side,
-    windows assembled on the same threads; the caller sets one thread per call for the run
-    (concurrent.one_thread_per_call)."""
+    `side_by_side` (an offline run: frames wait in the queue): torch on a CPU runs one call per
+    thread side by side, windows assembled on the same threads; on CUDA windows are assembled
+    ahead on the CPU's cores while the GPU runs earlier ones. Either way the caller sets one
+    thread per call for the run (concurrent.one_thread_per_call; concurrent.assembles_ahead
+    says which processors need it besides calls side by side)."""
     inner: Processor
     pool = None
     if backend.device.type == "cuda":
@@ -182,8 +185,17 @@ def make_processor(
     if windowed and cfg is not None and cfg.frames > 1:
         from streamdeblur.inference.window import WindowedProcessor
 
+        if backend.device.type == "cuda" and side_by_side:
+            threads = assembly_threads()
+            assembly = ThreadPoolExecutor(threads, thread_name_prefix="streamdeblur-window")
+            return WindowedProcessor(inner, cfg, assembly, ahead=AHEAD_PER_THREAD * threads)
         return WindowedProcessor(inner, cfg, pool)
     return inner
+
+
+# Windows in flight per assembly thread, assembling or assembled ahead: enough that a thread
+# never waits for the one before it to be handed on, few enough to bound the frames held.
+AHEAD_PER_THREAD = 2
 
 
 def _onnxruntime_available() -> bool:

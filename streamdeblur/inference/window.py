@@ -10,8 +10,9 @@ in all three.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import cv2
@@ -113,6 +114,10 @@ class FrameWindow:
         self._memo = FrameMemo()  # what the held frames share between their windows
         self._shot = 0
         self.cuts = 0
+        # Windows handed to the pool by `start_all` and not assembled yet, with their frames:
+        # what they may still ask the memo for stays in it.
+        self._assembling: dict[int, list[np.ndarray]] = {}
+        self._assembling_lock = threading.Lock()
 
     def push(self, frame: Frame) -> list[Frame]:
         return self.push_all([frame])
@@ -124,6 +129,34 @@ class FrameWindow:
 
     def flush(self) -> list[Frame]:
         return self._assemble_all(self._take(len(self._pending)))
+
+    def start_all(self, frames: list[Frame]) -> list[Future[Frame]]:
+        """`push_all` without waiting: each window these frames complete starts assembling on
+        the pool at once (it must have been given one), and its future is returned in order."""
+        return self._start([m for frame in frames for m in self._gather(frame)])
+
+    def start_flush(self) -> list[Future[Frame]]:
+        """`flush` without waiting, as `start_all`."""
+        return self._start(self._take(len(self._pending)))
+
+    def _start(self, members: list[tuple[list[np.ndarray], Frame]]) -> list[Future[Frame]]:
+        if self._pool is None:
+            raise RuntimeError("FrameWindow.start_all needs a pool to assemble on")
+        futures = []
+        for member in members:
+            future = self._pool.submit(self._assemble, member)
+            with self._assembling_lock:
+                self._assembling[id(future)] = member[0]
+            future.add_done_callback(self._assembled)
+            futures.append(future)
+        with self._assembling_lock:
+            in_flight = [f for frames in self._assembling.values() for f in frames]
+        self._memo.keep_only([*(h.frame.pixels for h in self._held), *in_flight])
+        return futures
+
+    def _assembled(self, future: Future[Frame]) -> None:
+        with self._assembling_lock:
+            self._assembling.pop(id(future), None)
 
     def _gather(self, frame: Frame) -> list[tuple[list[np.ndarray], Frame]]:
         """Hold `frame`; the members of the windows that became complete."""
@@ -181,18 +214,45 @@ class FrameWindow:
 
 class WindowedProcessor:
     """A processor for a windowed model: assembles each frame's window, then hands the
-    stacks to the processor that runs the backend (the CPU one or the CUDA stream scheduler)."""
+    stacks to the processor that runs the backend (the CPU one or the CUDA stream scheduler).
 
-    def __init__(self, inner: Processor, cfg: DeepDeblurConfig, pool: Executor | None = None) -> None:
+    `ahead` (with a pool): the network runs elsewhere than the CPU cores (CUDA), so windows
+    are assembled on the pool's threads while earlier ones are on the device, and each is
+    handed on, in order, as soon as it and those before it are ready. Up to `ahead` windows
+    are in flight; more wait for the oldest. Without it, a batch's windows are assembled
+    (side by side on the pool, where there is one) before its network calls run: on a CPU
+    the calls need the same cores, and assembling ahead was measured to gain nothing there
+    (BENCHMARKS.md, "Windows assembled ahead of an accelerator")."""
+
+    def __init__(self, inner: Processor, cfg: DeepDeblurConfig, pool: Executor | None = None, ahead: int = 0) -> None:
+        if ahead and pool is None:
+            raise ValueError("assembling ahead needs a pool")
         self.inner = inner
         self.window = FrameWindow(cfg, pool)
         self.batch_size = self.inner.batch_size
+        self.ahead = ahead
+        self._assembling: deque[Future[Frame]] = deque()
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
-        windows = self.window.push_all(frames)  # on the calls' threads, where they run side by side
-        return self.inner.submit(windows) if windows else []
+        if not self.ahead:
+            windows = self.window.push_all(frames)  # on the calls' threads, where they run side by side
+            return self.inner.submit(windows) if windows else []
+        self._assembling.extend(self.window.start_all(frames))
+        ready = []
+        while self._assembling and (self._assembling[0].done() or len(self._assembling) > self.ahead):
+            ready.append(self._assembling.popleft().result())
+        return self._run(ready)
 
     def flush(self) -> list[Frame]:
-        windows = self.window.flush()
-        done = self.inner.submit(windows) if windows else []
-        return done + self.inner.flush()
+        if not self.ahead:
+            windows = self.window.flush()
+            done = self.inner.submit(windows) if windows else []
+            return done + self.inner.flush()
+        self._assembling.extend(self.window.start_flush())
+        ready = [self._assembling.popleft().result() for _ in range(len(self._assembling))]
+        return self._run(ready) + self.inner.flush()
+
+    def _run(self, windows: list[Frame]) -> list[Frame]:
+        """The windows through the network, a batch of the inner processor's size at a time."""
+        size = max(1, self.inner.batch_size)
+        return [done for i in range(0, len(windows), size) for done in self.inner.submit(windows[i : i + size])]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from concurrent.futures import Executor
 
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io import Frame
@@ -38,9 +39,12 @@ _POLL_S = 0.05
 class BatchAcrossStreams:
     def __init__(
         self, lanes: list[StreamLane], processor: Processor, batch_size: int, wait_s: float,
-        arrivals: threading.Condition, stop: threading.Event,
+        arrivals: threading.Condition, stop: threading.Event, assembly: Executor | None = None,
     ) -> None:
         self.lanes, self.processor = lanes, processor
+        # With a windowed model, each stream's windows are assembled on `assembly`'s threads
+        # beside the other streams' (a stream's own frames stay in order on one thread).
+        self.assembly = assembly
         self.batch_size, self.wait_s = max(1, batch_size), wait_s
         self._arrivals, self._stop = arrivals, stop
         self._open = list(lanes)  # streams whose output is not closed yet
@@ -101,9 +105,24 @@ class BatchAcrossStreams:
         return picked
 
     def _windows(self, picked: list[tuple[StreamLane, Frame]]) -> list[tuple[StreamLane, Frame]]:
-        """What the network takes: the frames, or with a windowed model the windows they complete."""
-        return [(lane, item) for lane, frame in picked
-                for item in (lane.window.push(frame) if lane.window is not None else [frame])]
+        """What the network takes: the frames, or with a windowed model the windows they
+        complete, stream by stream."""
+        if all(lane.window is None for lane, _ in picked):
+            return picked
+        by_stream: dict[int, tuple[StreamLane, list[Frame]]] = {}
+        for lane, frame in picked:
+            by_stream.setdefault(id(lane), (lane, []))[1].append(frame)
+        streams = list(by_stream.values())
+
+        def complete(stream: tuple[StreamLane, list[Frame]]) -> list[Frame]:
+            lane, frames = stream
+            return lane.window.push_all(frames) if lane.window is not None else frames
+
+        if self.assembly is not None and len(streams) > 1:
+            completed = list(self.assembly.map(complete, streams))
+        else:
+            completed = [complete(stream) for stream in streams]
+        return [(lane, item) for (lane, _), items in zip(streams, completed) for item in items]
 
     def _submit(self, group: list[tuple[StreamLane, Frame]]) -> None:
         self._in_flight.extend(lane for lane, _ in group)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from streamdeblur.errors import BadUsage, ProcessingError, StreamdeblurError
 from streamdeblur.inference import Backend, BackendSpec, FrameProcessor, Processor
-from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
+from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_threads, one_thread_per_call
 from streamdeblur.inference.torch_backend import resolve_device
 from streamdeblur.inference.window import FrameWindow
 from streamdeblur.io import Source, open_sink, open_source
@@ -70,10 +70,11 @@ def run_streams(opts: StreamsOptions, stop: threading.Event | None = None) -> Ru
         arrivals = threading.Condition()  # shared by every stream's decoded queue
         with ExitStack() as running:
             lanes, processor = _open(opts, stop, arrivals, run_latency, report, running)
+            assembly = _assembly_pool(processor, lanes, running)
             started = time.monotonic()  # wall time and fps count the frames' journey, not model loading
             for lane in lanes:
                 lane.stats.start()
-            batcher = BatchAcrossStreams(lanes, processor, opts.batch, opts.batch_wait_ms / 1000, arrivals, stop)
+            batcher = BatchAcrossStreams(lanes, processor, opts.batch, opts.batch_wait_ms / 1000, arrivals, stop, assembly)
             with live_clock(opts.live, {lane.name: lane.stats for lane in lanes}, finish):
                 ManyStreams(batcher).run(finish)
         report.interrupted = stop.is_set()
@@ -129,6 +130,20 @@ def _open(
             ))
         opened.pop_all()  # from here each stream closes its own input and output
     return lanes, processor
+
+
+def _assembly_pool(processor: Processor, lanes: list[StreamLane], running: ExitStack) -> Executor | None:
+    """Threads to assemble the streams' windows on, side by side (a windowed model only): on
+    the CPU those of the calls, which wait meanwhile; beside a GPU the CPU's cores, less the
+    codecs'."""
+    if all(lane.window is None for lane in lanes):
+        return None
+    if isinstance(processor, ConcurrentCalls):
+        return processor.pool
+    running.enter_context(one_thread_per_call())  # each assembly's transforms on its own thread
+    pool = ThreadPoolExecutor(assembly_threads(), thread_name_prefix="streamdeblur-window")
+    running.callback(pool.shutdown)
+    return pool
 
 
 def _build(opts: StreamsOptions, frame_size: tuple[int, int], running: ExitStack) -> tuple[Backend, Processor]:
