@@ -622,24 +622,37 @@ def test_windows_assembled_ahead_on_many_threads_come_out_as_one_at_a_time_makes
     assert max(held) < 100
 
 
-def test_on_cuda_an_offline_run_assembles_windows_ahead_and_a_live_one_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_cuda_windows_are_assembled_on_the_cpu_s_threads_ahead_offline_and_at_once_live(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from streamdeblur.inference import concurrent, scheduler, select
+    from streamdeblur.inference.window import AHEAD_PER_THREAD
 
     class FakeScheduler(_Accelerator):
         def __init__(self, *args: Any) -> None:
             super().__init__()
 
     class CudaBackend:
-        name, device, model_config = "torch", torch.device("cuda"), _cfg(3)
+        name, device, model_config = "torch", torch.device("cuda"), _cfg(3, causal=True)
 
     monkeypatch.setattr(scheduler, "StreamScheduler", FakeScheduler)
     monkeypatch.setattr(select, "assembly_threads", lambda: 5)
     offline = select.make_processor(CudaBackend(), side_by_side=True)  # type: ignore[arg-type]
     live = select.make_processor(CudaBackend(), side_by_side=False)  # type: ignore[arg-type]
     assert isinstance(offline, WindowedProcessor) and isinstance(live, WindowedProcessor)
-    assert offline.ahead == 5 * select.AHEAD_PER_THREAD and concurrent.assembles_ahead(offline)
-    assert offline.window._pool is not None and offline.window._pool._max_workers == 5  # type: ignore[attr-defined]
-    assert live.ahead == 0 and not concurrent.assembles_ahead(live)  # live: each frame goes on as soon as it can
+    assert concurrent.assembles_beside_gpu(offline) and concurrent.assembles_beside_gpu(live)
+    assert offline.own_pool is not None and offline.own_pool._max_workers == 5  # type: ignore[attr-defined]
+    assert offline.ahead == 5 * AHEAD_PER_THREAD
+    # Live: no window waits for a later frame's submit; the frames waiting are taken together.
+    assert live.ahead == 0 and live.batch_size == 5
+    frames = [Frame(np.full((24, 32, 3), 10 * i, np.uint8), i, TB, i) for i in range(4)]
+    device = live.inner
+    assert isinstance(device, _Accelerator)
+    live.submit(frames[:1])
+    assert device.batches == [1] and [f.index for f in device.waiting] == [0]  # on the device at once
+    live.submit(frames[1:])
+    assert device.batches == [1, 1, 1, 1] and [f.index for f in device.waiting] == [3]
+    assert not concurrent.assembles_beside_gpu(select.make_processor(TorchBackend(DeepDeblur(_cfg(3)), torch.device("cpu"))))
 
 
 def test_assembly_beside_a_gpu_leaves_the_codecs_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,11 +67,12 @@ def runs_side_by_side(backend: Backend) -> bool:
     return backend.name == "torch" and backend.device.type == "cpu" and torch.get_num_threads() == SIDE_BY_SIDE_THREADS
 
 
-def assembles_ahead(processor: object) -> bool:
-    """Whether `processor` assembles windows on a pool of its own while the network runs on
-    a GPU (select.make_processor, offline): each assembly thread then needs torch and OpenCV
-    on one thread, as calls side by side do (one_thread_per_call)."""
-    return bool(getattr(processor, "ahead", 0))
+def assembles_beside_gpu(processor: object) -> bool:
+    """Whether `processor` assembles a windowed model's windows on CPU threads of its own while
+    the network runs on a GPU (select.make_processor): each thread's transforms and warps
+    then need torch and OpenCV on that one thread, as calls side by side do
+    (one_thread_per_call)."""
+    return getattr(processor, "own_pool", None) is not None
 
 
 class ConcurrentCalls:

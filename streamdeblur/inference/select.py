@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,10 +165,10 @@ def make_processor(
     model, behind the window that assembles each frame's neighbours, unless `windowed` is
     False: a caller feeding many streams keeps one window per stream in front of it.
     `side_by_side` (an offline run: frames wait in the queue): torch on a CPU runs one call per
-    thread side by side, windows assembled on the same threads; on CUDA windows are assembled
-    ahead on the CPU's cores while the GPU runs earlier ones. Either way the caller sets one
-    thread per call for the run (concurrent.one_thread_per_call; concurrent.assembles_ahead
-    says which processors need it besides calls side by side)."""
+    thread side by side, windows assembled on the same threads, and the caller sets one thread
+    per call for the run (concurrent.one_thread_per_call). On CUDA a windowed model's windows
+    are assembled on the CPU's cores (WindowedProcessor.beside_gpu; ahead of the GPU when
+    offline), which need one thread each as well (concurrent.assembles_beside_gpu)."""
     inner: Processor
     pool = None
     if backend.device.type == "cuda":
@@ -185,17 +184,10 @@ def make_processor(
     if windowed and cfg is not None and cfg.frames > 1:
         from streamdeblur.inference.window import WindowedProcessor
 
-        if backend.device.type == "cuda" and side_by_side:
-            threads = assembly_threads()
-            assembly = ThreadPoolExecutor(threads, thread_name_prefix="streamdeblur-window")
-            return WindowedProcessor(inner, cfg, assembly, ahead=AHEAD_PER_THREAD * threads)
+        if backend.device.type == "cuda":
+            return WindowedProcessor.beside_gpu(inner, cfg, assembly_threads(), offline=side_by_side)
         return WindowedProcessor(inner, cfg, pool)
     return inner
-
-
-# Windows in flight per assembly thread, assembling or assembled ahead: enough that a thread
-# never waits for the one before it to be handed on, few enough to bound the frames held.
-AHEAD_PER_THREAD = 2
 
 
 def _onnxruntime_available() -> bool:

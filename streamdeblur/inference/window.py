@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -214,29 +214,46 @@ class FrameWindow:
 
 class WindowedProcessor:
     """A processor for a windowed model: assembles each frame's window, then hands the
-    stacks to the processor that runs the backend (the CPU one or the CUDA stream scheduler).
+    stacks to the processor that runs the backend (the CPU one or the CUDA stream scheduler),
+    in batches of its size.
 
-    `ahead` (with a pool): the network runs elsewhere than the CPU cores (CUDA), so windows
-    are assembled on the pool's threads while earlier ones are on the device, and each is
-    handed on, in order, as soon as it and those before it are ready. Up to `ahead` windows
-    are in flight; more wait for the oldest. Without it, a batch's windows are assembled
-    (side by side on the pool, where there is one) before its network calls run: on a CPU
-    the calls need the same cores, and assembling ahead was measured to gain nothing there
-    (BENCHMARKS.md, "Windows assembled ahead of an accelerator")."""
+    Without `ahead`, the windows a batch of frames completes are assembled (side by side on
+    `pool`, where given) before the network runs them: on a CPU the calls need the same cores,
+    and assembling ahead there was measured to gain nothing (BENCHMARKS.md, "Windows assembled
+    ahead of a GPU"). With `ahead` (and a pool), windows are assembled on the pool's threads
+    while earlier ones are on the device, each handed on, in order, as soon as it and those
+    before it are ready; up to `ahead` are in flight, and more wait for the oldest. `take`:
+    frames taken at once (default the inner processor's batch)."""
 
-    def __init__(self, inner: Processor, cfg: DeepDeblurConfig, pool: Executor | None = None, ahead: int = 0) -> None:
+    def __init__(
+        self, inner: Processor, cfg: DeepDeblurConfig, pool: Executor | None = None, ahead: int = 0, take: int = 0,
+    ) -> None:
         if ahead and pool is None:
             raise ValueError("assembling ahead needs a pool")
         self.inner = inner
         self.window = FrameWindow(cfg, pool)
-        self.batch_size = self.inner.batch_size
+        self.batch_size = take or self.inner.batch_size
         self.ahead = ahead
         self._assembling: deque[Future[Frame]] = deque()
+        self.own_pool: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def beside_gpu(cls, inner: Processor, cfg: DeepDeblurConfig, threads: int, offline: bool) -> WindowedProcessor:
+        """For a network on a GPU: windows assembled on `threads` of the CPU's own. Offline
+        (frames wait in the queue) they are assembled ahead; live, the frames waiting when
+        the processor is free are taken together and their windows assembled side by side, so
+        a frame that finds the processor free goes on as soon as its window is ready."""
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="streamdeblur-window")
+        if offline:
+            processor = cls(inner, cfg, pool, ahead=AHEAD_PER_THREAD * threads)
+        else:
+            processor = cls(inner, cfg, pool, take=max(threads, inner.batch_size))
+        processor.own_pool = pool
+        return processor
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
         if not self.ahead:
-            windows = self.window.push_all(frames)  # on the calls' threads, where they run side by side
-            return self.inner.submit(windows) if windows else []
+            return self._run(self.window.push_all(frames))  # on the pool's threads, where there is one
         self._assembling.extend(self.window.start_all(frames))
         ready = []
         while self._assembling and (self._assembling[0].done() or len(self._assembling) > self.ahead):
@@ -245,9 +262,7 @@ class WindowedProcessor:
 
     def flush(self) -> list[Frame]:
         if not self.ahead:
-            windows = self.window.flush()
-            done = self.inner.submit(windows) if windows else []
-            return done + self.inner.flush()
+            return self._run(self.window.flush()) + self.inner.flush()
         self._assembling.extend(self.window.start_flush())
         ready = [self._assembling.popleft().result() for _ in range(len(self._assembling))]
         return self._run(ready) + self.inner.flush()
@@ -256,3 +271,8 @@ class WindowedProcessor:
         """The windows through the network, a batch of the inner processor's size at a time."""
         size = max(1, self.inner.batch_size)
         return [done for i in range(0, len(windows), size) for done in self.inner.submit(windows[i : i + size])]
+
+
+# Windows in flight per assembly thread beside a GPU, assembling or assembled: enough that a
+# thread never waits for the one before it to be handed on, few enough to bound the frames held.
+AHEAD_PER_THREAD = 2

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference import BackendSpec
-from streamdeblur.inference.concurrent import assembles_ahead, one_thread_per_call, runs_side_by_side
+from streamdeblur.inference.concurrent import assembles_beside_gpu, one_thread_per_call, runs_side_by_side
 from streamdeblur.io import (
     EncodeOptions, Output, SinkOptions, Source, SourceOptions, open_sink, open_source, output_is_folder,
 )  # fmt: skip
@@ -118,7 +118,7 @@ def _process(
     side_by_side = not source.info.live
     backend, processor = opts.spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
                                          side_by_side=side_by_side)
-    if side_by_side and (runs_side_by_side(backend) or assembles_ahead(processor)):
+    if side_by_side and runs_side_by_side(backend) or assembles_beside_gpu(processor):
         cleanup.enter_context(one_thread_per_call())
     report.backend, report.device = backend.name, str(backend.device)
     report.precision, report.model = backend.precision, backend.model_name
