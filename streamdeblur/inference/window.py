@@ -99,7 +99,8 @@ class FrameWindow:
     `push` returns the windows that became complete, as Frames whose pixels are the network's
     input (stack_window) and whose pts, time base and index are the restored frame's; `flush` (at the end)
     returns the rest, padded. A causal model's windows are complete at once; a centred one's
-    when its last neighbour arrives, when its shot ends (a cut), or at the end.
+    when its last neighbour arrives, when its shot ends (a cut), or at the end. `start_all`
+    and `start_flush` return them as futures instead, assembling on the pool meanwhile.
     """
 
     def __init__(self, cfg: DeepDeblurConfig, pool: Executor | None = None) -> None:
@@ -116,8 +117,8 @@ class FrameWindow:
         self.cuts = 0
         # Windows handed to the pool by `start_all` and not assembled yet, with their frames:
         # what they may still ask the memo for stays in it.
-        self._assembling: dict[int, list[np.ndarray]] = {}
-        self._assembling_lock = threading.Lock()
+        self._in_flight: dict[int, list[np.ndarray]] = {}
+        self._in_flight_lock = threading.Lock()
 
     def push(self, frame: Frame) -> list[Frame]:
         return self.push_all([frame])
@@ -145,18 +146,18 @@ class FrameWindow:
         futures = []
         for member in members:
             future = self._pool.submit(self._assemble, member)
-            with self._assembling_lock:
-                self._assembling[id(future)] = member[0]
+            with self._in_flight_lock:
+                self._in_flight[id(future)] = member[0]
             future.add_done_callback(self._assembled)
             futures.append(future)
-        with self._assembling_lock:
-            in_flight = [f for frames in self._assembling.values() for f in frames]
+        with self._in_flight_lock:
+            in_flight = [f for frames in self._in_flight.values() for f in frames]
         self._memo.keep_only([*(h.frame.pixels for h in self._held), *in_flight])
         return futures
 
     def _assembled(self, future: Future[Frame]) -> None:
-        with self._assembling_lock:
-            self._assembling.pop(id(future), None)
+        with self._in_flight_lock:
+            self._in_flight.pop(id(future), None)
 
     def _gather(self, frame: Frame) -> list[tuple[list[np.ndarray], Frame]]:
         """Hold `frame`; the members of the windows that became complete."""
@@ -210,6 +211,11 @@ class FrameWindow:
         while self._held and self._first_position < oldest_needed and len(self._held) > 1:
             self._held.popleft()
             self._first_position += 1
+
+
+# Windows in flight per assembly thread beside a GPU, assembling or assembled: enough that a
+# thread never waits for the one before it to be handed on, few enough to bound the frames held.
+AHEAD_PER_THREAD = 2
 
 
 class WindowedProcessor:
@@ -271,8 +277,3 @@ class WindowedProcessor:
         """The windows through the network, a batch of the inner processor's size at a time."""
         size = max(1, self.inner.batch_size)
         return [done for i in range(0, len(windows), size) for done in self.inner.submit(windows[i : i + size])]
-
-
-# Windows in flight per assembly thread beside a GPU, assembling or assembled: enough that a
-# thread never waits for the one before it to be handed on, few enough to bound the frames held.
-AHEAD_PER_THREAD = 2
