@@ -21,6 +21,7 @@ fails records its error and the next one runs:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -44,12 +45,19 @@ from streamdeblur.synthetic.blur import render_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT, VIDEO = "deepdeblur-4scale", "deepdeblur-4scale-k5-fba-window-gate"
+SHOT_FRAMES = 12
+
+
+@functools.lru_cache(maxsize=16)
+def _shot(width: int, height: int, seed: int) -> tuple[np.ndarray, ...]:
+    """A shaken synthetic shot (render_clip), as a camera would deliver it: rendering takes
+    most of a second a 1080p frame on a CPU, so a short one, played round."""
+    return tuple(blurry for blurry, _ in render_clip(np.random.default_rng(seed), width, height, SHOT_FRAMES, 30))
 
 
 def _clip(width: int, height: int, count: int, seed: int = 0) -> list[Frame]:
-    """A shaken synthetic shot (render_clip), as a camera would deliver it."""
-    pixels = [blurry for blurry, _ in render_clip(np.random.default_rng(seed), width, height, count, 30)]
-    return [Frame(p, i, Fraction(1, 30), i) for i, p in enumerate(pixels)]
+    shot = _shot(width, height, seed)
+    return [Frame(shot[i % len(shot)], i, Fraction(1, 30), i) for i in range(count)]
 
 
 def _processor(backend: Any, device: str, in_flight: int = 3, batch: int = 1) -> Processor:
@@ -118,7 +126,7 @@ def _one_stream(args: argparse.Namespace, seconds: float, seed: int) -> float:
     """One camera's frames through its own scheduler, one at a time, for `seconds`: frames/s."""
     width, height = args.stream_size
     backend = create_backend("torch", DEFAULT, args.device, args.precisions[0], frame_size=(width, height), compile=False)
-    frames = _clip(width, height, 12, seed)
+    frames = _clip(width, height, SHOT_FRAMES, seed)
     processor = _processor(backend, args.device)
     done = len(processor.submit(frames[:1]))
     started, sent = time.perf_counter(), 0
@@ -134,10 +142,10 @@ def streams(args: argparse.Namespace) -> dict[str, Any]:
     width, height = args.stream_size
     count, seconds = args.streams, args.stream_seconds
     backend = create_backend("torch", DEFAULT, args.device, args.precisions[0], frame_size=(width, height), compile=False)
-    cameras = [_clip(width, height, 12, seed) for seed in range(count)]
+    cameras = [_shot(width, height, seed) for seed in range(count)]
 
     def round_of(n: int) -> list[Frame]:  # the n-th frame of every camera
-        return [Frame(c[n % 12].pixels, n * count + k, c[0].time_base, n * count + k) for k, c in enumerate(cameras)]
+        return [Frame(c[n % len(c)], n * count + k, Fraction(1, 30), n * count + k) for k, c in enumerate(cameras)]
 
     processor = _processor(backend, args.device, batch=count)
     processor.submit(round_of(0))
