@@ -55,6 +55,11 @@ def assembly_threads() -> int:
     return max(1, cores - CODEC_THREADS)
 
 
+def assembly_pool(threads: int | None = None) -> ThreadPoolExecutor:
+    """The threads windows are assembled on beside a GPU (`assembly_threads` unless given)."""
+    return ThreadPoolExecutor(threads or assembly_threads(), thread_name_prefix="streamdeblur-window")
+
+
 # Side by side was measured to pay with 2 threads (BENCHMARKS.md); with more, one call per
 # thread would multiply the frames in memory and was not measured, so those keep one call on
 # every thread until it is.

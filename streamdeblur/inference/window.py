@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.inference.alignment import align_window
+from streamdeblur.inference.concurrent import assembly_pool
 from streamdeblur.inference.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.inference.memo import FrameMemo
 from streamdeblur.inference.processor import Processor
@@ -249,7 +250,7 @@ class WindowedProcessor:
         (frames wait in the queue) they are assembled ahead; live, the frames waiting when
         the processor is free are taken together and their windows assembled side by side, so
         a frame that finds the processor free goes on as soon as its window is ready."""
-        pool = ThreadPoolExecutor(threads, thread_name_prefix="streamdeblur-window")
+        pool = assembly_pool(threads)
         if offline:
             processor = cls(inner, cfg, pool, ahead=AHEAD_PER_THREAD * threads)
         else:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from streamdeblur.errors import BadUsage, ProcessingError, StreamdeblurError
 from streamdeblur.inference import Backend, BackendSpec, FrameProcessor, Processor
-from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_threads, one_thread_per_call
+from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, one_thread_per_call
 from streamdeblur.inference.torch_backend import resolve_device
 from streamdeblur.inference.window import FrameWindow
 from streamdeblur.io import Source, open_sink, open_source
@@ -141,7 +141,7 @@ def _assembly_pool(processor: Processor, lanes: list[StreamLane], running: ExitS
     if isinstance(processor, ConcurrentCalls):
         return processor.pool
     running.enter_context(one_thread_per_call())  # each assembly's transforms on its own thread
-    pool = ThreadPoolExecutor(assembly_threads(), thread_name_prefix="streamdeblur-window")
+    pool = assembly_pool()
     running.callback(pool.shutdown)
     return pool
 
