@@ -21,6 +21,7 @@ from streamdeblur.cli_options import (
     takes_encode_options,
 )  # fmt: skip
 from streamdeblur.logs import setup_logging
+from streamdeblur.memory import keep_freed_memory
 
 if TYPE_CHECKING:
     from streamdeblur.inference.spec import BackendSpec
@@ -473,6 +474,7 @@ def main() -> None:
     # from the decoder and encoder threads beside them. Measured on a loaded 2-core machine,
     # a small network took 234 ms a frame with spinning threads and 5.3 ms with sleeping ones.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    keep_freed_memory()  # before any thread starts: frame-sized buffers reused, not faulted in again
     app()
 
 

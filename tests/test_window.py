@@ -217,6 +217,25 @@ def test_where_a_neighbour_saw_nothing_the_frame_itself_fills_in() -> None:
     assert _interior_error(aligned[:, 10:50], target[:, 10:50], margin=5) < 1.0
 
 
+@pytest.mark.parametrize("angle, dx, dy", [(0.0, 3.3, -2.7), (0.8, -7.5, 4.2), (-1.5, 0.4, 0.0), (40.0, 90.0, -60.0)])
+def test_a_warp_fast_inside_and_transparent_on_its_rim_is_the_transparent_warp(angle: float, dx: float, dy: float) -> None:
+    """The neighbour is warped in two parts (a box where every sample is inside it, the rim
+    with the transparent border); a wild map (the last) takes the transparent warp whole."""
+    from streamdeblur.inference.alignment import _inside_box, _warp_global
+
+    target, neighbour = _textured(181, 243, seed=5), _textured(181, 243, seed=6)
+    warp = cv2.getRotationMatrix2D((121.0, 90.0), angle, 1.01)
+    warp[:, 2] += (dx, dy)
+    whole = target.copy()
+    cv2.warpAffine(neighbour, warp, (243, 181), dst=whole, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                   borderMode=cv2.BORDER_TRANSPARENT)
+    parts = _warp_global(target, neighbour, warp)
+    assert (_inside_box(warp, 243, 181) is None) == (angle == 40.0)
+    difference = np.abs(parts.astype(int) - whole.astype(int))
+    assert difference.max() <= 1 and np.count_nonzero(difference) < 0.01 * difference.size  # OpenCV's fixed point
+    assert np.count_nonzero(np.all(parts == target, axis=2)) == np.count_nonzero(np.all(whole == target, axis=2))
+
+
 def test_scene_cuts_are_found_and_blur_within_a_shot_is_not_one() -> None:
     shot = render_sequence(np.random.default_rng(3), 96, 128, 4, kind="varying")
     other = render_sequence(np.random.default_rng(4), 96, 128, 1, kind="varying")

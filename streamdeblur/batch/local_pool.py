@@ -21,6 +21,7 @@ from multiprocessing.process import BaseProcess
 
 from streamdeblur.batch.manifest import FileRecord
 from streamdeblur.batch.task import FileTask, failed, process_file
+from streamdeblur.memory import keep_freed_memory
 
 _CLOSE_TIMEOUT_S = 10.0
 _POLL_S = 0.1
@@ -45,6 +46,7 @@ def _worker_main(conn: Connection, flag: ctypes.c_bool, threads: int, gpu: int |
     for sig in _PARENTS_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)
+    keep_freed_memory()  # a spawned process: the CLI's setting is not inherited
     if setup is not None:
         setup()
     import torch

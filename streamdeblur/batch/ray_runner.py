@@ -18,6 +18,7 @@ from typing import Any
 from streamdeblur.batch.manifest import FileRecord
 from streamdeblur.batch.task import FileTask, failed, one_line, process_file
 from streamdeblur.errors import BadUsage
+from streamdeblur.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def _run_file(task: FileTask, flag: Any, setup: Callable[[], None] | None) -> Fi
     import ray
     import torch
 
+    keep_freed_memory()  # Ray's worker process, already threaded: later threads share one heap
     if setup is not None:
         setup()
     assigned = ray.get_runtime_context().get_assigned_resources()

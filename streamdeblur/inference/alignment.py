@@ -100,13 +100,63 @@ def _motion_to(target: np.ndarray, neighbour: np.ndarray, neighbour_is_later: bo
 
 
 def _warp_global(target: np.ndarray, neighbour: np.ndarray, warp: np.ndarray) -> np.ndarray:
+    """The neighbour warped onto the target; where the map lands outside the neighbour, the
+    target's own pixels stay (a transparent border)."""
     height, width = target.shape[:2]
-    # Drawn over a copy of the target: where the map lands outside the neighbour, the
-    # target's own pixels stay (a transparent border), at the cost of one warp.
-    warped = target.copy()
-    cv2.warpAffine(neighbour, warp, (width, height), dst=warped, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                   borderMode=cv2.BORDER_TRANSPARENT)
+    box = _inside_box(warp, width, height)
+    if box is None:  # no pixel surely inside (a wild map): the transparent warp everywhere
+        warped = target.copy()
+        _warp_part(neighbour, warp, warped, (0, 0, width, height), cv2.BORDER_TRANSPARENT)
+        return warped
+    # OpenCV's transparent border takes a slow per-pixel path: here only on the rim, while the
+    # box inside, where every pixel samples the neighbour, takes the fast one (0.53 ms a warp
+    # at 640x360 against 1.20 for the transparent warp over the whole frame).
+    warped = np.empty_like(target)
+    _warp_part(neighbour, warp, warped, box, cv2.BORDER_REPLICATE)
+    for x0, y0, x1, y1 in _rim(box, width, height):
+        warped[y0:y1, x0:x1] = target[y0:y1, x0:x1]
+        _warp_part(neighbour, warp, warped, (x0, y0, x1, y1), cv2.BORDER_TRANSPARENT)
     return warped
+
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1: columns x0..x1-1 of rows y0..y1-1
+
+
+def _warp_part(neighbour: np.ndarray, warp: np.ndarray, out: np.ndarray, box: Box, border: int) -> None:
+    """warpAffine (inverse map) into `box` of `out` only, in place."""
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return
+    shifted = warp.copy()
+    shifted[:, 2] += warp[:, 0] * x0 + warp[:, 1] * y0  # the box's own origin
+    cv2.warpAffine(neighbour, shifted, (x1 - x0, y1 - y0), dst=out[y0:y1, x0:x1],
+                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
+
+
+def _inside_box(warp: np.ndarray, width: int, height: int) -> Box | None:
+    """A box of target pixels whose bilinear samples all fall inside the neighbour (a pixel
+    short of its edges, for OpenCV's fixed-point rounding), or None."""
+    low_x, low_y, high_x, high_y = 1.0, 1.0, width - 2.0, height - 2.0
+    back = cv2.invertAffineTransform(warp)  # neighbour coordinates to the target's
+    corners = [back @ np.array([x, y, 1.0]) for x, y in ((low_x, low_y), (high_x, low_y), (high_x, high_y), (low_x, high_y))]
+    (tlx, tly), (trx, try_), (brx, bry), (blx, bly) = corners
+    x0, x1 = int(np.ceil(max(tlx, blx))), int(np.floor(min(trx, brx))) + 1
+    y0, y1 = int(np.ceil(max(tly, try_))), int(np.floor(min(bly, bry))) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    # An affine map takes the box to a parallelogram: inside if its corners are.
+    for x, y in ((x0, y0), (x1 - 1, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)):
+        sx, sy = warp @ np.array([x, y, 1.0])
+        if not (low_x <= sx <= high_x and low_y <= sy <= high_y):
+            return None
+    return x0, y0, x1, y1
+
+
+def _rim(box: Box, width: int, height: int) -> list[Box]:
+    """The frame outside `box`, as the rows above and below it and the columns beside it."""
+    x0, y0, x1, y1 = box
+    return [(0, 0, width, y0), (0, y1, width, height), (0, y0, x0, y1), (x1, y0, width, y1)]
 
 
 _DIS: dict[int, cv2.DISOpticalFlow] = {}
