@@ -41,6 +41,7 @@ from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.select import create_backend
 from streamdeblur.inference.window import WindowedProcessor
 from streamdeblur.io.frame import Frame
+from streamdeblur.memory import keep_freed_memory
 from streamdeblur.synthetic.blur import render_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one-stream", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    kept = keep_freed_memory()  # as the command line sets it, before any thread starts
     args.passed = ["--device", args.device] + (["--quick"] if args.quick else [])
     args.timeout = 300
     if args.quick:
@@ -193,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"device": torch.cuda.get_device_name() if args.device == "cuda" else args.device,
-                              "torch": torch.__version__, "cores": os.cpu_count(), "quick": args.quick}
+                              "torch": torch.__version__, "cores": os.cpu_count(), "quick": args.quick,
+                              "freed_memory_kept": kept}
     for name in args.steps.split(","):
         started = time.perf_counter()
         try:
