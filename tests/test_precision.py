@@ -116,6 +116,28 @@ def test_pipeline_output_is_the_backends_output(
         assert not np.array_equal(got, rgb)  # the network changed the frame
 
 
+def test_a_run_ends_the_threads_its_calls_side_by_side_ran_on(tmp_path: Path, tiny_weights: Path) -> None:
+    """A process that runs file after file (a batch worker) must not gather a pool a file."""
+    import threading
+
+    from streamdeblur.inference.concurrent import SIDE_BY_SIDE_THREADS
+
+    _write_frames(tmp_path / "in", np.uint8, count=2)
+    spec = BackendSpec(backend="torch", weights=str(tiny_weights), device="cpu", precision="fp32", compile=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(SIDE_BY_SIDE_THREADS)  # what side by side needs
+    try:
+        counts = []
+        for run in range(3):
+            report = run_job(RunOptions(input=str(tmp_path / "in"), output=str(tmp_path / f"out{run}"), spec=spec,
+                                        progress=False))
+            assert report.frames_out == 2
+            counts.append(threading.active_count())
+    finally:
+        torch.set_num_threads(threads)
+    assert counts[0] == counts[1] == counts[2], counts
+
+
 def test_run_in_bf16_on_the_cpu_reports_it(tmp_path: Path, tiny_weights: Path) -> None:
     _write_frames(tmp_path / "in", np.uint8, count=2)
     spec = BackendSpec(backend="torch", weights=str(tiny_weights), device="cpu", precision="bf16")

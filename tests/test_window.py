@@ -672,6 +672,12 @@ def test_on_cuda_windows_are_assembled_on_the_cpu_s_threads_ahead_offline_and_at
     live.submit(frames[1:])
     assert device.batches == [1, 1, 1, 1] and [f.index for f in device.waiting] == [3]
     assert not concurrent.assembles_beside_gpu(select.make_processor(TorchBackend(DeepDeblur(_cfg(3)), torch.device("cpu"))))
+    # Closed, the assembly threads end (a batch worker builds a processor for every file).
+    threads = list(offline.own_pool._threads)  # type: ignore[union-attr]
+    offline.submit(frames)
+    offline.close()
+    threads += list(offline.own_pool._threads)  # type: ignore[union-attr]
+    assert threads and not any(t.is_alive() for t in threads)
 
 
 def test_assembly_beside_a_gpu_leaves_the_codecs_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -274,6 +274,15 @@ class WindowedProcessor:
         ready = [self._assembling.popleft().result() for _ in range(len(self._assembling))]
         return self._run(ready) + self.inner.flush()
 
+    def close(self) -> None:
+        """End the threads this processor owns: its assembly pool beside a GPU, and the inner
+        processor's (the calls' side by side)."""
+        if self.own_pool is not None:
+            self.own_pool.shutdown()
+        close_inner = getattr(self.inner, "close", None)
+        if close_inner is not None:
+            close_inner()
+
     def _run(self, windows: list[Frame]) -> list[Frame]:
         """The windows through the network, a batch of the inner processor's size at a time."""
         size = max(1, self.inner.batch_size)

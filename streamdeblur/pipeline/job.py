@@ -118,6 +118,9 @@ def _process(
     side_by_side = not source.info.live
     backend, processor = opts.spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
                                          side_by_side=side_by_side)
+    close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)
+    if close is not None:
+        cleanup.callback(close)
     if side_by_side and runs_side_by_side(backend) or assembles_beside_gpu(processor):
         cleanup.enter_context(one_thread_per_call())
     report.backend, report.device = backend.name, str(backend.device)
