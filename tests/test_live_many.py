@@ -291,6 +291,44 @@ def test_on_the_cpu_a_batch_runs_as_calls_side_by_side_each_on_one_thread() -> N
     assert elapsed < 0.35  # two calls at a time: 0.2 s, not 0.4
 
 
+class _UnevenCalls(CallLog):
+    """Frame 0's call takes `slow` seconds, the others `seconds`; each call's start and end
+    are kept by the frame's value."""
+
+    def __init__(self, seconds: float, slow: float) -> None:
+        super().__init__(seconds)
+        self.slow = slow
+        self.started: dict[int, float] = {}
+        self.ended: dict[int, float] = {}
+
+    def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
+        value = round(float(batch.flatten()[0]) * 255)
+        self.started[value] = time.monotonic()
+        time.sleep(self.slow if value == 0 else self.seconds)
+        self.ended[value] = time.monotonic()
+        return batch
+
+
+def test_offline_calls_side_by_side_do_not_wait_for_the_slower_one() -> None:
+    """An offline run's calls (overlapped): a thread that is done takes the next frame while the
+    other thread's call goes on; every frame comes back once, in order; at most one call more
+    than the threads is in flight."""
+    backend = _UnevenCalls(0.02, slow=0.4)
+    calls = ConcurrentCalls(FrameProcessor(backend), workers=2, call_batch=1, overlapped=True)
+    frames = [Frame(np.full((12, 16, 3), value, np.uint8), value, TB, value) for value in range(8)]
+    done, most_in_flight = [], 0
+    with one_thread_per_call():
+        for pair in (frames[i : i + 2] for i in range(0, 8, 2)):
+            done += calls.submit(pair)
+            most_in_flight = max(most_in_flight, len(calls._in_flight))
+        done += calls.flush()
+    calls.close()
+    assert [f.index for f in done] == list(range(8)) and all((f.pixels == f.index).all() for f in done)
+    # Frames 2 and 3 started while frame 0 was still running (in rounds they would wait for it).
+    assert backend.started[2] < backend.ended[0] and backend.started[3] < backend.ended[0]
+    assert most_in_flight <= 3
+
+
 # --- end to end: `streamdeblur live` on real UDP senders -----------------------------------------
 
 

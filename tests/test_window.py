@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from streamdeblur.errors import BadUsage
+from streamdeblur.inference.backend import PassthroughBackend
 from streamdeblur.inference.alignment import align_window, global_motion
 from streamdeblur.inference.processor import FrameProcessor
 from streamdeblur.inference.torch_backend import TorchBackend
@@ -561,12 +562,54 @@ def test_frames_side_by_side_come_out_as_one_call_at_a_time_makes_them() -> None
     expected = plain.submit(frames) + plain.flush()
     torch.set_num_threads(2)
     side = make_processor(backend, side_by_side=True)
-    assert side.batch_size == 2 and isinstance(side, WindowedProcessor)
+    assert isinstance(side, WindowedProcessor) and side.window.then is not None  # end to end on each thread
     with one_thread_per_call():
-        out = [f for i in range(0, 7, 2) for f in side.submit(frames[i : i + 2])] + side.flush()
+        out = [f for frame in frames for f in side.submit([frame])] + side.flush()
+    side.close()
     assert [(f.index, f.pts) for f in out] == [(f.index, f.pts) for f in expected] == [(i, 5 * i) for i in range(7)]
     # One thread per call sums the convolutions in another order: a pixel may round one level apart.
     assert all(np.abs(a.pixels.astype(int) - b.pixels).max() <= 1 for a, b in zip(out, expected))
+
+
+def test_on_the_cpu_a_thread_assembles_and_runs_its_frame_without_waiting_for_the_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Offline on the CPU (WindowedProcessor.end_to_end): a frame whose window is slow to
+    assemble holds up only its own thread; the other assembles and runs the next frames
+    meanwhile, and every frame still comes out once, in order, as one at a time makes it."""
+    from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
+    import streamdeblur.inference.window as window_module
+
+    real_stack = window_module.stack_window
+    started: dict[int, float] = {}
+    ended: dict[int, float] = {}
+
+    def uneven(frames: list[np.ndarray], *args: Any) -> np.ndarray:
+        index = int(frames[0][0, 0, 0])  # each frame is filled with its index
+        started[index] = time.monotonic()
+        time.sleep(0.4 if index == 1 else 0.01)
+        try:
+            return real_stack(frames, *args)
+        finally:
+            ended[index] = time.monotonic()
+
+    class FirstSlot(PassthroughBackend):  # the window's restored frame, as it came in
+        def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
+            return batch[:, :3]
+
+    cfg = _cfg(3, align="none")
+    frames = [Frame(np.full((24, 32, 3), i, np.uint8), i, TB, i) for i in range(9)]
+    alone = FrameWindow(cfg)
+    expected = [w for f in frames for w in alone.push(f)] + alone.flush()
+    monkeypatch.setattr(window_module, "stack_window", uneven)
+    with one_thread_per_call():
+        calls = ConcurrentCalls(FrameProcessor(FirstSlot()), workers=2)
+        processor = WindowedProcessor.end_to_end(calls, cfg)
+        out = [f for frame in frames for f in processor.submit([frame])] + processor.flush()
+        processor.close()
+    assert [(f.index, f.pts) for f in out] == [(i, i) for i in range(9)]
+    assert all(np.array_equal(a.pixels, b.pixels[..., :3]) for a, b in zip(out, expected))
+    assert started[2] < ended[1] and started[3] < ended[1]  # in rounds, they would wait for frame 1
 
 
 class _Accelerator:

@@ -16,8 +16,9 @@ while, not from a call whose other threads wait for it at every barrier (BENCHMA
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import cv2
@@ -84,20 +85,38 @@ class ConcurrentCalls:
     """The processor stage for frames side by side on the CPU: same interface as FrameProcessor.
 
     `batch_size` is what the stage hands it at once: `call_batch` frames for each worker by
-    default (an offline run), or what the caller sets (many streams: one round)."""
+    default (an offline run), or what the caller sets (many streams: one round). By default
+    submit() returns once all its calls have (a round of many streams); `overlapped` (an
+    offline run, where frames wait in the queue) keeps up to one call more than there are
+    workers in flight and returns the calls that have ended, in order, so a thread that is
+    done takes the next call at once instead of waiting for the slower call of its round
+    (BENCHMARKS.md, "Calls end to end")."""
 
-    def __init__(self, inner: FrameProcessor, workers: int, call_batch: int = 1) -> None:
-        self.inner, self.call_batch = inner, max(1, call_batch)
-        self.batch_size = max(1, workers) * self.call_batch
-        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="streamdeblur-call")
+    def __init__(self, inner: FrameProcessor, workers: int, call_batch: int = 1, overlapped: bool = False) -> None:
+        self.inner, self.call_batch, self.workers = inner, max(1, call_batch), max(1, workers)
+        self.batch_size = self.workers * self.call_batch
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="streamdeblur-call")
+        self.overlapped = overlapped
+        self._in_flight: deque[Future[list[Frame]]] = deque()
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
-        """The frames deblurred, in order, once every call of the batch has returned."""
+        """The frames deblurred, in order: all of them (a round), or, overlapped, those whose
+        calls have ended, waiting only while more calls than workers + 1 are in flight."""
         calls = [frames[i : i + self.call_batch] for i in range(0, len(frames), self.call_batch)]
-        return [frame for done in self.pool.map(self.inner.process, calls) for frame in done]
+        if not self.overlapped:
+            return [frame for done in self.pool.map(self.inner.process, calls) for frame in done]
+        self._in_flight.extend(self.pool.submit(self.inner.process, call) for call in calls)
+        ended: list[Frame] = []
+        while self._in_flight and (self._in_flight[0].done() or len(self._in_flight) > self.workers + 1):
+            ended += self._in_flight.popleft().result()
+        return ended
 
     def flush(self) -> list[Frame]:
-        return []  # submit() returns only once its calls have
+        """The calls still in flight (overlapped), waited for in order."""
+        ended: list[Frame] = []
+        while self._in_flight:
+            ended += self._in_flight.popleft().result()
+        return ended
 
     def close(self) -> None:
         self.pool.shutdown()

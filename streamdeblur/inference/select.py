@@ -168,24 +168,33 @@ def make_processor(
     thread side by side, windows assembled on the same threads, and the caller sets one thread
     per call for the run (concurrent.one_thread_per_call). On CUDA a windowed model's windows
     are assembled on the CPU's cores (WindowedProcessor.beside_gpu; ahead of the GPU when
-    offline), which need one thread each as well (concurrent.assembles_beside_gpu)."""
+    offline), which need one thread each as well (concurrent.assembles_beside_gpu). On the
+    CPU, offline, each thread takes its next frame as soon as it is done with one, without
+    waiting for the others (ConcurrentCalls `overlapped`, WindowedProcessor.end_to_end)."""
     inner: Processor
     pool = None
+    cfg = backend.model_config
+    windowed_model = windowed and cfg is not None and cfg.frames > 1
     if backend.device.type == "cuda":
         from streamdeblur.inference.scheduler import StreamScheduler
 
         inner = StreamScheduler(backend, tile, tile_overlap, batch, streams)
     elif side_by_side and runs_side_by_side(backend):
-        calls = ConcurrentCalls(FrameProcessor(backend, tile, tile_overlap, batch), torch.get_num_threads(), batch)
+        # Offline, each thread goes on to its next call without waiting for the others
+        # (overlapped); a windowed model's threads do that with assembly and call together.
+        calls = ConcurrentCalls(FrameProcessor(backend, tile, tile_overlap, batch), torch.get_num_threads(), batch,
+                                overlapped=not windowed_model)
         inner, pool = calls, calls.pool
     else:
         inner = FrameProcessor(backend, tile, tile_overlap, batch)
-    cfg = backend.model_config
-    if windowed and cfg is not None and cfg.frames > 1:
+    if windowed_model:
+        assert cfg is not None
         from streamdeblur.inference.window import WindowedProcessor
 
         if backend.device.type == "cuda":
             return WindowedProcessor.beside_gpu(inner, cfg, assembly_threads(), offline=side_by_side)
+        if isinstance(inner, ConcurrentCalls) and inner.call_batch == 1:
+            return WindowedProcessor.end_to_end(inner, cfg)
         return WindowedProcessor(inner, cfg, pool)
     return inner
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.inference.alignment import align_window
-from streamdeblur.inference.concurrent import assembly_pool
+from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool
 from streamdeblur.inference.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.inference.memo import FrameMemo
 from streamdeblur.inference.processor import Processor
@@ -104,11 +105,15 @@ class FrameWindow:
     and `start_flush` return them as futures instead, assembling on the pool meanwhile.
     """
 
-    def __init__(self, cfg: DeepDeblurConfig, pool: Executor | None = None) -> None:
+    def __init__(self, cfg: DeepDeblurConfig, pool: Executor | None = None,
+                 then: Callable[[Frame], Frame] | None = None) -> None:
         self.cfg = cfg
         # Windows that become complete together are assembled (aligned, fused, stacked) on
         # `pool`'s threads at once, where given: the processor running frames side by side.
         self._pool = pool
+        # `start_all`'s windows go on, on the thread that assembled them, through `then`
+        # (a network call on the CPU, WindowedProcessor.end_to_end), where given.
+        self.then = then
         self.history, self.lookahead = -min(cfg.offsets), cfg.lookahead
         self._held: deque[_Held] = deque()  # frames a pending or future window may still need
         self._pending: deque[int] = deque()  # positions (in the stream) of frames not yet restored
@@ -146,7 +151,7 @@ class FrameWindow:
             raise RuntimeError("FrameWindow.start_all needs a pool to assemble on")
         futures = []
         for member in members:
-            future = self._pool.submit(self._assemble, member)
+            future = self._pool.submit(self._assemble_then, member)
             with self._in_flight_lock:
                 self._in_flight[id(future)] = member[0]
             future.add_done_callback(self._assembled)
@@ -191,6 +196,10 @@ class FrameWindow:
         frames, target = members
         return Frame(stack_window(frames, self.cfg, self._memo), target.pts, target.time_base, target.index)
 
+    def _assemble_then(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
+        window = self._assemble(members)
+        return window if self.then is None else self.then(window)
+
     def _members(self, position: int) -> tuple[list[np.ndarray], Frame]:
         """The window's frames (network order) for the frame at `position`, and that frame."""
         held = list(self._held)
@@ -225,20 +234,23 @@ class WindowedProcessor:
     in batches of its size.
 
     Without `ahead`, the windows a batch of frames completes are assembled (side by side on
-    `pool`, where given) before the network runs them: on a CPU the calls need the same cores,
-    and assembling ahead there was measured to gain nothing (BENCHMARKS.md, "Windows assembled
-    ahead of a GPU"). With `ahead` (and a pool), windows are assembled on the pool's threads
-    while earlier ones are on the device, each handed on, in order, as soon as it and those
-    before it are ready; up to `ahead` are in flight, and more wait for the oldest. `take`:
-    frames taken at once (default the inner processor's batch)."""
+    `pool`, where given) before the network runs them. With `ahead` (and a pool), windows are
+    assembled on the pool's threads while earlier ones are on the device, each handed on, in
+    order, as soon as it and those before it are ready; up to `ahead` are in flight, and more
+    wait for the oldest. `take`: frames taken at once (default the inner processor's batch).
+    `then`: what the pool's thread does with a window it assembled, instead of handing it to
+    `inner`: on the CPU, offline, its network call (end_to_end; extra threads assembling ahead
+    of calls on the same cores gained nothing, BENCHMARKS.md, "Windows assembled ahead of a
+    GPU")."""
 
     def __init__(
         self, inner: Processor, cfg: DeepDeblurConfig, pool: Executor | None = None, ahead: int = 0, take: int = 0,
+        then: Callable[[Frame], Frame] | None = None,
     ) -> None:
         if ahead and pool is None:
             raise ValueError("assembling ahead needs a pool")
         self.inner = inner
-        self.window = FrameWindow(cfg, pool)
+        self.window = FrameWindow(cfg, pool, then)
         self.batch_size = take or self.inner.batch_size
         self.ahead = ahead
         self._assembling: deque[Future[Frame]] = deque()
@@ -258,6 +270,18 @@ class WindowedProcessor:
         processor.own_pool = pool
         return processor
 
+    @classmethod
+    def end_to_end(cls, calls: ConcurrentCalls, cfg: DeepDeblurConfig) -> WindowedProcessor:
+        """For a network on the CPU, its calls side by side (an offline run): each frame's
+        window is assembled and run through the network on one of the calls' threads, end to
+        end, while the other threads do the same for the next frames. No thread waits for
+        another between assembling and the call, or for the slower call of a pair (up to one
+        frame more than the threads is in flight, handed on in order): on two cores, together
+        with the window's input joined in bf16, the gated model's pipeline ran 10 % faster
+        (BENCHMARKS.md, "Calls end to end")."""
+        return cls(calls, cfg, calls.pool, ahead=calls.workers + 1, take=1,
+                   then=lambda window: calls.inner.process([window])[0])
+
     def submit(self, frames: list[Frame]) -> list[Frame]:
         if not self.ahead:
             return self._run(self.window.push_all(frames))  # on the pool's threads, where there is one
@@ -265,14 +289,18 @@ class WindowedProcessor:
         ready = []
         while self._assembling and (self._assembling[0].done() or len(self._assembling) > self.ahead):
             ready.append(self._assembling.popleft().result())
-        return self._run(ready)
+        return self._onwards(ready)
 
     def flush(self) -> list[Frame]:
         if not self.ahead:
             return self._run(self.window.flush()) + self.inner.flush()
         self._assembling.extend(self.window.start_flush())
         ready = [self._assembling.popleft().result() for _ in range(len(self._assembling))]
-        return self._run(ready) + self.inner.flush()
+        return self._onwards(ready) + self.inner.flush()
+
+    def _onwards(self, ready: list[Frame]) -> list[Frame]:
+        """Windows assembled ahead, through the network unless their threads ran it already."""
+        return ready if self.window.then is not None else self._run(ready)
 
     def close(self) -> None:
         """End the threads this processor owns: its assembly pool beside a GPU, and the inner

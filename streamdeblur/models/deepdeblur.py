@@ -130,6 +130,13 @@ class PassThroughGate(nn.Module):
         return output + g * (frame - output)
 
 
+def _convolution_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a convolution casts `x` to: autocast's where it is on, else x's own."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
 class DeepDeblur(nn.Module):
     """Coarse-to-fine deblurring network taking (N, 3 * frames, H, W) RGB in [0, 1], any H and
     W, and returning the restored frame, (N, 3, H, W).
@@ -166,11 +173,16 @@ class DeepDeblur(nn.Module):
             pyramid.append(F.avg_pool2d(pyramid[-1], 2))
         outputs: list[torch.Tensor] = [x] * self.cfg.n_scales
         scale_input = pyramid[-1]
+        dtype = _convolution_dtype(x)
         for s in reversed(range(self.cfg.n_scales)):
             outputs[s] = self.body_models[s](scale_input)
             if s > 0:
                 upsampled = self.conv_end_models[s](outputs[s])
-                scale_input = torch.cat((pyramid[s - 1], upsampled), dim=1)
+                # Joined in the dtype the convolution takes (bf16 under autocast): the same
+                # values, but a compiled graph then writes the wide window's input once, in
+                # half the bytes, rather than in float32 and again cast (BENCHMARKS.md, "Calls
+                # end to end").
+                scale_input = torch.cat((pyramid[s - 1].to(dtype), upsampled.to(dtype)), dim=1)
         restored = [out + MEAN_SHIFT for out in outputs]
         if self.gate is not None:
             small_x = pyramid[self.gate.shrink.bit_length() - 1] + MEAN_SHIFT  # pooled once, for the network and the gate
