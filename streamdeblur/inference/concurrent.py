@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 import cv2
 import torch
@@ -59,6 +60,19 @@ def assembly_threads() -> int:
 def assembly_pool(threads: int | None = None) -> ThreadPoolExecutor:
     """The threads windows are assembled on beside a GPU (`assembly_threads` unless given)."""
     return ThreadPoolExecutor(threads or assembly_threads(), thread_name_prefix="streamdeblur-window")
+
+
+T = TypeVar("T")
+
+
+def ended_in_order(in_flight: deque[Future[T]], most: int = 0) -> list[T]:
+    """The results of the futures at the front of `in_flight` that have ended, in order (taken
+    off it), waiting for the oldest while more than `most` are left in flight; with `most` 0,
+    all of them."""
+    ended: list[T] = []
+    while in_flight and (in_flight[0].done() or len(in_flight) > most):
+        ended.append(in_flight.popleft().result())
+    return ended
 
 
 # Side by side was measured to pay with 2 threads (BENCHMARKS.md); with more, one call per
@@ -106,17 +120,11 @@ class ConcurrentCalls:
         if not self.overlapped:
             return [frame for done in self.pool.map(self.inner.process, calls) for frame in done]
         self._in_flight.extend(self.pool.submit(self.inner.process, call) for call in calls)
-        ended: list[Frame] = []
-        while self._in_flight and (self._in_flight[0].done() or len(self._in_flight) > self.workers + 1):
-            ended += self._in_flight.popleft().result()
-        return ended
+        return [frame for done in ended_in_order(self._in_flight, self.workers + 1) for frame in done]
 
     def flush(self) -> list[Frame]:
         """The calls still in flight (overlapped), waited for in order."""
-        ended: list[Frame] = []
-        while self._in_flight:
-            ended += self._in_flight.popleft().result()
-        return ended
+        return [frame for done in ended_in_order(self._in_flight) for frame in done]
 
     def close(self) -> None:
         self.pool.shutdown()

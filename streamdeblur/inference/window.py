@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.inference.alignment import align_window
-from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool
+from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, ended_in_order
 from streamdeblur.inference.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.inference.memo import FrameMemo
 from streamdeblur.inference.processor import Processor
@@ -286,17 +286,13 @@ class WindowedProcessor:
         if not self.ahead:
             return self._run(self.window.push_all(frames))  # on the pool's threads, where there is one
         self._assembling.extend(self.window.start_all(frames))
-        ready = []
-        while self._assembling and (self._assembling[0].done() or len(self._assembling) > self.ahead):
-            ready.append(self._assembling.popleft().result())
-        return self._onwards(ready)
+        return self._onwards(ended_in_order(self._assembling, self.ahead))
 
     def flush(self) -> list[Frame]:
         if not self.ahead:
             return self._run(self.window.flush()) + self.inner.flush()
         self._assembling.extend(self.window.start_flush())
-        ready = [self._assembling.popleft().result() for _ in range(len(self._assembling))]
-        return self._onwards(ready) + self.inner.flush()
+        return self._onwards(ended_in_order(self._assembling)) + self.inner.flush()
 
     def _onwards(self, ready: list[Frame]) -> list[Frame]:
         """Windows assembled ahead, through the network unless their threads ran it already."""
