@@ -583,9 +583,11 @@ def test_quiet_training_makes_no_progress_bar(tmp_path: Path, monkeypatch: pytes
 def test_every_shipped_recipe_starts_from_weights_of_its_own_network() -> None:
     """`init: shipped` is the default network, other shipped weights go by name: a recipe whose
     init does not fit its model would fail only when a user runs it. A windowed model may
-    start from weights of the same network with another window or gate."""
-    from streamdeblur.models import load_checkpoint, load_model_config
+    start from weights of the same network with another window or gate, or more ResBlocks;
+    the training loop's own start (`_start_from`) decides."""
+    from streamdeblur.models import DeepDeblur, load_model_config
     from streamdeblur.models.config import config_dir
+    from streamdeblur.training.loop import _start_from
 
     for path in sorted((config_dir() / "train").glob("*.yaml")):
         recipe = load_recipe(path.stem)
@@ -593,11 +595,7 @@ def test_every_shipped_recipe_starts_from_weights_of_its_own_network() -> None:
         if start is None:  # identity or default init
             continue
         assert start.is_file(), (path.stem, recipe.init)
-        started, trained = load_checkpoint(start).cfg, load_model_config(recipe.model)
-        if started.input_slots != trained.input_slots or started.gate != trained.gate:  # transplant
-            started = replace(started, name=trained.name, frames=trained.frames, causal=trained.causal, align=trained.align,
-                              fuse=trained.fuse, gate=trained.gate)
-        assert started == trained, path.stem
+        _start_from(DeepDeblur(load_model_config(recipe.model)), start)  # a one-line error where it does not fit
 
 
 def test_synth_writes_clips_of_one_kind_of_shot_clean(tmp_path: Path) -> None:

@@ -71,6 +71,29 @@ def test_transplant_refuses_another_architecture() -> None:
         transplant(DeepDeblur(_cfg(3)), DeepDeblur(load_model_config("deepdeblur-light")))
 
 
+def test_a_leaner_network_keeps_each_scales_first_blocks_and_its_last_convolution() -> None:
+    torch.manual_seed(0)
+    deep_cfg = dataclasses.replace(_cfg(3), name="deep", n_scales=2, n_feats=(8, 8), n_resblocks=(2, 1))
+    deep = DeepDeblur(deep_cfg).eval()
+    with torch.no_grad():  # the finest scale's second block an identity: dropping it changes nothing
+        deep.body_models[0].body[2].body[2].weight.zero_()
+        deep.body_models[0].body[2].body[2].bias.zero_()
+    lean = DeepDeblur(dataclasses.replace(deep_cfg, name="lean", n_resblocks=(1, 1))).eval()
+    transplant(lean, deep)
+    x = torch.rand(1, 9, 24, 32)
+    with torch.no_grad():
+        assert torch.equal(lean(x), deep(x))
+        assert torch.equal(lean.body_models[0].body[2].weight, deep.body_models[0].body[3].weight)  # the tail
+        # with no blocks left, the scale's first and last convolutions still take theirs
+        bare = DeepDeblur(dataclasses.replace(deep_cfg, name="bare", n_resblocks=(0, 1))).eval()
+        transplant(bare, deep)
+        assert torch.equal(bare.body_models[0].body[0].weight, deep.body_models[0].body[0].weight)
+        assert torch.equal(bare.body_models[0].body[1].weight, deep.body_models[0].body[3].weight)
+        assert not torch.equal(bare(x), deep(x))
+    with pytest.raises(ValueError, match="differ in more than their window"):  # blocks are never made up
+        transplant(deep, lean)
+
+
 def test_windowed_weights_round_trip_with_their_window(tmp_path: Path) -> None:
     model = DeepDeblur(_cfg(3, causal=True, align="global"))
     loaded = load_checkpoint(save_weights(model, tmp_path / "w.safetensors", {}))

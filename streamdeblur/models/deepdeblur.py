@@ -236,10 +236,15 @@ def transplant(model: DeepDeblur, source: DeepDeblur) -> None:
     weights therefore computes exactly what they compute on that frame, and training can
     only learn up from there. A pass-through gate only one of them has is left new (all but
     shut) or dropped.
+
+    A scale may also have fewer ResBlocks than the source's: it keeps the first ones and the
+    scale's last convolution (a leaner network that fine-tuning then repairs; `_pruned`).
     """
-    if _architecture(model.cfg) != _architecture(source.cfg):
-        raise ValueError(f"{source.cfg.name} and {model.cfg.name} differ in more than their window")
-    state = source.state_dict()
+    if _architecture(model.cfg) != _architecture(source.cfg) or any(
+        mine > theirs for mine, theirs in zip(model.cfg.resblocks, source.cfg.resblocks)
+    ):
+        raise ValueError(f"{source.cfg.name} and {model.cfg.name} differ in more than their window and blocks")
+    state = _pruned(source.state_dict(), model.cfg.resblocks, source.cfg.resblocks)
     source_slots = list(source.cfg.input_slots)
     if source.cfg.frames == 1 and FUSED in model.cfg.input_slots:
         source_slots = [FUSED]  # a single-frame network restores the frame it is given: here, the fused one
@@ -260,7 +265,26 @@ def transplant(model: DeepDeblur, source: DeepDeblur) -> None:
 
 
 def _architecture(cfg: DeepDeblurConfig) -> tuple[object, ...]:
-    return (cfg.n_scales, cfg.feats, cfg.resblocks, cfg.kernel_size)
+    """What transplant needs two networks to share (their ResBlocks may differ: `_pruned`)."""
+    return (cfg.n_scales, cfg.feats, cfg.kernel_size)
+
+
+def _pruned(state: dict[str, torch.Tensor], blocks: tuple[int, ...], source_blocks: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """A state dict with each scale's ResBlocks cut to `blocks`: the first ones kept, the
+    scale's last convolution renumbered to follow them (ScaleNet.body: head, blocks, tail)."""
+    if blocks == source_blocks:
+        return state
+    kept: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "body_models" and parts[2] == "body":
+            scale, index = int(parts[1]), int(parts[3])
+            if index == source_blocks[scale] + 1:  # the tail
+                parts[3] = str(blocks[scale] + 1)
+            elif index > blocks[scale]:  # a block beyond the ones kept
+                continue
+        kept[".".join(parts)] = value
+    return kept
 
 
 def count_parameters(model: nn.Module) -> int:
