@@ -9,9 +9,9 @@ fails records its error and the next one runs:
 
 - `gpu_tests`: `pytest -m gpu tests/test_engines.py` (the stream scheduler against a plain
   loop, CUDA graphs and fp16, windows assembled ahead on CUDA).
-- `network`: the default and the gated video model alone through the stream scheduler (upload,
+- `network`: the single-frame default and the default video model alone through the stream scheduler (upload,
   network, download), fp16 and fp32, one batch in flight or three (overlap off and on).
-- `windowed`: issue 23's cost beside a GPU: the default against the gated video model, its
+- `windowed`: issue 23's cost beside a GPU: the single-frame default against the default video model, its
   windows assembled in the processor's thread (as before) or on the CPU's cores ahead of the
   GPU (`WindowedProcessor.beside_gpu`).
 - `streams`: issue 24: eight cameras' frames through one scheduler, a round of all eight one
@@ -45,7 +45,7 @@ from streamdeblur.memory import keep_freed_memory
 from streamdeblur.synthetic.blur import render_clip
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT, VIDEO = "deepdeblur-4scale", "deepdeblur-4scale-k5-fba-window-gate"
+DEFAULT, VIDEO = "deepdeblur-4scale", "deepdeblur-4scale-k5-fba-window-gate-lean"  # the defaults for a picture and for video
 SHOT_FRAMES = 12
 
 

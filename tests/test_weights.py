@@ -6,12 +6,14 @@ import json
 import shlex
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
-from streamdeblur.models import load_checkpoint, read_card, shipped_weights
+from streamdeblur.models import DEFAULT_WEIGHTS, VIDEO_WEIGHTS, load_checkpoint, read_card, shipped_weights
 from streamdeblur.models.checkpoint import WEIGHTS_DIR
 from tests.conftest import run_cli
-from tests.media import make_clip
+from tests.media import ffmpeg, make_clip
 
 pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
 
@@ -42,6 +44,33 @@ def test_run_uses_the_default_weights_without_flags_or_others_by_name(
     result = run_cli("run", str(clip), str(tmp_path / "out.mp4"), "--report", str(report), "-q", *flags, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(report.read_text())["model"] == model
+
+
+def test_without_weights_a_clip_gets_the_video_model_and_a_picture_or_live_the_single_frame_one(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "6", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(clip))
+    picture = tmp_path / "still.png"
+    cv2.imwrite(str(picture), np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i:04d}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    video_model, single_model = VIDEO_WEIGHTS.stem, DEFAULT_WEIGHTS.stem
+    assert load_checkpoint(VIDEO_WEIGHTS).cfg.frames > 1 and load_checkpoint(DEFAULT_WEIGHTS).cfg.frames == 1
+    cases = [
+        (["run", str(clip), "clip-out.mp4"], video_model, 6),
+        (["run", str(frames), "frames-out/"], video_model, 3),
+        (["run", str(picture), "still-out.png"], single_model, 1),
+        (["run", str(clip), "light-out.mp4", "--weights", "deepdeblur-light"], "deepdeblur-light", 6),
+        (["live", str(clip), "live-out.mp4"], single_model, 6),
+    ]
+    for args, model, frames_out in cases:
+        report = tmp_path / "report.json"
+        result = run_cli(*args, "--backend", "torch", "--report", str(report), "-q", cwd=tmp_path)
+        assert result.returncode == 0, (args, result.stderr)
+        facts = json.loads(report.read_text())
+        assert (facts["model"], facts["frames_out"]) == (model, frames_out), args
 
 
 def _but_count(synth: list[str]) -> list[str]:

@@ -30,6 +30,7 @@ from streamdeblur.batch.task import FileTask
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.spec import BackendSpec
 from streamdeblur.io import partial_path
+from streamdeblur.io.image_folder import IMAGE_SUFFIXES
 from streamdeblur.pipeline.job import RunOptions, check_options
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,10 @@ def _ray_runner(opts: BatchOptions) -> Executor:
     )
 
 
-def _preflight(opts: BatchOptions, first: InputFile) -> tuple[BackendSpec, torch.device | None]:
+def _preflight(opts: BatchOptions, first: InputFile, clip: bool) -> tuple[BackendSpec, torch.device | None]:
     """Mistakes every file would share fail the batch once, here, before anything is written.
+    `clip`: whether any input is a video (then, without --weights, every file gets the video
+    model; a batch of pictures keeps the single-frame one).
 
     Returns the backend spec every file runs and the device (None with Ray: it is the
     workers'). On the CPU the backend is built once here, so `auto` is measured and any ONNX
@@ -143,7 +146,7 @@ def _preflight(opts: BatchOptions, first: InputFile) -> tuple[BackendSpec, torch
     check_options(replace(job, input=str(first.path), output=str(first.output_path(opts.output_dir))))
     if opts.ray_address:
         import_ray()
-    spec = job.spec
+    spec = job.spec.for_input(clip)
     device = None if opts.ray_address else resolve_device(spec.device)
     if device is None or device.type == "cuda":
         if spec.backend not in BACKENDS:
@@ -189,7 +192,8 @@ def run_batch(opts: BatchOptions, stop: threading.Event) -> BatchSummary:
     started = time.monotonic()
     opts.job.spec.check()  # a contradiction in the flags is reported before any file is looked at
     inputs = _plan(opts)
-    spec, device = _preflight(opts, inputs[0])
+    clip = any(item.path.suffix.lower() not in IMAGE_SUFFIXES for item in inputs)
+    spec, device = _preflight(opts, inputs[0], clip)
     opts = replace(opts, job=replace(opts.job, spec=spec))
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     with Manifest(opts.output_dir) as manifest:

@@ -33,6 +33,15 @@ class BackendSpec:
     channels_last: bool | None = None  # None: the faster layout for the device
     compile: bool | None = None  # CPU torch: TorchInductor; None: for inputs that win the compile back
 
+    def for_input(self, clip: bool) -> BackendSpec:
+        """This spec with its weights chosen for the input, where none were given: the shipped
+        video model for a clip (models.VIDEO_WEIGHTS), the single-frame default otherwise."""
+        if self.weights is not None or not clip:
+            return self
+        from streamdeblur.models import VIDEO_WEIGHTS
+
+        return replace(self, weights=str(VIDEO_WEIGHTS))
+
     def check(self) -> None:
         """Contradictions that need no input: values out of range, options the backend would ignore."""
         if self.batch < 1 or self.streams < 1:

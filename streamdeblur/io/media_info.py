@@ -55,3 +55,10 @@ class MediaInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     live: bool = False
     frame_names: tuple[str, ...] = ()  # an image folder's file stems, so folder out keeps them
+
+    @property
+    def single_image(self) -> bool:
+        """One picture: an image file (FFmpeg's image demuxers: image2, png_pipe, jpeg_pipe,
+        ...) or a folder of one frame. It has no neighbours to take detail from."""
+        name = self.format_name
+        return self.video.frame_count == 1 or name == "image2" or name.endswith("_pipe")

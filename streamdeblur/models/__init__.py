@@ -2,6 +2,7 @@
 
 from streamdeblur.models.checkpoint import (
     DEFAULT_WEIGHTS,
+    VIDEO_WEIGHTS,
     load_checkpoint,
     read_card,
     resolve_weights,
@@ -13,6 +14,7 @@ from streamdeblur.models.deepdeblur import DeepDeblur
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "VIDEO_WEIGHTS",
     "DeepDeblur",
     "DeepDeblurConfig",
     "load_checkpoint",

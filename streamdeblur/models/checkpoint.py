@@ -24,6 +24,10 @@ from streamdeblur.models.deepdeblur import DeepDeblur
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "deepdeblur-4scale.safetensors"
+# The default for clips, video files and folders of frames read whole (issue 23): a windowed
+# model, which takes the detail a frame lost from its neighbours. A single image, and a live
+# input (where waiting for later frames adds latency), keep DEFAULT_WEIGHTS.
+VIDEO_WEIGHTS = WEIGHTS_DIR / "deepdeblur-4scale-k5-fba-window-gate-lean.safetensors"
 
 # The official code trains on RGB in [0, 255]; see _from_official.
 OFFICIAL_RGB_RANGE = 255.0

@@ -116,8 +116,12 @@ def _process(
     # Offline, frames wait in the queue: on a CPU the network takes them side by side, one
     # thread each (inference/concurrent.py). Live, a frame leaves as soon as it can.
     side_by_side = not source.info.live
-    backend, processor = opts.spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
-                                         side_by_side=side_by_side)
+    # Without --weights, `run` on a clip gets the video model; a picture, and anything `live`
+    # reads (where waiting for later frames adds latency), the single-frame one.
+    clip = opts.live is None and not source.info.live and not source.info.single_image
+    spec = opts.spec.for_input(clip)
+    backend, processor = spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
+                                    side_by_side=side_by_side)
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)
     if close is not None:
         cleanup.callback(close)
