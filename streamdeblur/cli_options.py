@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
-WeightsOpt = Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, an official DeepDeblur-PyTorch model-*.pt, or a shipped name (deepdeblur-light). Default: the shipped default.")]  # noqa: E501
+WeightsOpt = Annotated[Optional[Path], typer.Option(help="Weights: .safetensors, an official DeepDeblur-PyTorch model-*.pt, or a shipped name (deepdeblur-4scale, deepdeblur-light, ...). Default: for run and batch on video or a folder of frames the windowed deepdeblur-4scale-k5-fba-window-gate-lean, otherwise deepdeblur-4scale.")]  # noqa: E501
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 PrecisionOpt = Annotated[str, typer.Option(help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, fp16 (CUDA), int8 (TensorRT).")]  # noqa: E501
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]

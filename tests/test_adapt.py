@@ -151,6 +151,17 @@ def test_unreadable_footage_alone_is_bad_input(tmp_path: Path, tiny_weights: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
 
 
+def test_a_windowed_model_to_start_from_is_refused_before_any_work(tmp_path: Path, camera_clip: Path) -> None:
+    """The default for video is windowed; adapt learns from single frames, so it says so at once."""
+    app = _app()
+    result = CliRunner().invoke(app, ["adapt", str(camera_clip), "--out", str(tmp_path / "w.safetensors"),
+                                      "--init", "deepdeblur-4scale-k5-fba-window-gate-lean"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "windowed model (5 frames)" in message and "deepdeblur-4scale" in message
+    assert list(tmp_path.iterdir()) == []  # no weights, no work folder
+
+
 def _app() -> typer.Typer:
     """The command on an app of its own, registered as cli.py registers it."""
     app = typer.Typer()

@@ -22,7 +22,7 @@ from streamdeblur.adapt.validation import before_after, held_out_pairs, mean_psn
 from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadInput, BadUsage
 from streamdeblur.inference.torch_backend import resolve_device
-from streamdeblur.models import load_checkpoint, read_card, resolve_weights, save_weights
+from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint, read_card, resolve_weights, save_weights
 from streamdeblur.training.checkpointing import LAST
 from streamdeblur.training.loop import WEIGHTS, train
 from streamdeblur.training.recipe import DataSpec, TrainRecipe
@@ -73,6 +73,13 @@ def adapt(
     if not resume and (work / "checkpoints" / LAST).exists():
         raise BadUsage(f"{work} already holds an adapt run; pass --resume to continue it, or another --work")
     starting = load_checkpoint(init)  # unreadable weights: a one-line error before any work
+    if starting.cfg.frames > 1:
+        # It learns from single sharp frames and checks itself on single frames; a windowed
+        # model needs sequences of the camera's footage for both, which adapt does not make yet.
+        raise BadUsage(
+            f"adapt fine-tunes single-frame weights, and {init.stem} is a windowed model ({starting.cfg.frames} "
+            f"frames): give --init a single-frame model (without --init: the shipped {DEFAULT_WEIGHTS.stem})"
+        )
 
     footage = find_footage(list(inputs))
     if resume:

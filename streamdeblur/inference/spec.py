@@ -35,12 +35,13 @@ class BackendSpec:
 
     def for_input(self, clip: bool) -> BackendSpec:
         """This spec with its weights chosen for the input, where none were given: the shipped
-        video model for a clip (models.VIDEO_WEIGHTS), the single-frame default otherwise."""
+        video model for a clip (models.VIDEO_WEIGHTS), the single-frame default otherwise.
+        By name, not path, so Ray workers find it in their own install."""
         if self.weights is not None or not clip:
             return self
         from streamdeblur.models import VIDEO_WEIGHTS
 
-        return replace(self, weights=str(VIDEO_WEIGHTS))
+        return replace(self, weights=VIDEO_WEIGHTS.stem)
 
     def check(self) -> None:
         """Contradictions that need no input: values out of range, options the backend would ignore."""

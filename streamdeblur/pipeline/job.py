@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from contextlib import ExitStack, nullcontext
@@ -20,6 +21,8 @@ from streamdeblur.io import (
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,6 +123,8 @@ def _process(
     # reads (where waiting for later frames adds latency), the single-frame one.
     clip = opts.live is None and not source.info.live and not source.info.single_image
     spec = opts.spec.for_input(clip)
+    if spec is not opts.spec:
+        log.info("a clip: the windowed video model %s (--weights deepdeblur-4scale runs frame by frame)", spec.weights)
     backend, processor = spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
                                     side_by_side=side_by_side)
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)
