@@ -16,6 +16,7 @@ from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_
 from streamdeblur.inference.processor import Processor
 from streamdeblur.inference.select import create_backend, make_processor, warmed
 from streamdeblur.inference.tiling import validate_tiling
+from streamdeblur.models import VIDEO_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,6 @@ class BackendSpec:
         By name, not path, so Ray workers find it in their own install."""
         if self.weights is not None or not clip:
             return self
-        from streamdeblur.models import VIDEO_WEIGHTS
-
         return replace(self, weights=VIDEO_WEIGHTS.stem)
 
     def check(self) -> None:

@@ -18,6 +18,7 @@ from streamdeblur.inference.concurrent import assembles_beside_gpu, one_thread_p
 from streamdeblur.io import (
     EncodeOptions, Output, SinkOptions, Source, SourceOptions, open_sink, open_source, output_is_folder,
 )  # fmt: skip
+from streamdeblur.models import DEFAULT_WEIGHTS
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
@@ -121,10 +122,9 @@ def _process(
     side_by_side = not source.info.live
     # Without --weights, `run` on a clip gets the video model; a picture, and anything `live`
     # reads (where waiting for later frames adds latency), the single-frame one.
-    clip = opts.live is None and not source.info.live and not source.info.single_image
-    spec = opts.spec.for_input(clip)
+    spec = opts.spec.for_input(opts.live is None and not source.info.single_image)
     if spec is not opts.spec:
-        log.info("a clip: the windowed video model %s (--weights deepdeblur-4scale runs frame by frame)", spec.weights)
+        log.info("a clip: the windowed video model %s (--weights %s runs frame by frame)", spec.weights, DEFAULT_WEIGHTS.stem)
     backend, processor = spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
                                     side_by_side=side_by_side)
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)
