@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from streamdeblur.inference import BackendSpec, create_backend
+from streamdeblur.inference import precision
 from streamdeblur.inference.precision import resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import stack_pixels, to_float, to_integers
 from streamdeblur.inference.select import cpu_candidates
@@ -26,7 +27,19 @@ CPU = torch.device("cpu")
 
 
 def _native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx", "native"), [(False, False, False), (True, False, True), (False, True, True)])
+def test_bf16_is_native_only_with_avx512_bf16_or_amx(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, native: bool,
+) -> None:
+    """oneDNN's own probe says yes on plain AVX-512 too, where bf16 is emulated and slow."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert precision.cpu_has_native_bf16() is native
 
 
 def test_bf16_output_of_the_shipped_weights_is_within_45_db_of_fp32() -> None:
@@ -71,8 +84,6 @@ def test_auto_precision_and_layout_on_cuda_and_explicit_choices() -> None:
 
 
 def test_bf16_without_native_support_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamdeblur.inference import precision
-
     warnings: list[str] = []
     monkeypatch.setattr(precision.log, "warning", lambda message, *args: warnings.append(message % args))
     _native_bf16(monkeypatch, True)
@@ -169,7 +180,7 @@ def test_torch_on_a_native_bf16_cpu_times_bf16_against_fp32(
     faster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`--backend torch --precision auto`: native bf16 is not faster on every CPU that has it."""
-    from streamdeblur.inference import precision, select
+    from streamdeblur.inference import select
 
     monkeypatch.setenv("STREAMDEBLUR_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: True)
