@@ -360,6 +360,26 @@ def synth(
 
 
 @app.command()
+def footage(
+    out: Annotated[Path, typer.Argument(help="Folder to write the set into (GoPro layout, plus masks of what moves on its own).")],
+    split: Annotated[str, typer.Option(help="val (the videos held out for measuring) or train.")] = "val",
+    root: Annotated[Path, typer.Option(help="Where the Debian packages' files are: / when installed, or the folder `dpkg -x` unpacked them into.")] = Path("/"),
+    takes: Annotated[int, typer.Option(min=1, help="Blur realisations of each video (another shutter and shake each).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same set.")] = 0,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Blur real camera videos from Debian packages into pairs, for `eval` and training."""
+    setup_logging(quiet, verbose)
+    with _exit_codes():
+        from streamdeblur.training.real_footage import write_footage_set
+
+        clips = write_footage_set(out, split, root, seed, takes)
+        if not quiet:
+            log.info("wrote %d clips of real footage under %s", len(clips), out / split)
+
+
+@app.command()
 def photos(
     out: Annotated[Optional[Path], typer.Argument(help="Folder to write the photos into. Default: ~/.cache/streamdeblur/photos.")] = None,
     max_side: Annotated[int, typer.Option(min=64, help="Downscale so the long side is at most this many pixels.")] = 1600,

@@ -56,11 +56,16 @@ def test_without_weights_a_clip_gets_the_video_model_and_a_picture_or_live_the_s
     frames.mkdir()
     for i in range(3):
         cv2.imwrite(str(frames / f"{i:04d}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    photos = tmp_path / "photos"  # unrelated pictures: each its own colour, every pair a cut
+    photos.mkdir()
+    for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        cv2.imwrite(str(photos / f"IMG_{i}.png"), np.full((48, 64, 3), colour, np.uint8))
     video_model, single_model = VIDEO_WEIGHTS.stem, DEFAULT_WEIGHTS.stem
     assert load_checkpoint(VIDEO_WEIGHTS).cfg.frames > 1 and load_checkpoint(DEFAULT_WEIGHTS).cfg.frames == 1
     cases = [
         (["run", str(clip), "clip-out.mp4"], video_model, 6),
         (["run", str(frames), "frames-out/"], video_model, 3),
+        (["run", str(photos), "photos-out/"], single_model, 3),
         (["run", str(picture), "still-out.png"], single_model, 1),
         (["run", str(clip), "light-out.mp4", "--weights", "deepdeblur-light"], "deepdeblur-light", 6),
         (["live", str(clip), "live-out.mp4"], single_model, 6),

@@ -18,8 +18,10 @@ from streamdeblur.inference.concurrent import assembles_beside_gpu, one_thread_p
 from streamdeblur.io import (
     EncodeOptions, Output, SinkOptions, Source, SourceOptions, open_sink, open_source, output_is_folder,
 )  # fmt: skip
+from streamdeblur.io.image_folder import ImageFolderSource
 from streamdeblur.models import DEFAULT_WEIGHTS
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
+from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
 
@@ -111,6 +113,17 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
     return report
 
 
+def _unrelated_pictures(opts: RunOptions, source: Source) -> bool:
+    """A folder of images that are not one clip's frames (looked at only where it decides the model)."""
+    if opts.spec.weights is not None or not isinstance(source, ImageFolderSource):
+        return False
+    if unrelated_pictures(source.paths):
+        log.info("%s holds unrelated pictures, not a clip's frames: each goes through the single-frame model %s",
+                 opts.input, DEFAULT_WEIGHTS.stem)
+        return True
+    return False
+
+
 def _process(
     opts: RunOptions, source: Source, output: Output, report: RunReport, stats: RunStats, stop: threading.Event,
     finish: threading.Event, cleanup: ExitStack,
@@ -120,9 +133,10 @@ def _process(
     # Offline, frames wait in the queue: on a CPU the network takes them side by side, one
     # thread each (inference/concurrent.py). Live, a frame leaves as soon as it can.
     side_by_side = not source.info.live
-    # Without --weights, `run` on a clip gets the video model; a picture, and anything `live`
-    # reads (where waiting for later frames adds latency), the single-frame one.
-    spec = opts.spec.for_input(opts.live is None and not source.info.single_image)
+    # Without --weights, `run` on a clip gets the video model; a picture, a folder of unrelated
+    # pictures, and anything `live` reads (where waiting for later frames adds latency), the
+    # single-frame one.
+    spec = opts.spec.for_input(opts.live is None and not source.info.single_image and not _unrelated_pictures(opts, source))
     if spec is not opts.spec:
         log.info("a clip: the windowed video model %s (--weights %s runs frame by frame)", spec.weights, DEFAULT_WEIGHTS.stem)
     backend, processor = spec.build(frame_size=(video.width, video.height), frames=video.frame_count,

@@ -50,6 +50,10 @@ class BlurRecipe:
     # The share of pairs whose blurry frame gets neither noise nor compression: a network that
     # never sees a clean input treats fine, faint texture as noise and smooths it away.
     clean_probability: float = 0.0
+    # The share of pairs whose sharp target carries the blurry frame's own sensor noise field and
+    # JPEG, as a real camera's sharp frames do: the network learns to hand them through rather
+    # than smooth them away (0 by default: the target is the clean render).
+    noisy_target_probability: float = 0.0
 
 
 @dataclass
@@ -191,30 +195,48 @@ def render_pair(
             frame = a * c + (1 - a) * frame
         subframes.append(frame.astype(np.float32))
 
-    sharp = subframes[n // 2]
-    blurry = degrade(rng, average_in_linear_light(subframes), recipe)
+    sharp = np.clip(subframes[n // 2], 0.0, 1.0)
+    # Drawn only where a recipe asks, so that other recipes render the same pairs as before.
+    noisy_target = recipe.noisy_target_probability > 0 and rng.uniform() < recipe.noisy_target_probability
+    blurry, noisy_sharp = degrade_pair(rng, average_in_linear_light(subframes), sharp if noisy_target else None, recipe)
     pan = float(np.hypot(tx(0.5) - tx(-0.5), ty(0.5) - ty(-0.5)))
-    return BlurPair(blurry=blurry, sharp=np.clip(sharp, 0.0, 1.0), photo=photo, pan_px=pan)
+    return BlurPair(blurry=blurry, sharp=sharp if noisy_sharp is None else noisy_sharp, photo=photo, pan_px=pan)
 
 
 def degrade(rng: np.random.Generator, image: np.ndarray, recipe: BlurRecipe) -> np.ndarray:
     """Sensor noise (signal-dependent shot noise plus read noise) and JPEG artefacts."""
+    return degrade_pair(rng, image, None, recipe)[0]
+
+
+def degrade_pair(
+    rng: np.random.Generator, image: np.ndarray, target: np.ndarray | None, recipe: BlurRecipe,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """`degrade` on the image and, where given, the same noise field and JPEG on `target`."""
     # No draw at all when clean pairs are off, so that recipes without them render the same
     # pairs as before (an exact resume of a run begun earlier depends on it).
     if recipe.clean_probability > 0 and rng.uniform() < recipe.clean_probability:
-        return as_clean_8bit(image)
+        return as_clean_8bit(image), None if target is None else as_clean_8bit(target)
     shot = float(rng.uniform(0, recipe.max_shot_noise))
     read = float(rng.uniform(0, recipe.max_read_noise))
-    as_bytes = add_sensor_noise(rng, image, shot, read)
+    field = None if target is None else rng.standard_normal(image.shape).astype(np.float32)
+    made = [add_sensor_noise(rng, image, shot, read, field)]
+    if target is not None:
+        made.append(add_sensor_noise(rng, target, shot, read, field))
     if rng.uniform() < recipe.jpeg_probability:
-        as_bytes = through_jpeg(as_bytes, int(rng.integers(recipe.jpeg_quality[0], recipe.jpeg_quality[1] + 1)))
-    return as_bytes.astype(np.float32) / 255.0
+        quality = int(rng.integers(recipe.jpeg_quality[0], recipe.jpeg_quality[1] + 1))
+        made = [through_jpeg(m, quality) for m in made]
+    floats = [m.astype(np.float32) / 255.0 for m in made]
+    return floats[0], floats[1] if target is not None else None
 
 
-def add_sensor_noise(rng: np.random.Generator, image: np.ndarray, shot: float, read: float) -> np.ndarray:
-    """Signal-dependent shot noise plus read noise, quantised to 8 bits."""
+def add_sensor_noise(
+    rng: np.random.Generator, image: np.ndarray, shot: float, read: float, field: np.ndarray | None = None,
+) -> np.ndarray:
+    """Signal-dependent shot noise plus read noise, quantised to 8 bits. `field`: the unit
+    normal noise to scale (drawn here when None), so two images can share one exposure's."""
     sigma = np.sqrt(shot * shot * image + read * read)
-    noisy = np.clip(image + rng.standard_normal(image.shape).astype(np.float32) * sigma, 0.0, 1.0)
+    field = rng.standard_normal(image.shape).astype(np.float32) if field is None else field
+    noisy = np.clip(image + field * sigma, 0.0, 1.0)
     return np.round(noisy * 255).astype(np.uint8)
 
 

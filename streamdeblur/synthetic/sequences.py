@@ -58,6 +58,16 @@ class SequenceRecipe:
     subframes: tuple[int, int] = (3, 17)
     h264_probability: float = 0.3
     h264_crf: tuple[int, int] = (18, 32)
+    # A real camera leaves its noise and codec in every frame, the sharp ones too. In this share
+    # of shots the target carries the blurry frame's own noise field and goes through the same
+    # codec, so where nothing moved the two are the same image: the network learns to hand noise
+    # and codec artefacts through rather than smooth them away (which softens real footage).
+    # A `sharp` shot then is such noisy frames, each its own target.
+    noisy_target_probability: float = 0.0
+    # Training windows with no real neighbour (every one the frame itself, as the pipeline pads
+    # a lone picture or a one-frame shot): the network must deblur those alone, not take the
+    # repeats for a still camera.
+    lone_window_probability: float = 0.0
     # Noise, JPEG and scene softness, as for single pairs (blur.BlurRecipe's fields).
     degrade: BlurRecipe = field(default_factory=BlurRecipe)
 
@@ -196,11 +206,17 @@ def render_sequence(
             frame = a * c + (1 - a) * frame
         return frame
 
+    # Drawn only where a recipe asks, so that other recipes render the same shots as before.
+    noisy_target = recipe.noisy_target_probability > 0 and rng.uniform() < recipe.noisy_target_probability
     blurry, sharp, blur_px = [], [], []
-    if kind == "sharp":  # the camera's path as filmed, but every exposure instantaneous and clean
+    if kind == "sharp" and not noisy_target:  # the camera's path as filmed, every exposure instantaneous and clean
         sharp = [to_gamma(render(k, 0.0)).astype(np.float32) for k in range(count)]
         blurry = [as_clean_8bit(f) for f in sharp]
         return Sequence(blurry, sharp, [0.0] * count, kind, photo)
+    if kind == "sharp":  # instantaneous exposures through a real camera's noise and codec
+        sharp = [to_gamma(render(k, 0.0)).astype(np.float32) for k in range(count)]
+        sharp = _through_camera(rng, recipe, sharp)[0]
+        return Sequence(sharp, sharp, [0.0] * count, kind, photo)
     for k in range(count):
         t = float(k - reference)
         ends = [np.array(camera.pose(k, t, exposure, tau)[:2]) for tau in (-0.5, 0.5)]
@@ -214,11 +230,21 @@ def render_sequence(
         # versions are the same image before noise.
         sharp.append(to_gamma(render(k, 0.0)).astype(np.float32))
         blur_px.append(length)
-    blurry = degrade_shot(rng, blurry, recipe.degrade)
+    blurry, noisy_sharp = _through_camera(rng, recipe, blurry, sharp if noisy_target else None)
+    return Sequence(blurry, noisy_sharp if noisy_target else sharp, blur_px, kind, photo)
+
+
+def _through_camera(
+    rng: np.random.Generator, recipe: SequenceRecipe, frames: list[np.ndarray], targets: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The shot's noise and JPEG, then in some shots H.264; `targets`, where given, get the
+    same noise fields and codec (else the second list is empty)."""
+    frames, targets = degrade_shot(rng, frames, recipe.degrade, targets)
+    height, width = frames[0].shape[:2]
     if rng.uniform() < recipe.h264_probability and height % 2 == 0 and width % 2 == 0:
         crf = int(rng.integers(recipe.h264_crf[0], recipe.h264_crf[1] + 1))
-        blurry = through_h264(blurry, crf)
-    return Sequence(blurry, sharp, blur_px, kind, photo)
+        frames, targets = through_h264(frames, crf), (through_h264(targets, crf) if targets else targets)
+    return frames, targets
 
 
 def _then(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -226,20 +252,34 @@ def _then(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     return np.hstack([outer[:, :2] @ inner[:, :2], outer[:, :2] @ inner[:, 2:] + outer[:, 2:]])
 
 
-def degrade_shot(rng: np.random.Generator, frames: list[np.ndarray], recipe: BlurRecipe) -> list[np.ndarray]:
-    """One camera's noise and JPEG on every frame of a shot: strengths drawn once, noise per frame."""
+def degrade_shot(
+    rng: np.random.Generator, frames: list[np.ndarray], recipe: BlurRecipe, targets: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """One camera's noise and JPEG on every frame of a shot: strengths drawn once, noise per
+    frame. `targets`, where given, get each frame's own noise field and the same JPEG (else
+    the second list is empty)."""
+    targets = targets or []
     if recipe.clean_probability > 0 and rng.uniform() < recipe.clean_probability:
-        return [as_clean_8bit(f) for f in frames]
+        return [as_clean_8bit(f) for f in frames], [as_clean_8bit(f) for f in targets]
     shot = float(rng.uniform(0, recipe.max_shot_noise))
     read = float(rng.uniform(0, recipe.max_read_noise))
     quality = None
     if rng.uniform() < recipe.jpeg_probability:
         quality = int(rng.integers(recipe.jpeg_quality[0], recipe.jpeg_quality[1] + 1))
-    degraded = []
-    for frame in frames:
-        as_bytes = add_sensor_noise(rng, frame, shot, read)
-        degraded.append((as_bytes if quality is None else through_jpeg(as_bytes, quality)).astype(np.float32) / 255.0)
-    return degraded
+
+    def camera(image: np.ndarray, field: np.ndarray | None) -> np.ndarray:
+        as_bytes = add_sensor_noise(rng, image, shot, read, field)
+        return (as_bytes if quality is None else through_jpeg(as_bytes, quality)).astype(np.float32) / 255.0
+
+    degraded, degraded_targets = [], []
+    for k, frame in enumerate(frames):
+        if k < len(targets):
+            field = rng.standard_normal(frame.shape).astype(np.float32)
+            degraded.append(camera(frame, field))
+            degraded_targets.append(camera(targets[k], field))
+        else:
+            degraded.append(camera(frame, None))
+    return degraded, degraded_targets
 
 
 def through_h264(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:

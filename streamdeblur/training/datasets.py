@@ -239,6 +239,23 @@ class SyntheticWindows(Dataset):
         return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp)}
 
 
+class MixedSamples(Dataset):
+    """Synthetic samples, and in a share `real_probability` of them a pair (or window) of real
+    footage (a `streamdeblur footage` set on disk), both chosen by the sample's seed."""
+
+    def __init__(self, synthetic: Dataset, real: PairedImages, real_probability: float) -> None:
+        self.synthetic, self.real, self.real_probability = synthetic, real, real_probability
+
+    def __len__(self) -> int:
+        return len(self.synthetic)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, sample_seed = key
+        if np.random.default_rng([sample_seed, 1]).uniform() < self.real_probability:
+            return self.real[(sample_seed % len(self.real), sample_seed)]
+        return self.synthetic[(index, sample_seed)]
+
+
 def render_window(
     rng: np.random.Generator, height: int, width: int, cfg: DeepDeblurConfig,
     recipe: SequenceRecipe = SequenceRecipe(), photos: tuple[str, ...] | None = None,
@@ -248,7 +265,9 @@ def render_window(
     position = -min(cfg.offsets)
     sequence = render_sequence(rng, height, width, span, recipe, photos, reference=position)
     first, last = 0, span - 1
-    if rng.uniform() < WINDOW_PAD_PROBABILITY and span > 1:
+    if recipe.lone_window_probability > 0 and rng.uniform() < recipe.lone_window_probability:
+        first = last = position
+    elif rng.uniform() < WINDOW_PAD_PROBABILITY and span > 1:
         if position > 0 and (position == last or rng.uniform() < 0.5):
             first = int(rng.integers(1, position + 1))
         else:

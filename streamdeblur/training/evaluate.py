@@ -18,7 +18,9 @@ from streamdeblur.inference import Backend
 from streamdeblur.io.image_folder import read_image, read_image_float
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.training.datasets import find_pairs
+from streamdeblur.training.footage_scores import RealFootageScores, capped_psnr
 from streamdeblur.training.metrics import psnr, ssim
+from streamdeblur.training.real_footage import read_footage_record
 
 
 # Pan buckets (the camera's translation over the exposure, pixels): where the gain comes from.
@@ -54,6 +56,10 @@ class EvalResult:
     # between consecutive frames' errors against their sharp frames (NaN for independent pairs).
     input_flicker: float = math.nan
     output_flicker: float = math.nan
+    # Real footage (training/real_footage.py): the untouched real frames through the model as
+    # a clip, against themselves (PSNR of the pooled error, and the worst frame's).
+    real_sharp_in_psnr: float = math.nan
+    real_sharp_in_min_psnr: float = math.nan
     # Splits of a `streamdeblur synth` set by content (photos, procedural) and pan bucket, or
     # for synthetic video by each frame's blur and its shot's kind.
     groups: dict[str, GroupScore] = field(default_factory=dict)
@@ -65,7 +71,7 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         """As JSON has it: flicker only for clips (pictures that are not a sequence have none)."""
         plain = {k: v for k, v in asdict(self).items()
-                 if k != "groups" and not (k.endswith("_flicker") and math.isnan(v))}
+                 if k != "groups" and not ((k.endswith("_flicker") or k.startswith("real_")) and math.isnan(v))}
         return {**plain, "gain_db": self.gain_db, "groups": {k: g.to_dict() for k, g in self.groups.items()}}
 
 
@@ -133,6 +139,7 @@ def evaluate(
     pairs = find_pairs(data, split)[:limit]
     cfg = backend.model_config
     record = _synth_record(data)
+    real = RealFootageScores(data) if read_footage_record(data) is not None else None
     clips = record is None or record.get("frames", 1) > 1  # GoPro and REDS folders are clips too
     scores: dict[str, list[float]] = {k: [] for k in ("in_psnr", "in_ssim", "out_psnr", "out_ssim", "sharp_in")}
     flicker: dict[str, list[float]] = {"in": [], "out": []}
@@ -145,10 +152,12 @@ def evaluate(
         sharp = [read_image_float(s) for _, s in members]
         blurry = [_to_float(b) for b in blurry_pixels]
         deblurred = deblur_clip(backend, blurry_pixels)
+        if real is not None:
+            real.add_clip([b for b, _ in members], blurry, deblurred, sharp, deblur_clip(backend, [read_image(s) for _, s in members]))
         for k, (blur_path, _) in enumerate(members):
-            scores["in_psnr"].append(psnr(blurry[k], sharp[k]))
+            scores["in_psnr"].append(psnr(blurry[k], sharp[k]) if real is None else capped_psnr(blurry[k], sharp[k]))
             scores["in_ssim"].append(ssim(blurry[k], sharp[k]))
-            scores["out_psnr"].append(psnr(deblurred[k], sharp[k]))
+            scores["out_psnr"].append(psnr(deblurred[k], sharp[k]) if real is None else capped_psnr(deblurred[k], sharp[k]))
             scores["out_ssim"].append(ssim(deblurred[k], sharp[k]))
             scores["sharp_in"].append(psnr(_sharp_in(backend, sharp[k], cfg), sharp[k]))
             per_frame.append({"frame": str(Path(blur_path).relative_to(data)), "input_psnr": scores["in_psnr"][-1],
@@ -164,6 +173,9 @@ def evaluate(
         sharp_in_psnr=_mean(scores["sharp_in"]), input_flicker=_mean(flicker["in"]), output_flicker=_mean(flicker["out"]),
         groups=_groups(data, record, [blur for blur, _ in pairs], scores["in_psnr"], scores["out_psnr"]),
     )
+    if real is not None:
+        result.real_sharp_in_psnr, result.real_sharp_in_min_psnr = real.sharp_in()
+        result.groups.update({name: GroupScore(*scores) for name, scores in real.groups().items()})
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps({**result.to_dict(), "frames": per_frame}, indent=2) + "\n")

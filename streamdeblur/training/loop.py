@@ -30,7 +30,7 @@ from streamdeblur.training import distributed
 from streamdeblur.training.augment import Augment
 from streamdeblur.training.checkpointing import load_checkpoint_state, save_checkpoint
 from streamdeblur.training.datasets import (
-    PairedImages, StepSampler, SyntheticPairs, SyntheticWindows, find_pairs, render_window,
+    MixedSamples, PairedImages, StepSampler, SyntheticPairs, SyntheticWindows, find_pairs, render_window,
 )  # fmt: skip
 from streamdeblur.training.losses import (
     Discriminator,
@@ -76,10 +76,15 @@ def _photos(spec: DataSpec) -> tuple[str, ...] | None:
 
 def _train_dataset(recipe: TrainRecipe, cfg: DeepDeblurConfig, photos: tuple[str, ...] | None) -> Dataset:
     spec = recipe.data
-    if spec.kind == "synthetic" and cfg.frames > 1:
-        return SyntheticWindows(spec.patch_size, spec.synthetic_length, photos, cfg, spec.sequence_recipe(), Augment())
     if spec.kind == "synthetic":
-        return SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, spec.blur_recipe(), Augment())
+        synthetic: Dataset = (
+            SyntheticWindows(spec.patch_size, spec.synthetic_length, photos, cfg, spec.sequence_recipe(), Augment())
+            if cfg.frames > 1 else SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, spec.blur_recipe(), Augment())
+        )
+        if spec.real_footage is None:
+            return synthetic
+        real = PairedImages(find_pairs(Path(spec.real_footage).expanduser(), "train"), spec.patch_size, Augment(), cfg)
+        return MixedSamples(synthetic, real, spec.real_probability)
     assert spec.root is not None
     return PairedImages(find_pairs(spec.root, spec.split, spec.blur_kind), spec.patch_size, Augment(), cfg)
 

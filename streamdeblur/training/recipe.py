@@ -34,6 +34,10 @@ class DataSpec:
     # synthetic, windowed models: the video generator's ranges that differ from
     # synthetic.sequences.SequenceRecipe's (its noise and JPEG are `blur`'s), e.g. {max_shake_px: 24}
     sequence: dict[str, Any] = field(default_factory=dict)
+    # synthetic: a real-footage set (`streamdeblur footage OUT --split train`) whose pairs (or
+    # windows, for windowed models) make up `real_probability` of the samples
+    real_footage: str | None = None
+    real_probability: float = 0.0
 
     def sequence_recipe(self) -> SequenceRecipe:
         from streamdeblur.synthetic.sequences import SequenceRecipe

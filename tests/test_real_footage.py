@@ -1,0 +1,163 @@
+"""Real footage made into pairs (training/real_footage.py), what `eval` reports on it, and the
+training data that looks like real footage: noisy targets, lone windows, real windows mixed in."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamdeblur.errors import BadUsage
+from streamdeblur.models import load_model_config
+from streamdeblur.synthetic.blur import BlurRecipe, render_pair
+from streamdeblur.synthetic.scenes import procedural_scene
+from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
+from streamdeblur.training.datasets import MixedSamples, render_window
+from streamdeblur.training.real_footage import (
+    Exposure, RealVideo, blur_real_frame, own_motion_mask, read_frames, real_flows, write_footage_set,
+)  # fmt: skip
+from tests.conftest import run_cli, run_cli_here
+from tests.media import ffmpeg
+
+
+def _scene(height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
+    return np.round(procedural_scene(np.random.default_rng(seed), height, width) * 255).astype(np.uint8)
+
+
+def test_a_frame_that_did_not_move_comes_through_unchanged_and_motion_streaks_it() -> None:
+    frame = _scene()
+    assert np.array_equal(blur_real_frame(frame, None, None, Exposure(1.0)), frame)
+    still = np.zeros((*frame.shape[:2], 2), np.float32)
+    assert np.array_equal(blur_real_frame(frame, still, still, Exposure(1.0)), frame)
+    pan = np.zeros_like(still)
+    pan[..., 0] = 8.0  # the picture moves 8 px to the right per frame interval
+    streaked = blur_real_frame(frame, -pan, pan, Exposure(1.0)).astype(np.float32)
+    grey, out = frame.astype(np.float32).mean(axis=2), streaked.mean(axis=2)
+    # Along the motion the edges soften far more than across it.
+    def kept(axis: int) -> float:
+        return float(np.abs(np.diff(out, axis=axis)).mean() / np.abs(np.diff(grey, axis=axis)).mean())
+
+    assert kept(1) < 0.6 * kept(0)
+    # Shake alone blurs too, and is zero at the exposure's centre.
+    shaken = blur_real_frame(frame, still, still, Exposure(1.0, (0.0, 10.0)))
+    assert not np.array_equal(shaken, frame)
+    assert np.array_equal(Exposure(1.0, (3.0, 4.0), (1.0, 1.0)).shake_at(0.0), [0.0, 0.0])
+
+
+def test_the_mask_finds_what_moves_on_its_own_not_the_camera() -> None:
+    background = _scene(120, 163, seed=1)
+    square = _scene(30, 30, seed=2)
+    first, second = background[:, 3:].copy(), background[:, :160].copy()  # the camera pans: the view moves 3 px
+    first[40:70, 40:70] = square
+    second[52:82, 43:73] = square  # the square moves 12 px down besides the pan
+    flow = real_flows([first, second])[0][1]
+    assert flow is not None
+    mask = own_motion_mask(first, second, flow).astype(bool)
+    inside = np.zeros_like(mask)
+    inside[34:88, 34:79] = True  # both places of the square, and the mask's margin
+    assert mask[inside].mean() > 0.5
+    assert mask[~inside].mean() < 0.02  # the pan is the camera's, not the picture's
+
+
+def test_the_reserved_videos_are_never_read(tmp_path: Path) -> None:
+    for name in ("bikes.mp4", "vtest.avi"):
+        with pytest.raises(BadUsage, match="reserved"):
+            read_frames(tmp_path / name, 0, 10)
+
+
+def _real_video(root: Path) -> tuple[RealVideo, RealVideo]:
+    """A clip with motion in it, placed as if a package had put it under `root`."""
+    path = root / "usr/share/clip.mp4"
+    path.parent.mkdir(parents=True)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", "8", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(path))
+    still = RealVideo("still", "pkg", "/usr/share/clip.mp4", "CC0", "val", "still", 0, 8)
+    return still, dataclasses.replace(still, name="moving", camera="moving")
+
+
+@pytest.mark.slow
+def test_a_footage_set_and_what_eval_reports_on_it(tmp_path: Path) -> None:
+    clips = write_footage_set(tmp_path / "set", "val", tmp_path, seed=3, chosen=_real_video(tmp_path))
+    assert [c.name for c in clips] == ["still", "moving"]
+    for clip in clips:
+        for part in ("blur", "sharp", "moving"):
+            assert len(list((clip / part).glob("*.png"))) == 8
+    record = json.loads((tmp_path / "set" / "footage.json").read_text())
+    assert record["kind"] == "real_footage" and len(record["frames"]) == 16
+    # The input scored against itself: every figure the input's, and real frames come back whole.
+    result = run_cli("eval", str(tmp_path / "set"), "--backend", "passthrough", "--split", "val", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["count"] == 16 and scores["real_sharp_in_psnr"] == float("inf")
+    groups = scores["groups"]
+    assert groups["still camera"]["count"] == groups["moving camera"]["count"] == 8
+    buckets = [g for name, g in groups.items() if name.startswith("input ")]
+    assert sum(g["count"] for g in buckets) == 16
+    assert all(g["output_psnr"] == pytest.approx(g["input_psnr"]) for g in groups.values())
+    assert groups["moving camera"]["input_psnr"] < groups["still camera"]["input_psnr"]  # shake added
+
+
+def test_footage_refuses_a_bad_split_and_says_how_to_get_missing_videos(tmp_path: Path) -> None:
+    bad = run_cli_here("footage", str(tmp_path / "out"), "--split", "test")
+    assert bad.returncode == 2 and "--split" in bad.stderr and "Traceback" not in bad.stderr
+    missing = run_cli_here("footage", str(tmp_path / "out"), "--root", str(tmp_path))
+    assert missing.returncode == 2 and "apt-get install" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _quiet_camera(**sequence: object) -> SequenceRecipe:
+    noisy = BlurRecipe(clean_probability=0.0, max_read_noise=0.02, jpeg_probability=1.0)
+    return SequenceRecipe(max_objects=0, h264_probability=0.0, degrade=noisy, **sequence)  # type: ignore[arg-type]
+
+
+def test_a_noisy_target_carries_the_frames_own_noise_so_what_did_not_move_is_identical() -> None:
+    rng = np.random.default_rng(5)
+    still = render_sequence(rng, 48, 64, 3, _quiet_camera(noisy_target_probability=1.0), kind="still")
+    for blurry, sharp in zip(still.blurry, still.sharp):
+        assert np.array_equal(blurry, sharp)
+    assert not np.array_equal(still.blurry[0], still.blurry[1])  # fresh noise in every frame
+    sharp_shot = render_sequence(rng, 48, 64, 3, _quiet_camera(noisy_target_probability=1.0), kind="sharp")
+    assert all(np.array_equal(b, s) for b, s in zip(sharp_shot.blurry, sharp_shot.sharp))
+    clean = render_sequence(rng, 48, 64, 3, _quiet_camera(), kind="still")
+    assert not np.array_equal(clean.blurry[0], clean.sharp[0])  # by default the target is clean
+
+
+def test_a_single_pairs_noisy_target_shares_its_noise_and_jpeg() -> None:
+    noisy = BlurRecipe(clean_probability=0.0, max_read_noise=0.02, jpeg_probability=1.0, max_translation=0.0,
+                       max_rotation_deg=0.0, max_zoom=0.0, max_objects=0, noisy_target_probability=1.0)
+    pair = render_pair(np.random.default_rng(2), 40, 40, noisy)
+    assert np.array_equal(pair.blurry, pair.sharp)  # nothing moved: the same image, noise and all
+    clean_target = render_pair(np.random.default_rng(2), 40, 40, dataclasses.replace(noisy, noisy_target_probability=0.0))
+    assert not np.array_equal(clean_target.blurry, clean_target.sharp)
+
+
+def test_a_lone_window_holds_the_frame_alone() -> None:
+    cfg = dataclasses.replace(load_model_config("tiny"), name="tiny-window", frames=3, align="none")
+    window, _ = render_window(np.random.default_rng(0), 32, 32, cfg, _quiet_camera(lone_window_probability=1.0))
+    assert window.shape[2] == 9
+    assert np.array_equal(window[..., 0:3], window[..., 3:6]) and np.array_equal(window[..., 0:3], window[..., 6:9])
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __len__(self) -> int:
+        return 5
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, object]:
+        return {"from": self.name, "key": key}
+
+
+def test_real_windows_make_up_their_share_of_the_samples() -> None:
+    def share(probability: float) -> float:
+        mixed = MixedSamples(_Named("synthetic"), _Named("real"), probability)  # type: ignore[arg-type]
+        picks = [mixed[(i, 1000 + i)] for i in range(400)]
+        assert all(p["key"][0] < 5 for p in picks if p["from"] == "real")
+        return sum(p["from"] == "real" for p in picks) / len(picks)
+
+    assert share(0.0) == 0.0 and share(1.0) == 1.0
+    assert 0.15 < share(0.25) < 0.35
