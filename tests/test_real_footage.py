@@ -161,3 +161,56 @@ def test_real_windows_make_up_their_share_of_the_samples() -> None:
 
     assert share(0.0) == 0.0 and share(1.0) == 1.0
     assert 0.15 < share(0.25) < 0.35
+
+
+def test_a_neighbour_is_refused_where_something_moved_on_its_own_and_kept_elsewhere() -> None:
+    from streamdeblur.inference.alignment import align_window, refuse_mismatch
+
+    target = _scene(96, 128, seed=3)
+    rng = np.random.default_rng(4)
+    noisy = np.clip(target.astype(np.int16) + rng.integers(-4, 5, target.shape), 0, 255).astype(np.uint8)
+    assert refuse_mismatch(target, noisy) is noisy  # noise and blur are not a mismatch
+    neighbour = noisy.copy()
+    neighbour[32:64, 48:80] = 255 - neighbour[32:64, 48:80]  # an object where the frame has none
+    refused = refuse_mismatch(target, neighbour)
+    assert np.array_equal(refused[36:60, 52:76], target[36:60, 52:76])
+    assert np.array_equal(refused[:16], neighbour[:16])  # far from it, the neighbour stays
+    window = align_window([target, neighbour], "global", (0, 1), refuse=True)
+    assert np.array_equal(window[1][36:60, 52:76], target[36:60, 52:76])
+    kept = align_window([target, neighbour], "global", (0, 1))[1]  # without refusal the object comes along
+    assert np.abs(kept[36:60, 52:76].astype(np.int16) - target[36:60, 52:76]).mean() > 50
+
+
+def test_never_softer_hands_the_frame_through_where_the_output_smooths_it() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from streamdeblur.models.deepdeblur import never_softer
+
+    frame = torch.rand(1, 3, 64, 96)
+    softened = F.avg_pool2d(frame, 3, 1, 1)
+    assert torch.equal(never_softer(frame, softened), frame)  # smoothed everywhere: the frame back
+    sharper = frame + 0.5 * (frame - softened)
+    assert torch.allclose(never_softer(softened, frame), frame)  # it adds detail: the output stays
+    # Half and half: each side of the picture keeps what holds more detail.
+    output = torch.cat([softened[..., :48], sharper[..., 48:]], dim=-1)
+    mixed = never_softer(frame, output)
+    assert torch.equal(mixed[..., :32], frame[..., :32]) and torch.allclose(mixed[..., 64:], sharper[..., 64:])
+
+
+def test_a_model_with_never_softer_gives_a_sharp_still_frame_back(tmp_path: Path) -> None:
+    import torch
+
+    from streamdeblur.engines.onnx_export import export_onnx
+    from streamdeblur.models import DeepDeblur
+
+    cfg = dataclasses.replace(load_model_config("tiny"), never_softer=True)
+    model = DeepDeblur(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # a network that smooths: what never_softer must undo
+            p.zero_()
+        frame = torch.from_numpy(_scene(32, 48).transpose(2, 0, 1)[None].astype(np.float32) / 255)
+        out = model(frame)
+    assert torch.allclose(out, frame)
+    check = export_onnx(model, tmp_path / "guarded.onnx")  # in the one graph every backend runs
+    assert (tmp_path / "guarded.onnx").is_file() and check.max_abs_diff < 1e-4

@@ -32,6 +32,11 @@ ECC_ITERATIONS = 40
 ECC_EPS = 1e-4
 # DIS works on a grey copy this wide at most; its flow is scaled back up.
 FLOW_WIDTH = 640
+# Mismatch is judged on grey copies this many times smaller, where blur (which changes fine
+# detail) hardly shows and an object that moved on its own still does. A difference over the
+# first number of 8-bit levels starts to refuse the neighbour there; over the second, wholly.
+MISMATCH_SHRINK = 8
+MISMATCH_LEVELS = (6.0, 16.0)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -182,13 +187,31 @@ def warp_flow(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
     return _fill_outside(warped, inside, target)
 
 
+def refuse_mismatch(target: np.ndarray, warped: np.ndarray) -> np.ndarray:
+    """The aligned neighbour, with the target's own pixels where the two still differ in the
+    coarse picture (MISMATCH_LEVELS), blended smoothly in between."""
+    height, width = target.shape[:2]
+    size = (max(1, width // MISMATCH_SHRINK), max(1, height // MISMATCH_SHRINK))
+    small = [cv2.resize(_grey(image), size, interpolation=cv2.INTER_AREA).astype(np.float32) for image in (target, warped)]
+    difference = cv2.dilate(np.abs(small[0] - small[1]), np.ones((3, 3), np.uint8))  # the object's rim too
+    low, high = MISMATCH_LEVELS
+    keep = np.clip((high - difference) / (high - low), 0.0, 1.0)
+    if keep.min() == 1.0:
+        return warped
+    keep = cv2.resize(keep, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
+    blended = warped.astype(np.float32) * keep + target.astype(np.float32) * (1.0 - keep)
+    return np.round(blended).astype(target.dtype)
+
+
 def align_window(
     frames: list[np.ndarray], method: str, offsets: tuple[int, ...], memo: FrameMemo | None = None,
+    refuse: bool = False,
 ) -> list[np.ndarray]:
     """`frames` in the network's order (the restored frame first, then its neighbours at
     `offsets`, in frames from it) with every neighbour warped onto it by `method`. A
     neighbour that is the restored frame itself (padding) is passed through, and one that
-    appears twice (padding) is warped once. `memo` keeps what a stream's next windows reuse."""
+    appears twice (padding) is warped once. `memo` keeps what a stream's next windows reuse.
+    `refuse`: where a warped neighbour still does not match, the frame's own pixels instead."""
     if method not in ALIGNMENTS:
         raise ValueError(f"unknown alignment {method!r}")
     if len(offsets) != len(frames):
@@ -202,7 +225,8 @@ def align_window(
         if id(neighbour) in warped:
             continue
         if method == "global":
-            warped[id(neighbour)] = _warp_global(target, neighbour, _motion_to(target, neighbour, offset > 0, memo))
+            aligned = _warp_global(target, neighbour, _motion_to(target, neighbour, offset > 0, memo))
         else:
-            warped[id(neighbour)] = warp_flow(target, neighbour)
+            aligned = warp_flow(target, neighbour)
+        warped[id(neighbour)] = refuse_mismatch(target, aligned) if refuse else aligned
     return [warped[id(f)] for f in frames]

@@ -46,7 +46,7 @@ def stack_window(frames: list[np.ndarray], cfg: DeepDeblurConfig, memo: FrameMem
     `memo`: a stream's, so what a frame shares with its next windows is computed once; the
     result is the same without it."""
     memo = memo if memo is not None else FrameMemo()
-    aligned = align_window(frames, cfg.align, cfg.offsets, memo)
+    aligned = align_window(frames, cfg.align, cfg.offsets, memo, refuse=cfg.refuse_mismatch)
     if cfg.fuse == "none":
         return _channels(aligned)
     # Weighed by the frames' magnitudes before alignment: the same up to the borders a warp

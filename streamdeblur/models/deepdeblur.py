@@ -130,6 +130,29 @@ class PassThroughGate(nn.Module):
         return output + g * (frame - output)
 
 
+# never_softer: fine detail is the mean |Laplacian| of grey over blocks this many pixels wide;
+# the output is trusted wholly where it holds this much more of it than the input (a ramp from
+# as much as the input): deblurring adds detail, smoothing takes it away.
+DETAIL_BLOCK = 8
+DETAIL_GAIN = 0.15
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+
+
+def _detail(image: torch.Tensor) -> torch.Tensor:
+    """Fine detail per block: (N, 1, H / DETAIL_BLOCK, W / DETAIL_BLOCK), rounded up."""
+    grey = F.pad(image.float().mean(dim=1, keepdim=True), (1, 1, 1, 1), mode="replicate")
+    edges = F.conv2d(grey, _LAPLACIAN.to(grey.device)).abs()
+    return F.avg_pool2d(edges, DETAIL_BLOCK, ceil_mode=True)
+
+
+def never_softer(frame: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """The output where it adds fine detail to the frame, the frame where it does not."""
+    ratio = _detail(output) / (_detail(frame) + 1e-4)
+    trust = ((ratio - 1.0) / DETAIL_GAIN).clamp(0.0, 1.0)
+    trust = F.interpolate(trust, size=output.shape[-2:], mode="bilinear", align_corners=False).to(output.dtype)
+    return frame + trust * (output - frame)
+
+
 def _convolution_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype a convolution casts `x` to: autocast's where it is on, else x's own."""
     if torch.is_autocast_enabled(x.device.type):
@@ -187,6 +210,9 @@ class DeepDeblur(nn.Module):
         if self.gate is not None:
             small_x = pyramid[self.gate.shrink.bit_length() - 1] + MEAN_SHIFT  # pooled once, for the network and the gate
             restored[0] = self.gate(x, small_x, restored[0])
+        if self.cfg.never_softer:
+            frame = 3 * self.cfg.input_slots.index(0) if 0 in self.cfg.input_slots else 0  # the frame itself, not fused
+            restored[0] = never_softer(x[:, frame : frame + 3], restored[0])
         return restored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
