@@ -97,9 +97,9 @@ def test_shape_presets() -> None:
 @pytest.mark.slow
 def test_cpu_backends_agree_through_the_pipeline(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
     """torch and onnxruntime give the same frames (PNG output: no encoder in the way)."""
-    from tests.media import make_clip
-
     import cv2
+
+    from tests.media import make_clip
 
     src = make_clip("cfr_aac", media_dir)
     outputs = {}

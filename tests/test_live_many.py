@@ -21,8 +21,8 @@ import torch
 from typer.testing import CliRunner
 
 from streamdeblur.cli import app
-from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
 from streamdeblur.inference.backend import PassthroughBackend
+from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.window import FrameWindow
 from streamdeblur.io import Frame, Output

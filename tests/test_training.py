@@ -223,7 +223,7 @@ def test_cpu_training_runs_in_the_precision_it_timed_faster_as_its_card_records(
     for amp, (precision, conv_dtypes) in [*expected.items(), (True, expected[True])]:  # amp twice: timed once
         seen: set[torch.dtype] = set()
         hook = torch.nn.modules.module.register_module_forward_hook(
-            lambda module, args, out: seen.add(out.dtype) if isinstance(module, torch.nn.Conv2d) else None
+            lambda module, args, out, seen=seen: seen.add(out.dtype) if isinstance(module, torch.nn.Conv2d) else None
         )
         run = tmp_path / f"{amp}-{len(timed)}"
         try:

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.inference.backend import PassthroughBackend
 from streamdeblur.inference.alignment import align_window, global_motion
+from streamdeblur.inference.backend import PassthroughBackend
 from streamdeblur.inference.processor import FrameProcessor
 from streamdeblur.inference.torch_backend import TorchBackend
 from streamdeblur.inference.window import FrameWindow, WindowedProcessor, colour_histogram, is_cut, window_indices
@@ -27,11 +27,11 @@ from streamdeblur.io import Frame
 from streamdeblur.models import DeepDeblur, DeepDeblurConfig, load_checkpoint, load_model_config, save_weights
 from streamdeblur.models.deepdeblur import transplant
 from streamdeblur.pipeline.live import warn_of_lookahead
+from streamdeblur.synthetic.blur import BlurRecipe
 from streamdeblur.synthetic.scenes import procedural_scene
 from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
-from streamdeblur.synthetic.blur import BlurRecipe
 from tests.conftest import run_cli
-from tests.media import decodes_cleanly, frame_times, packet_hashes, make_clip
+from tests.media import decodes_cleanly, frame_times, make_clip, packet_hashes
 
 TB = Fraction(1, 25)
 
@@ -600,8 +600,8 @@ def test_on_the_cpu_a_thread_assembles_and_runs_its_frame_without_waiting_for_th
     """Offline on the CPU (WindowedProcessor.end_to_end): a frame whose window is slow to
     assemble holds up only its own thread; the other assembles and runs the next frames
     meanwhile, and every frame still comes out once, in order, as one at a time makes it."""
-    from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
     import streamdeblur.inference.window as window_module
+    from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
 
     real_stack = window_module.stack_window
     started: dict[int, float] = {}

@@ -85,7 +85,7 @@ class TorchBackend:
         try:
             with self._autocast(), inductor_config.patch(freezing=True):
                 return self._forward(x).float()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: eager still works
+        except Exception as exc:  # any compiler failure: eager still works
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.warning("cannot compile the network here (%s); running it uncompiled", reason[:200])
             self.compiled, self._forward = False, self.model

@@ -16,7 +16,14 @@ from streamdeblur.errors import BadUsage
 from streamdeblur.inference import BackendSpec
 from streamdeblur.inference.concurrent import assembles_beside_gpu, one_thread_per_call, runs_side_by_side
 from streamdeblur.io import (
-    EncodeOptions, Output, SinkOptions, Source, SourceOptions, open_sink, open_source, output_is_folder,
+    EncodeOptions,
+    Output,
+    SinkOptions,
+    Source,
+    SourceOptions,
+    open_sink,
+    open_source,
+    output_is_folder,
 )  # fmt: skip
 from streamdeblur.models import DEFAULT_WEIGHTS
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead

@@ -172,7 +172,7 @@ def _open_sources(
     for entry, future in zip(entries, futures):
         try:
             source = future.result()
-        except Exception as exc:  # noqa: BLE001 - raised below, once the others are in `opened`
+        except Exception as exc:  # raised below, once the others are in `opened`
             errors.append((entry, exc))
             continue
         opened.callback(source.close)

@@ -20,7 +20,6 @@ from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.metrics import psnr, ssim
 
-
 # Pan buckets (the camera's translation over the exposure, pixels): where the gain comes from.
 PAN_BUCKETS = ((0.0, 4.0, "pan under 4 px"), (4.0, 10.0, "pan 4-10 px"), (10.0, 20.0, "pan 10-20 px"), (20.0, math.inf, "pan over 20 px"))
 # Synthetic video (`synth --frames`): each frame's own blur, and the kind of shot it is in.
@@ -219,7 +218,6 @@ def record_in_card(
     """Put the figures, and the command that reproduces them (in the precision they were
     scored in), into the weights' model card."""
     from streamdeblur.models.checkpoint import read_card, write_card
-
     from streamdeblur.training.synth_dataset import SYNTH_RECORD
 
     card = read_card(weights)
@@ -230,7 +228,8 @@ def record_in_card(
         "data": str(data), "split": split, "limit": limit,
         "data_made_by": _without_pairs(json.loads(made.read_text())) if made.is_file() else None,
         "precision": precision,
-        "command": f"streamdeblur eval {data} --model {_named(weights)} --backend torch --precision {precision} --split {split}{limit_arg}",
+        "command": f"streamdeblur eval {data} --model {_named(weights)} --backend torch "
+        f"--precision {precision} --split {split}{limit_arg}",
     }
     write_card(weights, card)
 

@@ -30,7 +30,12 @@ from streamdeblur.training import distributed
 from streamdeblur.training.augment import Augment
 from streamdeblur.training.checkpointing import load_checkpoint_state, save_checkpoint
 from streamdeblur.training.datasets import (
-    PairedImages, StepSampler, SyntheticPairs, SyntheticWindows, find_pairs, render_window,
+    PairedImages,
+    StepSampler,
+    SyntheticPairs,
+    SyntheticWindows,
+    find_pairs,
+    render_window,
 )  # fmt: skip
 from streamdeblur.training.losses import (
     Discriminator,
