@@ -472,6 +472,21 @@ def bench(
             json_out.write_text(text + "\n")
 
 
+@app.command()
+def models(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """The shipped models: what each is for, its size, cost and measured quality (from its card)."""
+    setup_logging(quiet, verbose)
+    with _exit_codes():
+        from streamdeblur.models.listing import model_rows, table
+
+        rows = model_rows()
+        typer.echo(json.dumps(rows, indent=2) if json_out else table(rows))
+
+
 app.command("adapt")(adapt_command)  # its own module: streamdeblur/adapt/command.py
 
 

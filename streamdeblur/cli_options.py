@@ -17,14 +17,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from streamdeblur.registry import default_model, shipped_models
+
 if TYPE_CHECKING:
     from streamdeblur.inference.spec import BackendSpec
     from streamdeblur.io import EncodeOptions
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
-WeightsOpt = Annotated[Path | None, typer.Option(help="Weights: .safetensors, an official DeepDeblur-PyTorch model-*.pt, or a shipped name (deepdeblur-4scale, deepdeblur-light, ...). "
-    "Default: for run and batch on video or a folder of frames the windowed deepdeblur-4scale-k5-fba-window-gate-lean, otherwise deepdeblur-4scale.")]
+_PICTURE, _CLIP = default_model("picture").name, default_model("clip").name
+_LIGHT = next(m.name for m in shipped_models() if m.role == "light")
+WeightsOpt = Annotated[Path | None, typer.Option(help="Weights: .safetensors, an official DeepDeblur-PyTorch model-*.pt, "
+    f"or a shipped name ({_PICTURE}, {_LIGHT}, ...: `streamdeblur models`). "
+    f"Default: for run and batch on video or a folder of frames the windowed {_CLIP}, otherwise {_PICTURE}.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 PrecisionOpt = Annotated[str, typer.Option(help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, fp16 (CUDA), int8 (TensorRT).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]

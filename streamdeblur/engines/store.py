@@ -6,6 +6,7 @@ is reused only when its sidecar matches what is asked for, and rebuilt otherwise
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,8 +31,15 @@ def engine_dir() -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read once per process while the file stays as it was."""
+    stat = path.stat()
+    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.cache
+def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

@@ -25,10 +25,10 @@ from streamdeblur.io import (
     open_source,
     output_is_folder,
 )  # fmt: skip
-from streamdeblur.models import DEFAULT_WEIGHTS
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
+from streamdeblur.registry import default_model
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,11 @@ def _process(
     side_by_side = not source.info.live
     # Without --weights, `run` on a clip gets the video model; a picture, and anything `live`
     # reads (where waiting for later frames adds latency), the single-frame one.
-    spec = opts.spec.for_input(opts.live is None and not source.info.single_image)
-    if spec is not opts.spec:
-        log.info("a clip: the windowed video model %s (--weights %s runs frame by frame)", spec.weights, DEFAULT_WEIGHTS.stem)
+    kind = "live" if opts.live is not None else "picture" if source.info.single_image else "clip"
+    spec = opts.spec.for_input(kind)
+    if spec is not opts.spec and kind == "clip":
+        log.info("a clip: the windowed video model %s (--weights %s runs frame by frame)", spec.weights,
+                 default_model("picture").name)
     backend, processor = spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
                                     side_by_side=side_by_side)
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)
