@@ -90,3 +90,14 @@ def test_building_a_backend_reads_the_weights_once(monkeypatch: pytest.MonkeyPat
     assert len(select.cpu_candidates()) >= 1 and reads == [DEFAULT_WEIGHTS]
     out = backend.infer(torch.rand(1, 3, 24, 32))
     assert out.shape == (1, 3, 24, 32)
+
+
+def test_only_the_registry_ships_and_each_model_has_one_recipe() -> None:
+    from streamdeblur.training.recipe import load_recipe
+
+    on_disk = sorted(p.stem for p in registry.WEIGHTS_DIR.glob("*.safetensors"))
+    assert on_disk == sorted(m.name for m in shipped_models()) == checkpoint.shipped_weights()
+    for model in shipped_models():
+        reproduce = model.card()["reproduce"]
+        recipe = load_recipe(Path(reproduce["recipe"]).stem)
+        assert recipe.stage_recipes()[-1].model == model.name, model.name
