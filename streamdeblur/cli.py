@@ -502,8 +502,8 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def main() -> None:
     # Before any command imports torch: OpenMP threads that spin while they wait steal the CPU
-    # from the decoder and encoder threads beside them. Measured on a loaded 2-core machine,
-    # a small network took 234 ms a frame with spinning threads and 5.3 ms with sleeping ones.
+    # from the decoder and encoder threads beside them; on a loaded machine a small network runs
+    # many times slower with spinning threads than with sleeping ones.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     keep_freed_memory()  # before any thread starts: frame-sized buffers reused, not faulted in again
     app()

@@ -14,7 +14,7 @@ DeepDeblur, which removes what blur is left; `fuse: fba+window` feeds it first, 
 aligned frames, so the network can see where the fusion misleads.
 
 The transforms are torch's (real-input FFTs: half the spectrum, on the intra-op threads),
-3x faster than OpenCV's full complex DFTs at 640x360 (BENCHMARKS.md, "Fusing the window").
+several times faster than OpenCV's full complex DFTs.
 """
 
 from __future__ import annotations

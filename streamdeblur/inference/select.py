@@ -33,8 +33,8 @@ BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "passthrough")
 CPU_CHOICES = "cpu-backend-choice.json"  # in the user cache folder
 _PROBE_PIXELS = 640 * 360  # CPU speed is measured on at most this many pixels
 # `--compile` auto: inputs of at least this many frames x pixels (10 s of 640x360 at 30
-# frames/s). Compiling the default network took 12 to 36 s on a 2-core CPU and saves about
-# 0.4 s a frame there (BENCHMARKS.md, issue 25): a shorter input would not win it back.
+# frames/s). Compiling takes tens of seconds and saves a fraction of a second a frame: a
+# shorter input would not win it back.
 COMPILE_WORTH_PIXELS = 300 * 640 * 360
 
 
@@ -133,7 +133,7 @@ def create_backend(
             raise BadUsage("--backend onnxruntime runs on the CPU in fp32")
         return _onnxruntime(weights_path, engine, model)
     if name == "torch" and torch_device.type == "cpu" and precision == "auto" and not cuda_graphs:
-        # Native bf16 is not faster on every CPU that has it (BENCHMARKS.md): measured, as for auto.
+        # Native bf16 is not faster on every CPU that has it: measured, as for auto.
         torch_only = [c for c in cpu_candidates(precision, channels_last, compiled) if c.backend == "torch"]
         chosen, built = _fastest_on_cpu(weights_path, model, torch_only, frame_size or (640, 360))
         return ready(built or build_cpu_candidate(chosen, weights_path, model=model))

@@ -83,7 +83,7 @@ class BackendSpec:
         backend = self.create(frame_size, frames, warm=not side_by_side)
         if side_by_side:
             # Compiled for the threads each call will have: one, where calls run side by side
-            # (BENCHMARKS.md, "Compiled once, for the threads the calls run on").
+            # (code compiled for two threads runs slower on one).
             with one_thread_per_call() if runs_side_by_side(backend) else contextlib.nullcontext():
                 warmed(backend, frame_size, self.batch, self.tile)
         processor = make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed, side_by_side)

@@ -54,7 +54,7 @@ class TorchBackend:
         # CPU: the network compiled by TorchInductor with frozen weights. Eager PyTorch has
         # oneDNN reorder every convolution's weights into its blocked layout on every call,
         # and runs each ReLU and residual sum as a pass of its own; frozen, the weights are
-        # packed once and those fuse into the convolutions (BENCHMARKS.md, issue 25).
+        # packed once and those fuse into the convolutions.
         self.compiled = compiled and device.type == "cpu"
         self._forward: Callable[[torch.Tensor], torch.Tensor] = self.model
         if self.compiled:

@@ -240,8 +240,7 @@ class WindowedProcessor:
     wait for the oldest. `take`: frames taken at once (default the inner processor's batch).
     `then`: what the pool's thread does with a window it assembled, instead of handing it to
     `inner`: on the CPU, offline, its network call (end_to_end; extra threads assembling ahead
-    of calls on the same cores gained nothing, BENCHMARKS.md, "Windows assembled ahead of a
-    GPU")."""
+    of calls on the same cores gain nothing)."""
 
     def __init__(
         self, inner: Processor, cfg: DeepDeblurConfig, pool: Executor | None = None, ahead: int = 0, take: int = 0,
@@ -276,9 +275,7 @@ class WindowedProcessor:
         window is assembled and run through the network on one of the calls' threads, end to
         end, while the other threads do the same for the next frames. No thread waits for
         another between assembling and the call, or for the slower call of a pair (up to one
-        frame more than the threads is in flight, handed on in order): on two cores, together
-        with the window's input joined in bf16, the gated model's pipeline ran 10 % faster
-        (BENCHMARKS.md, "Calls end to end")."""
+        frame more than the threads is in flight, handed on in order)."""
         return cls(calls, cfg, calls.pool, ahead=calls.workers + 1, take=1,
                    then=lambda window: calls.inner.process([window])[0])
 

@@ -24,7 +24,7 @@ from streamdeblur.training.metrics import psnr, ssim
 PAN_BUCKETS = ((0.0, 4.0, "pan under 4 px"), (4.0, 10.0, "pan 4-10 px"), (10.0, 20.0, "pan 10-20 px"), (20.0, math.inf, "pan over 20 px"))
 # Synthetic video (`synth --frames`): each frame's own blur, and the kind of shot it is in.
 BLUR_BUCKETS = ((0.0, 2.0, "blur under 2 px"), (2.0, 6.0, "blur 2-6 px"), (6.0, 15.0, "blur 6-15 px"), (15.0, math.inf, "blur over 15 px"))
-BLURRED = (6.0, "blur over 6 px")  # the frames issue 23's main target is about
+BLURRED = (6.0, "blur over 6 px")  # the frames a windowed model is chiefly meant for
 SHOT_KINDS = ("varying", "uniform", "still")
 
 
