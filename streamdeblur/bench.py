@@ -165,9 +165,9 @@ def _alignment_seconds(cfg: DeepDeblurConfig, width: int, height: int, windows: 
     neighbours' windows found once, as in a run."""
     from fractions import Fraction
 
-    from streamdeblur.inference.window import FrameWindow
     from streamdeblur.io.frame import Frame
     from streamdeblur.synthetic.blur import render_clip
+    from streamdeblur.window.assembly import FrameWindow
 
     clip = [blurry for blurry, _ in render_clip(np.random.default_rng(0), width, height, cfg.frames + windows, 30)]
     window = FrameWindow(cfg)

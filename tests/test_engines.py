@@ -194,7 +194,7 @@ def test_on_cuda_windows_assembled_ahead_give_what_one_at_a_time_gives() -> None
     from streamdeblur.inference.scheduler import StreamScheduler
     from streamdeblur.inference.select import make_processor
     from streamdeblur.inference.torch_backend import TorchBackend
-    from streamdeblur.inference.window import WindowedProcessor
+    from streamdeblur.window.assembly import WindowedProcessor
 
     torch.manual_seed(0)
     cfg = replace(load_model_config("tiny-k3"), align="global", fuse="fba+window")

@@ -44,7 +44,7 @@ def one_thread_per_call() -> Iterator[int]:
         cv2.setNumThreads(cv_threads)
 
 
-# Beside a network that runs on a GPU, the CPU's cores assemble windows (inference/window.py);
+# Beside a network that runs on a GPU, the CPU's cores assemble windows (window/assembly.py);
 # two are left for the decoder and the encoder.
 CODEC_THREADS = 2
 

@@ -196,7 +196,7 @@ def make_processor(
         inner = FrameProcessor(backend, tile, tile_overlap, batch)
     if windowed_model:
         assert cfg is not None
-        from streamdeblur.inference.window import WindowedProcessor
+        from streamdeblur.window.assembly import WindowedProcessor
 
         if backend.device.type == "cuda":
             return WindowedProcessor.beside_gpu(inner, cfg, assembly_threads(), offline=side_by_side)

@@ -14,11 +14,11 @@ import logging
 import threading
 import time
 
-from streamdeblur.inference.window import FrameWindow
 from streamdeblur.io import Frame, Output, Source
 from streamdeblur.pipeline.latency import LatencyBudget, decoded_queue_size
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats, StreamReport
+from streamdeblur.window.assembly import FrameWindow
 
 log = logging.getLogger(__name__)
 

@@ -97,8 +97,8 @@ def deblur_clip(backend: Backend, blurry: list[np.ndarray]) -> list[np.ndarray]:
 
 def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblurConfig) -> list[np.ndarray]:
     """Each frame of one clip restored from its window, as the pipeline assembles it."""
-    from streamdeblur.inference.window import FrameWindow
     from streamdeblur.io.frame import Frame
+    from streamdeblur.window.assembly import FrameWindow
 
     window = FrameWindow(cfg)
     stacks: list[Frame] = []
@@ -111,7 +111,7 @@ def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblur
 def _sharp_in(backend: Backend, sharp: np.ndarray, cfg: DeepDeblurConfig | None) -> np.ndarray:
     if cfg is None or cfg.frames == 1:
         return _deblur(backend, sharp)
-    from streamdeblur.inference.window import stack_window
+    from streamdeblur.window.assembly import stack_window
 
     return _deblur(backend, stack_window([sharp] * cfg.frames, cfg))  # as the pipeline pads a still
 

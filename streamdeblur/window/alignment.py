@@ -22,8 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from streamdeblur.inference.memo import FrameMemo
 from streamdeblur.models.config import ALIGNMENTS
+from streamdeblur.window.memo import FrameMemo
 
 # ECC works on a grey copy this wide at most (and at least a quarter of the frame): cost
 # stays flat with frame size while the shift is found to a fraction of a full-size pixel.

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from streamdeblur.inference.alignment import align_window
 from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, ended_in_order
-from streamdeblur.inference.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
-from streamdeblur.inference.memo import FrameMemo
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io.frame import Frame
 from streamdeblur.models.config import DeepDeblurConfig
+from streamdeblur.window.alignment import align_window
+from streamdeblur.window.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
+from streamdeblur.window.memo import FrameMemo
 
 # Scene cuts: the Bhattacharyya distance between hue-saturation-value histograms of small
 # copies of consecutive frames. On 40 synthetic shots (sharp frames beside 36 px streaks),
