@@ -19,8 +19,8 @@ from streamdeblur.adapt.picking import pick_frames
 from streamdeblur.adapt.scan import scan
 from streamdeblur.adapt.selection import Selection, read_selection, write_selection
 from streamdeblur.adapt.validation import before_after, held_out_pairs, mean_psnr
-from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadInput, BadUsage
+from streamdeblur.files import file_sha256
 from streamdeblur.inference.torch_backend import resolve_device
 from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint, read_card, resolve_weights, save_weights
 from streamdeblur.training.checkpointing import LAST

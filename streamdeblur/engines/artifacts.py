@@ -11,8 +11,9 @@ import torch
 from streamdeblur import __version__
 from streamdeblur.engines.onnx_export import INPUT_NAME, OPSET, export_onnx
 from streamdeblur.engines.shapes import ProfileShapes
-from streamdeblur.engines.store import engine_dir, file_sha256, key_of, matches, write_with_sidecar
+from streamdeblur.engines.store import engine_dir, key_of, matches, write_with_sidecar
 from streamdeblur.errors import BadUsage
+from streamdeblur.files import file_sha256
 from streamdeblur.models import DeepDeblur, load_checkpoint
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ is reused only when its sidecar matches what is asked for, and rebuilt otherwise
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeblur.cache import user_cache_dir
+from streamdeblur.files import replace_atomically
 
 _CHECKOUT_ENGINES = Path(__file__).resolve().parents[2] / "engines"
 
@@ -28,21 +28,6 @@ def engine_dir() -> Path:
         folder = user_cache_dir() / "engines"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def file_sha256(path: Path) -> str:
-    """The file's SHA-256, read once per process while the file stays as it was."""
-    stat = path.stat()
-    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-
-
-@functools.cache
-def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def key_of(facts: dict[str, Any]) -> str:
@@ -62,15 +47,6 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
         return json.loads(meta.read_text())
     except json.JSONDecodeError:
         return None
-
-
-def replace_atomically(path: Path, payload: bytes) -> None:
-    """Write under a name of this process's own, then rename: readers never see half a file,
-    and processes making the same artifact at once (batch workers) do not collide."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(payload)
-    os.replace(partial, path)
 
 
 def write_with_sidecar(path: Path, payload: bytes, facts: dict[str, Any]) -> Path:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadUsage
+from streamdeblur.files import file_sha256
 from streamdeblur.inference.backend import Backend, PassthroughBackend
 from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_threads, runs_side_by_side
 from streamdeblur.inference.measured import fastest, machine_facts

@@ -17,8 +17,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from streamdeblur.engines.store import replace_atomically
 from streamdeblur.errors import BadInput
+from streamdeblur.files import replace_atomically
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.models.deepdeblur import DeepDeblur
 from streamdeblur.registry import WEIGHTS_DIR, default_model, shipped_models
