@@ -318,8 +318,9 @@ def evaluate(
     with _exit_codes():
         from streamdeblur.inference import create_backend
         from streamdeblur.models import resolve_weights
-        from streamdeblur.training.evaluate import evaluate as run_eval
-        from streamdeblur.training.evaluate import plot_training_curves, record_in_card
+        from streamdeblur.training.cards import record_in_card
+        from streamdeblur.training.plots import plot_training_curves
+        from streamdeblur.training.scoring import evaluate as run_eval
 
         if card is not None and model is None:
             raise BadUsage("--card needs --model: the weights whose card gets the figures")

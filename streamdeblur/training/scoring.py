@@ -1,5 +1,6 @@
 """`streamdeblur eval`: PSNR/SSIM of blurry input and of the model's output against the
-sharp target, side-by-side pictures (blurry | deblurred | sharp), and training curves."""
+sharp target, and side-by-side pictures (blurry | deblurred | sharp). The figures go into a
+card in cards.py; pictures and training curves are drawn in plots.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -19,6 +19,7 @@ from streamdeblur.io.image_folder import read_image, read_image_float
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.metrics import psnr, ssim
+from streamdeblur.training.plots import save_rgb
 
 # Pan buckets (the camera's translation over the exposure, pixels): where the gain comes from.
 PAN_BUCKETS = ((0.0, 4.0, "pan under 4 px"), (4.0, 10.0, "pan 4-10 px"), (10.0, 20.0, "pan 10-20 px"), (20.0, math.inf, "pan over 20 px"))
@@ -210,79 +211,3 @@ def _groups(
         name: GroupScore(len(members[name]), _mean([in_psnr[i] for i in members[name]]), _mean([out_psnr[i] for i in members[name]]))
         for name in order if name in members
     }
-
-
-def record_in_card(
-    weights: Path, name: str, result: EvalResult, data: Path, split: str, limit: int | None, precision: str,
-) -> None:
-    """Put the figures, and the command that reproduces them (in the precision they were
-    scored in), into the weights' model card."""
-    from streamdeblur.models.checkpoint import read_card, write_card
-    from streamdeblur.training.synth_dataset import SYNTH_RECORD
-
-    card = read_card(weights)
-    limit_arg = f" --limit {limit}" if limit else ""
-    made = data / SYNTH_RECORD
-    card.setdefault("quality", {})[name] = {
-        **_rounded(result.to_dict()),
-        "data": str(data), "split": split, "limit": limit,
-        "data_made_by": _without_pairs(json.loads(made.read_text())) if made.is_file() else None,
-        "precision": precision,
-        "command": f"streamdeblur eval {data} --model {_named(weights)} --backend torch "
-        f"--precision {precision} --split {split}{limit_arg}",
-    }
-    write_card(weights, card)
-
-
-def _named(weights: Path) -> str:
-    """Shipped weights by their name (as a user passes them), others by their path."""
-    from streamdeblur.models.checkpoint import WEIGHTS_DIR
-
-    return weights.stem if weights.resolve().parent == WEIGHTS_DIR else str(weights)
-
-
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    return value
-
-
-def _without_pairs(record: dict[str, Any]) -> dict[str, Any]:
-    """A synth record without its per-pair list (the card keeps the command, not 100 rows)."""
-    return {k: v for k, v in record.items() if k != "pairs"}
-
-
-def save_rgb(path: Path, image: np.ndarray) -> None:
-    as_uint8 = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-    cv2.imwrite(str(path), cv2.cvtColor(as_uint8, cv2.COLOR_RGB2BGR))
-
-
-def plot_training_curves(run_dir: Path, out: Path) -> Path:
-    """Loss and validation PSNR over steps, from a training run's metrics.jsonl, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from streamdeblur.training.loop import METRICS_FILE
-
-    records = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines() if line.strip()]
-    train = [r for r in records if "loss" in r]
-    val = [r for r in records if "val_psnr" in r]
-    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4))
-    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8)
-    ax_loss.set(xlabel="step", ylabel="multi-scale content loss", yscale="log", title="training loss")
-    if val:
-        steps = [r["step"] for r in val]
-        ax_psnr.plot(steps, [r["val_psnr"] for r in val], marker="o", label="deblurred")
-        ax_psnr.plot(steps, [r["val_psnr_input"] for r in val], ls="--", label="blurry input")
-        ax_psnr.legend()
-    ax_psnr.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "training_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
