@@ -50,7 +50,8 @@ BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
     "cuda_graphs": (Annotated[bool, typer.Option("--cuda-graphs", help="torch on CUDA: replay captured CUDA graphs.")], False),
     "channels_last": (Annotated[bool | None, typer.Option("--channels-last/--no-channels-last", help="torch: NHWC memory layout. Default: on for the CPU, and on CUDA in fp16/bf16.", show_default=False)], None),
     "compile": (Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch on the CPU: compile the network with TorchInductor "
-    "(tens of seconds at the start, then faster; each new frame size compiles again). Default: for inputs of 10 s of 640x360 or more.", show_default=False)], None),
+    "(tens of seconds at the start, then faster; each new frame size compiles again). "
+    "Default: for inputs of 10 s of 640x360 or more.", show_default=False)], None),
 }
 ENCODE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "codec": (Annotated[str | None, typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")], None),
