@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,14 @@ from streamdeblur.inference.precision import cpu_facts
 from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.io import EncodeOptions
-from streamdeblur.models import DeepDeblur, DeepDeblurConfig, load_checkpoint, load_model_config, resolve_weights, save_weights
+from streamdeblur.models import (
+    DeepDeblur,
+    DeepDeblurConfig,
+    load_checkpoint,
+    load_model_config,
+    resolve_weights,
+    save_weights,
+)
 from streamdeblur.pipeline.job import RunOptions, run_job
 
 
@@ -66,6 +73,21 @@ def _side_by_side(backend: Backend, x: torch.Tensor, seconds: float) -> float:
     with one_thread_per_call() as workers, ThreadPoolExecutor(workers) as pool:
         return _frames_per_second(lambda: list(pool.map(backend.infer, [x] * workers)), workers * x.shape[0],
                                   x.device, seconds, 3)
+
+
+def _naive(weights: Path, cfg: DeepDeblurConfig, device: torch.device, width: int, height: int, seconds: float) -> float:
+    """Frames/s of fp32 torch with one frame per call and its copies in line: the baseline. The
+    backend is freed on return, before the pipeline runs."""
+    naive = TorchBackend(load_checkpoint(weights), device, "fp32")
+    frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    frame = np.concatenate([frame] * (cfg.in_channels // 3), axis=2)  # a stacked window: 3K channels
+
+    def naive_step() -> None:
+        tensor = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).to(device)
+        out = naive.infer(tensor).clamp(0, 1).mul(255).round().byte().cpu().numpy()
+        assert out.shape[1:] == (3, height, width)
+
+    return _frames_per_second(naive_step, 1, device, seconds, 3)
 
 
 def weights_for(config: str | None, weights: str | None, folder: Path) -> Path:
@@ -109,17 +131,7 @@ def run_bench(
         model_fps = candidates_fps.get(label_of(chosen)) or _model_alone(chosen, x, seconds)
         side_by_side_fps = _side_by_side(chosen, x, seconds) if runs_side_by_side(chosen) else None
 
-        naive = TorchBackend(load_checkpoint(weights_path), torch_device, "fp32")
-        frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-        frame = np.concatenate([frame] * (cfg.in_channels // 3), axis=2)  # a stacked window: 3K channels
-
-        def naive_step() -> None:
-            tensor = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).to(torch_device)
-            out = naive.infer(tensor).clamp(0, 1).mul(255).round().byte().cpu().numpy()
-            assert out.shape[1:] == (3, height, width)
-
-        naive_fps = _frames_per_second(naive_step, 1, torch_device, seconds, 3)
-        del naive
+        naive_fps = _naive(weights_path, cfg, torch_device, width, height, seconds)
 
         clip = folder / "clip.mp4"
         write_demo_clip(clip, width, height, seconds=frames / 30, fps=30)
@@ -153,9 +165,9 @@ def _alignment_seconds(cfg: DeepDeblurConfig, width: int, height: int, windows: 
     neighbours' windows found once, as in a run."""
     from fractions import Fraction
 
-    from streamdeblur.inference.window import FrameWindow
     from streamdeblur.io.frame import Frame
     from streamdeblur.synthetic.blur import render_clip
+    from streamdeblur.window.assembly import FrameWindow
 
     clip = [blurry for blurry, _ in render_clip(np.random.default_rng(0), width, height, cfg.frames + windows, 30)]
     window = FrameWindow(cfg)

@@ -9,17 +9,24 @@ import os
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError
 from streamdeblur.adapt.command import adapt_command
-from streamdeblur.exit_codes import exit_codes as _exit_codes  # one home, shared with adapt/command.py
 from streamdeblur.cli_options import (
-    DeviceOpt, FpsOpt, OverwriteOpt, PrecisionOpt, QuietOpt, ReportOpt, VerboseOpt, takes_backend_spec,
+    DeviceOpt,
+    FpsOpt,
+    OverwriteOpt,
+    PrecisionOpt,
+    QuietOpt,
+    ReportOpt,
+    VerboseOpt,
+    takes_backend_spec,
     takes_encode_options,
 )  # fmt: skip
+from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError
+from streamdeblur.exit_codes import exit_codes as _exit_codes  # one home, shared with adapt/command.py
 from streamdeblur.logs import setup_logging
 from streamdeblur.memory import keep_freed_memory
 
@@ -91,21 +98,24 @@ def run(
 @takes_backend_spec
 @takes_encode_options
 def live(
-    source: Annotated[Optional[str], typer.Argument(help="Camera (/dev/videoN or an index such as 0), stream URL (rtsp, rtmp, srt, udp, rtp, http), or file. Many streams: --sources or --input/--output instead.", show_default=False)] = None,
-    sink: Annotated[Optional[str], typer.Argument(help="Video file, pushed stream URL (rtsp, rtmp, srt, udp), or 'preview' for a window only.", show_default=False)] = None,
+    source: Annotated[str | None, typer.Argument(help="Camera (/dev/videoN or an index such as 0), stream URL (rtsp, rtmp, srt, udp, rtp, http), or file. "
+    "Many streams: --sources or --input/--output instead.", show_default=False)] = None,
+    sink: Annotated[str | None, typer.Argument(help="Video file, pushed stream URL (rtsp, rtmp, srt, udp), or 'preview' for a window only.", show_default=False)] = None,
     *,
-    sources: Annotated[Optional[Path], typer.Option(help="Many streams in this process, one model for all: a YAML file listing each stream's input, output, and optional name and options.")] = None,
-    inputs: Annotated[Optional[list[str]], typer.Option("--input", metavar="SOURCE", help="Many streams: a stream's input; repeat, each with its --output.", show_default=False)] = None,
-    outputs: Annotated[Optional[list[str]], typer.Option("--output", metavar="SINK", help="Many streams: the output of the --input in the same position.", show_default=False)] = None,
+    sources: Annotated[Path | None, typer.Option(help="Many streams in this process, one model for all: "
+    "a YAML file listing each stream's input, output, and optional name and options.")] = None,
+    inputs: Annotated[list[str] | None, typer.Option("--input", metavar="SOURCE", help="Many streams: a stream's input; repeat, each with its --output.", show_default=False)] = None,
+    outputs: Annotated[list[str] | None, typer.Option("--output", metavar="SINK", help="Many streams: the output of the --input in the same position.", show_default=False)] = None,
     batch_wait_ms: Annotated[float, typer.Option(help="Many streams: the longest a batch waits for more streams' frames.")] = 20.0,
     force_live: Annotated[bool, typer.Option("--live", help="Treat SOURCE as live even if it is a file (read at its own frame rate).")] = False,
     max_latency_ms: Annotated[float, typer.Option(help="Drop the oldest decoded frames to keep arrival-to-written latency under this.")] = 500.0,
     reconnect: Annotated[bool, typer.Option(help="Reopen a lost or stalled live source, with backoff.")] = True,
-    timeout: Annotated[float, typer.Option(help="Seconds a network source may stay silent, or take to open (it waits for a keyframe), before it counts as lost.")] = 5.0,
-    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (exit 0).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds a network source may stay silent, or take to open (it waits for a keyframe), "
+    "before it counts as lost.")] = 5.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (exit 0).")] = None,
     stats_interval: Annotated[float, typer.Option(help="Seconds between stats lines in the log.")] = 5.0,
     rtsp_transport: Annotated[str, typer.Option(help="RTP over tcp or udp, for RTSP sources and pushed RTSP.")] = "tcp",
-    segment_seconds: Annotated[Optional[float], typer.Option(help="Record SINK in files of this length: NAME_000.mp4, NAME_001.mp4, ...")] = None,
+    segment_seconds: Annotated[float | None, typer.Option(help="Record SINK in files of this length: NAME_000.mp4, NAME_001.mp4, ...")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="Also show the output in a window (needs a display).")] = False,
     compare: Annotated[bool, typer.Option("--compare", help="Output original | deblurred side by side.")] = False,
     spec: BackendSpec,
@@ -173,15 +183,18 @@ def batch_command(
     input_dir: Annotated[Path, typer.Argument(help="Folder of videos, searched through all its subfolders.")],
     output_dir: Annotated[Path, typer.Argument(help="Where outputs go, at their inputs' relative paths; holds the manifest.")],
     *,
-    glob: Annotated[Optional[str], typer.Option(help="Files to take, relative to INPUT_DIR, e.g. '**/*.mp4' ('**' spans folders). Default: every file with a video suffix.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Files at a time: worker processes (default 1 on the CPU, 2 per GPU); with --ray, tasks in flight (default: twice what the cluster runs at once).")] = None,
-    ray: Annotated[Optional[str], typer.Option(help="One Ray task per file on the cluster at this address (auto, ray://HOST:10001, ...); 'local' starts a local Ray cluster. Needs streamdeblur[ray].")] = None,
+    glob: Annotated[str | None, typer.Option(help="Files to take, relative to INPUT_DIR, e.g. '**/*.mp4' ('**' spans folders). "
+    "Default: every file with a video suffix.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Files at a time: worker processes (default 1 on the CPU, 2 per GPU); "
+    "with --ray, tasks in flight (default: twice what the cluster runs at once).")] = None,
+    ray: Annotated[str | None, typer.Option(help="One Ray task per file on the cluster at this address (auto, ray://HOST:10001, ...); "
+    "'local' starts a local Ray cluster. Needs streamdeblur[ray].")] = None,
     gpus_per_task: Annotated[float, typer.Option(help="With --ray: GPUs a task asks for when it runs on CUDA; 0.5 runs two files per GPU.")] = 1.0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed (failures are recorded either way).")] = False,
     spec: BackendSpec,
     encode: EncodeOptions,
     overwrite: OverwriteOpt = False,
-    report: Annotated[Optional[Path], typer.Option(help="Write the JSON totals of the batch here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the JSON totals of the batch here.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -227,7 +240,7 @@ def demo(
     size: Annotated[str, typer.Option(help="WIDTHxHEIGHT.")] = "640x360",
     fps: Annotated[int, typer.Option(help="Frames per second.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the random scene and camera path.")] = 0,
-    sharp: Annotated[Optional[Path], typer.Option(help="Also write the sharp reference clip here.")] = None,
+    sharp: Annotated[Path | None, typer.Option(help="Also write the sharp reference clip here.")] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -249,13 +262,13 @@ def demo(
 @app.command()
 def train(
     recipe: Annotated[str, typer.Argument(help="Training recipe: a name under configs/train (e.g. light-synthetic) or a YAML path.")],
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoints, logs, final weights). Default: runs/RECIPE_NAME.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (checkpoints, logs, final weights). Default: runs/RECIPE_NAME.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
-    until_step: Annotated[Optional[int], typer.Option(help="Stop (with a checkpoint) at this step; resume later.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda. Default: cuda when there is one. Under torchrun each rank takes its local GPU.")] = None,
-    init: Annotated[Optional[str], typer.Option(help="Start from these weights (fine-tune): `shipped` or a weights file. Overrides the recipe's init.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model configuration (a configs/models name or a YAML path). Overrides the recipe's model.")] = None,
-    minutes: Annotated[Optional[float], typer.Option(min=0.01, help="Stop (with a checkpoint) after this many minutes of this invocation; resume later.")] = None,
+    until_step: Annotated[int | None, typer.Option(help="Stop (with a checkpoint) at this step; resume later.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when there is one. Under torchrun each rank takes its local GPU.")] = None,
+    init: Annotated[str | None, typer.Option(help="Start from these weights (fine-tune): `shipped` or a weights file. Overrides the recipe's init.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model configuration (a configs/models name or a YAML path). Overrides the recipe's model.")] = None,
+    minutes: Annotated[float | None, typer.Option(min=0.01, help="Stop (with a checkpoint) after this many minutes of this invocation; resume later.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -285,17 +298,18 @@ def train(
 @app.command("eval")
 def evaluate(
     data: Annotated[Path, typer.Argument(help="Pairs: a GoPro, REDS or blur/+sharp/ folder (e.g. from `streamdeblur synth`).")],
-    model: Annotated[Optional[Path], typer.Option(help="Weights to score (a file or a shipped name). Default: the shipped default model.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Weights to score (a file or a shipped name). Default: the shipped default model.")] = None,
     backend: Annotated[str, typer.Option(help="torch, or passthrough to score the blurry input against itself.")] = "auto",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     split: Annotated[str, typer.Option(help="Which split of a GoPro/REDS folder.")] = "test",
-    limit: Annotated[Optional[int], typer.Option(help="Score only the first N pairs.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write metrics.json and blurry|deblurred|sharp pictures here.")] = None,
-    run: Annotated[Optional[Path], typer.Option(help="A training run folder: also plot its loss and PSNR curves into --out.")] = None,
-    card: Annotated[Optional[str], typer.Option(help="Record the figures in --model's card under this name (e.g. held_out).")] = None,
-    picture: Annotated[Optional[str], typer.Option(help="Instead of scoring: a picture of this blurry frame (its path under DATA) into --out: its window, and each model's output beside the sharp frame.")] = None,
-    against: Annotated[Optional[list[Path]], typer.Option(help="With --picture: other weights to show first (repeatable), e.g. the single-frame default.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Score only the first N pairs.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write metrics.json and blurry|deblurred|sharp pictures here.")] = None,
+    run: Annotated[Path | None, typer.Option(help="A training run folder: also plot its loss and PSNR curves into --out.")] = None,
+    card: Annotated[str | None, typer.Option(help="Record the figures in --model's card under this name (e.g. held_out).")] = None,
+    picture: Annotated[str | None, typer.Option(help="Instead of scoring: a picture of this blurry frame (its path under DATA) into --out: "
+    "its window, and each model's output beside the sharp frame.")] = None,
+    against: Annotated[list[Path] | None, typer.Option(help="With --picture: other weights to show first (repeatable), e.g. the single-frame default.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -304,8 +318,9 @@ def evaluate(
     with _exit_codes():
         from streamdeblur.inference import create_backend
         from streamdeblur.models import resolve_weights
-        from streamdeblur.training.evaluate import evaluate as run_eval
-        from streamdeblur.training.evaluate import plot_training_curves, record_in_card
+        from streamdeblur.training.cards import record_in_card
+        from streamdeblur.training.plots import plot_training_curves
+        from streamdeblur.training.scoring import evaluate as run_eval
 
         if card is not None and model is None:
             raise BadUsage("--card needs --model: the weights whose card gets the figures")
@@ -338,10 +353,11 @@ def synth(
     size: Annotated[str, typer.Option(help="WIDTHxHEIGHT of each pair.")] = "256x256",
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same set.")] = 0,
     held_out: Annotated[bool, typer.Option("--held-out", help="Photos and seeds that training never sees (for measuring quality).")] = False,
-    sharp: Annotated[Optional[Path], typer.Option(help="A folder of your own sharp images to blur, instead of the bundled photos.")] = None,
-    frames: Annotated[int, typer.Option(min=1, help="Write clips of this many consecutive frames (synthetic video, one folder each) instead of independent pairs; --count is then the number of clips.")] = 1,
-    split: Annotated[Optional[str], typer.Option(help="Split folder to write into. Default: test with --held-out, else train.")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="Clips only: every clip this kind of shot (varying, uniform, still, sharp) instead of the usual mix.")] = None,
+    sharp: Annotated[Path | None, typer.Option(help="A folder of your own sharp images to blur, instead of the bundled photos.")] = None,
+    frames: Annotated[int, typer.Option(min=1, help="Write clips of this many consecutive frames (synthetic video, one folder each) "
+    "instead of independent pairs; --count is then the number of clips.")] = 1,
+    split: Annotated[str | None, typer.Option(help="Split folder to write into. Default: test with --held-out, else train.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Clips only: every clip this kind of shot (varying, uniform, still, sharp) instead of the usual mix.")] = None,
     clean: Annotated[bool, typer.Option("--clean", help="No sensor noise, JPEG or H.264: the blur only.")] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -381,7 +397,7 @@ def footage(
 
 @app.command()
 def photos(
-    out: Annotated[Optional[Path], typer.Argument(help="Folder to write the photos into. Default: ~/.cache/streamdeblur/photos.")] = None,
+    out: Annotated[Path | None, typer.Argument(help="Folder to write the photos into. Default: ~/.cache/streamdeblur/photos.")] = None,
     max_side: Annotated[int, typer.Option(min=64, help="Downscale so the long side is at most this many pixels.")] = 1600,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -399,7 +415,7 @@ def photos(
 @app.command()
 def export(
     out: Annotated[Path, typer.Option(help="Where to write the ONNX file, e.g. engines/default.onnx.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Weights to export (a file or a shipped name). Default: the shipped default model.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights to export (a file or a shipped name). Default: the shipped default model.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -417,7 +433,8 @@ def export(
         path = onnx_for_weights(weights, out)
         facts = read_sidecar(path) or {}
         if not quiet:
-            log.info("wrote %s: checker ok, ONNX Runtime vs PyTorch max |diff| %.1e, %d operator types all parsed by TensorRT %s",
+            log.info("wrote %s: checker ok, ONNX Runtime vs PyTorch max |diff| %.1e, "
+    "%d operator types all parsed by TensorRT %s",
                      path, facts.get("max_abs_diff_vs_torch", float("nan")), len(facts.get("operators", [])),
                      facts.get("tensorrt_ops_checked_against", "?"))
 
@@ -429,7 +446,7 @@ def build(
     shapes: Annotated[str, typer.Option(help="720p, 1080p, 4k, tile:SIZE, WxH, or MIN:OPT:MAX as NxHxW each.")] = "1080p",
     batch: Annotated[int, typer.Option(help="Largest batch the engine takes (with presets).")] = 1,
     version_compatible: Annotated[bool, typer.Option("--version-compatible", help="An engine later TensorRT versions can run.")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Engine path. Default: a cached name under engines/.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Engine path. Default: a cached name under engines/.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -453,11 +470,11 @@ def build(
 def bench(
     *,
     size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x360",
-    config: Annotated[Optional[str], typer.Option(help="Time a model configuration (random weights), e.g. deepdeblur, deepdeblur-light.")] = None,
+    config: Annotated[str | None, typer.Option(help="Time a model configuration (random weights), e.g. deepdeblur, deepdeblur-light.")] = None,
     frames: Annotated[int, typer.Option(help="Frames in the pipeline clip.")] = 60,
     seconds: Annotated[float, typer.Option(help="Minimum time for each model-alone measurement.")] = 5.0,
     spec: BackendSpec,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -476,6 +493,21 @@ def bench(
             json_out.write_text(text + "\n")
 
 
+@app.command()
+def models(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """The shipped models: what each is for, its size, cost and measured quality (from its card)."""
+    setup_logging(quiet, verbose)
+    with _exit_codes():
+        from streamdeblur.models.listing import model_rows, table
+
+        rows = model_rows()
+        typer.echo(json.dumps(rows, indent=2) if json_out else table(rows))
+
+
 app.command("adapt")(adapt_command)  # its own module: streamdeblur/adapt/command.py
 
 
@@ -491,8 +523,8 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def main() -> None:
     # Before any command imports torch: OpenMP threads that spin while they wait steal the CPU
-    # from the decoder and encoder threads beside them. Measured on a loaded 2-core machine,
-    # a small network took 234 ms a frame with spinning threads and 5.3 ms with sleeping ones.
+    # from the decoder and encoder threads beside them; on a loaded machine a small network runs
+    # many times slower with spinning threads than with sleeping ones.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     keep_freed_memory()  # before any thread starts: frame-sized buffers reused, not faulted in again
     app()

@@ -35,7 +35,7 @@ def exit_codes() -> Iterator[None]:
         raise
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+    except Exception as exc:  # the CLI's last line of defence
         missing = (exc.name or "") if isinstance(exc, ModuleNotFoundError) else ""
         extra = _EXTRAS.get(missing.split(".")[0])
         if extra is not None:  # an optional package the command needs is not installed

@@ -1,11 +1,10 @@
 """The process's memory allocator: freed frame-sized buffers kept for the next frame.
 
-A network call's feature maps are frame-sized buffers (14.7 MB for 32 channels of a 640x360
-frame in bf16), made and freed in every call on the calls' threads. glibc's malloc gives
-blocks like these back to the kernel when they are freed, from the per-thread arenas above
-all, so each call faulted its buffers in afresh: 96 % of a CPU run's page faults were in the
-convolutions, about 9000 a frame, and the kernel took 9 to 12 % of the run's CPU time. In one
-heap that is never trimmed they are reused (BENCHMARKS.md, "Page faults, and a cheaper warp").
+A network call's feature maps are frame-sized buffers (megabytes each), made and freed in
+every call on the calls' threads. glibc's malloc gives blocks like these back to the kernel
+when they are freed, from the per-thread arenas above all, so each call would fault its
+buffers in afresh and the kernel would spend a share of the run's CPU time on it. In one heap
+that is never trimmed they are reused.
 """
 
 from __future__ import annotations

@@ -39,10 +39,10 @@ import torch
 from streamdeblur.inference.concurrent import assembly_threads, one_thread_per_call
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.select import create_backend
-from streamdeblur.inference.window import WindowedProcessor
 from streamdeblur.io.frame import Frame
 from streamdeblur.memory import keep_freed_memory
 from streamdeblur.synthetic.blur import render_clip
+from streamdeblur.window.assembly import WindowedProcessor
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT, VIDEO = "deepdeblur-4scale", "deepdeblur-4scale-k5-fba-window-gate-lean"  # the defaults for a picture and for video
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             report[name] = STEPS[name](args)
-        except Exception:  # noqa: BLE001 - one step failing must not cost the others
+        except Exception:  # one step failing must not cost the others
             report[name] = {"error": traceback.format_exc()[-2000:]}
         report[name]["seconds"] = round(time.perf_counter() - started, 1)
         (args.out / "device_check.json").write_text(json.dumps(report, indent=1))

@@ -16,10 +16,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from streamdeblur.adapt.run import adapt
 from streamdeblur.adapt.command import adapt_command
 from streamdeblur.adapt.evidence import Camera, render_camera_clip, write_video
 from streamdeblur.adapt.picking import pick_frames
+from streamdeblur.adapt.run import adapt
 from streamdeblur.adapt.scan import CutDetector, ScoredFrame
 from streamdeblur.adapt.sharpness import grey_thumbnail, sharpness
 from streamdeblur.errors import BadInput

@@ -63,7 +63,10 @@ def test_the_flags_reach_the_built_values(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_a_missing_extra_names_the_extra_to_install(tmp_path: Path) -> None:
     """Python treats a None entry in sys.modules as not installed: ImportError on import."""
-    code = "import sys; sys.modules['skimage'] = None; sys.modules['skimage.metrics'] = None; from streamdeblur.cli import main; main()"
+    code = (
+        "import sys; sys.modules['skimage'] = None; sys.modules['skimage.metrics'] = None; "
+        "from streamdeblur.cli import main; main()"
+    )
     (tmp_path / "blur").mkdir()
     result = subprocess.run([sys.executable, "-c", code, "eval", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr

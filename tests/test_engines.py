@@ -97,9 +97,9 @@ def test_shape_presets() -> None:
 @pytest.mark.slow
 def test_cpu_backends_agree_through_the_pipeline(media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
     """torch and onnxruntime give the same frames (PNG output: no encoder in the way)."""
-    from tests.media import make_clip
-
     import cv2
+
+    from tests.media import make_clip
 
     src = make_clip("cfr_aac", media_dir)
     outputs = {}
@@ -194,7 +194,7 @@ def test_on_cuda_windows_assembled_ahead_give_what_one_at_a_time_gives() -> None
     from streamdeblur.inference.scheduler import StreamScheduler
     from streamdeblur.inference.select import make_processor
     from streamdeblur.inference.torch_backend import TorchBackend
-    from streamdeblur.inference.window import WindowedProcessor
+    from streamdeblur.window.assembly import WindowedProcessor
 
     torch.manual_seed(0)
     cfg = replace(load_model_config("tiny-k3"), align="global", fuse="fba+window")

@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.inference.fusion import _raise, fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.inference.processor import FrameProcessor
 from streamdeblur.inference.torch_backend import TorchBackend
-from streamdeblur.inference.window import WindowedProcessor, stack_window
 from streamdeblur.io import Frame
 from streamdeblur.models import DeepDeblur, DeepDeblurConfig, load_checkpoint, load_model_config, save_weights
 from streamdeblur.models.deepdeblur import transplant
 from streamdeblur.synthetic.scenes import procedural_scene
+from streamdeblur.window.assembly import WindowedProcessor, stack_window
+from streamdeblur.window.fusion import _raise, fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 
 TB = Fraction(1, 25)
 

@@ -10,10 +10,10 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.media import (
+    audio_stream,
     decodes_cleanly,
     frame_times,
     make_clip,
-    audio_stream,
     make_rotated,
     packet_hashes,
     rotation,

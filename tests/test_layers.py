@@ -1,4 +1,4 @@
-"""The core (I/O, pipeline, inference, engines, models, synthetic blur) imports nothing from
+"""The core (I/O, pipeline, inference, window, engines, models, synthetic blur) imports nothing from
 training, batch or the command line: those build on the core, never the other way round."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "streamdeblur"
-CORE = ("io", "pipeline", "inference", "engines", "models", "synthetic")
+CORE = ("io", "pipeline", "inference", "window", "engines", "models", "synthetic")
 OUTER = ("streamdeblur.training", "streamdeblur.batch", "streamdeblur.cli")
 
 

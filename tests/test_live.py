@@ -38,8 +38,6 @@ from tests.fakes import TB, Connection, ListSink, SleepyBackend
 from tests.livestreams import free_port, keyframe_times, send, stop
 from tests.media import decodes_cleanly, make_clip
 
-
-
 # --- the drop policy, with a real sender and the real pipeline -------------------------------
 
 

@@ -21,10 +21,9 @@ import torch
 from typer.testing import CliRunner
 
 from streamdeblur.cli import app
-from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
 from streamdeblur.inference.backend import PassthroughBackend
+from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
 from streamdeblur.inference.processor import FrameProcessor, Processor
-from streamdeblur.inference.window import FrameWindow
 from streamdeblur.io import Frame, Output
 from streamdeblur.io.live_source import LiveSource
 from streamdeblur.models import load_model_config
@@ -37,6 +36,7 @@ from streamdeblur.pipeline.live import LiveOptions
 from streamdeblur.pipeline.sources_file import streams_from_file
 from streamdeblur.pipeline.stats import RunStats
 from streamdeblur.pipeline.streams_runner import ManyStreams
+from streamdeblur.window.assembly import FrameWindow
 from tests.fakes import TB, Connection, ListSink, SleepyBackend
 from tests.livestreams import RATE, free_port, send, stop
 from tests.media import decodes_cleanly, frame_times

@@ -164,7 +164,7 @@ def test_real_windows_make_up_their_share_of_the_samples() -> None:
 
 
 def test_a_neighbour_is_refused_where_something_moved_on_its_own_and_kept_elsewhere() -> None:
-    from streamdeblur.inference.alignment import align_window, refuse_mismatch
+    from streamdeblur.window.alignment import align_window, refuse_mismatch
 
     target = _scene(96, 128, seed=3)
     rng = np.random.default_rng(4)

@@ -15,13 +15,13 @@ import pytest
 
 from tests.typecheck import trt_stubs
 
+pytestmark = pytest.mark.slow  # mypy over the TensorRT modules and a control file: tens of seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 TENSORRT_MODULES = ("streamdeblur/engines/tensorrt_build.py", "streamdeblur/inference/tensorrt_backend.py")
 
 CONTROL = """\
 import tensorrt as trt
-
-pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
 
 builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
 network = builder.create_netwrk(0)

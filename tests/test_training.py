@@ -223,7 +223,7 @@ def test_cpu_training_runs_in_the_precision_it_timed_faster_as_its_card_records(
     for amp, (precision, conv_dtypes) in [*expected.items(), (True, expected[True])]:  # amp twice: timed once
         seen: set[torch.dtype] = set()
         hook = torch.nn.modules.module.register_module_forward_hook(
-            lambda module, args, out: seen.add(out.dtype) if isinstance(module, torch.nn.Conv2d) else None
+            lambda module, args, out, seen=seen: seen.add(out.dtype) if isinstance(module, torch.nn.Conv2d) else None
         )
         run = tmp_path / f"{amp}-{len(timed)}"
         try:
@@ -623,3 +623,37 @@ def test_synth_kind_is_a_one_line_error_where_it_cannot_apply(tmp_path: Path) ->
         result = run_cli("synth", str(tmp_path / "set"), "--count", "1", "--size", "48x40", *args)
         assert result.returncode != 0 and "--kind" in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_recipe_in_stages_runs_each_from_the_one_before(tmp_path: Path) -> None:
+    """`stages`: overrides run one after another, each from the previous stage's weights; with
+    --resume, finished stages are skipped."""
+    from safetensors.torch import load_file
+
+    from streamdeblur.errors import BadUsage
+    from streamdeblur.models import read_card
+
+    staged = {**TINY_RECIPE, "steps": 3, "eval_every": 3, "checkpoint_every": 3,
+              "stages": [{"lr": 0.002}, {"steps": 2, "lr": 0.0, "data": {"patch_size": 16}}]}
+    recipe = recipe_from_dict(staged)
+    first, second = recipe.stage_recipes()
+    assert (first.steps, second.steps, second.lr, second.data.patch_size, second.data.photos) == (3, 2, 0.0, 16, False)
+    assert first.name == "tiny-test-stage-1" and not first.stages
+    out = tmp_path / "run"
+    result = train(recipe, out, progress_bar=False)
+    assert result.finished and result.step == 2
+    stage1, stage2 = out / "stage-1" / "model.safetensors", out / "stage-2" / "model.safetensors"
+    assert read_card(stage1)["training"]["steps"] == 3 and read_card(stage2)["training"]["steps"] == 2
+    assert read_card(stage2)["training"]["recipe"]["init"] == str(stage1)
+    # The second stage learns nothing (lr 0): it ends where the first did, so it started there.
+    weights1, weights2 = load_file(str(stage1)), load_file(str(stage2))
+    assert all(torch.equal(weights1[k], weights2[k]) for k in weights1)
+    assert (out / "model.safetensors").read_bytes() == stage2.read_bytes()
+    # Resumed, every stage is done: nothing runs again.
+    before = stage1.stat().st_mtime_ns, stage2.stat().st_mtime_ns
+    assert train(recipe, out, resume=True, progress_bar=False).finished
+    assert (stage1.stat().st_mtime_ns, stage2.stat().st_mtime_ns) == before
+    with pytest.raises(BadUsage, match="stage 2"):
+        recipe_from_dict({**staged, "stages": [{}, {"nope": 1}]})
+    with pytest.raises(BadUsage, match="stop_at"):
+        recipe_from_dict({**TINY_RECIPE, "stop_at": 99})

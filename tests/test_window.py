@@ -19,19 +19,19 @@ import torch
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.backend import PassthroughBackend
-from streamdeblur.inference.alignment import align_window, global_motion
 from streamdeblur.inference.processor import FrameProcessor
 from streamdeblur.inference.torch_backend import TorchBackend
-from streamdeblur.inference.window import FrameWindow, WindowedProcessor, colour_histogram, is_cut, window_indices
 from streamdeblur.io import Frame
 from streamdeblur.models import DeepDeblur, DeepDeblurConfig, load_checkpoint, load_model_config, save_weights
 from streamdeblur.models.deepdeblur import transplant
 from streamdeblur.pipeline.live import warn_of_lookahead
+from streamdeblur.synthetic.blur import BlurRecipe
 from streamdeblur.synthetic.scenes import procedural_scene
 from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
-from streamdeblur.synthetic.blur import BlurRecipe
+from streamdeblur.window.alignment import align_window, global_motion
+from streamdeblur.window.assembly import FrameWindow, WindowedProcessor, colour_histogram, is_cut, window_indices
 from tests.conftest import run_cli
-from tests.media import decodes_cleanly, frame_times, packet_hashes, make_clip
+from tests.media import decodes_cleanly, frame_times, make_clip, packet_hashes
 
 TB = Fraction(1, 25)
 
@@ -180,9 +180,9 @@ def test_a_stream_finds_each_pair_s_motion_once_and_assembles_what_one_window_al
     the CPU does: a motion one thread is finding, the other waits for."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from streamdeblur.inference import alignment
-    from streamdeblur.inference import window as window_module
-    from streamdeblur.inference.window import stack_window
+    from streamdeblur.window import alignment
+    from streamdeblur.window import assembly as window_module
+    from streamdeblur.window.assembly import stack_window
 
     runs: list[int] = []
     real = alignment._global_motion
@@ -217,7 +217,7 @@ def test_a_stream_finds_each_pair_s_motion_once_and_assembles_what_one_window_al
 
 def test_bench_times_a_window_as_a_stream_assembles_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamdeblur.bench import _alignment_seconds
-    from streamdeblur.inference import alignment
+    from streamdeblur.window import alignment
 
     runs: list[int] = []
     real = alignment._global_motion
@@ -245,7 +245,7 @@ def test_where_a_neighbour_saw_nothing_the_frame_itself_fills_in() -> None:
 def test_a_warp_fast_inside_and_transparent_on_its_rim_is_the_transparent_warp(angle: float, dx: float, dy: float) -> None:
     """The neighbour is warped in two parts (a box where every sample is inside it, the rim
     with the transparent border); a wild map (the last) takes the transparent warp whole."""
-    from streamdeblur.inference.alignment import _inside_box, _warp_global
+    from streamdeblur.window.alignment import _inside_box, _warp_global
 
     target, neighbour = _textured(181, 243, seed=5), _textured(181, 243, seed=6)
     warp = cv2.getRotationMatrix2D((121.0, 90.0), angle, 1.01)
@@ -600,8 +600,8 @@ def test_on_the_cpu_a_thread_assembles_and_runs_its_frame_without_waiting_for_th
     """Offline on the CPU (WindowedProcessor.end_to_end): a frame whose window is slow to
     assemble holds up only its own thread; the other assembles and runs the next frames
     meanwhile, and every frame still comes out once, in order, as one at a time makes it."""
+    import streamdeblur.window.assembly as window_module
     from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
-    import streamdeblur.inference.window as window_module
 
     real_stack = window_module.stack_window
     started: dict[int, float] = {}
@@ -664,7 +664,7 @@ def test_windows_assembled_ahead_on_many_threads_come_out_as_one_at_a_time_makes
     alone, across a cut, with several windows assembling at once and the frames held bounded."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import streamdeblur.inference.window as window_module
+    import streamdeblur.window.assembly as window_module
 
     active, most, lock = [0], [0], threading.Lock()
     real_stack = window_module.stack_window
@@ -711,7 +711,7 @@ def test_on_cuda_windows_are_assembled_on_the_cpu_s_threads_ahead_offline_and_at
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from streamdeblur.inference import concurrent, scheduler, select
-    from streamdeblur.inference.window import AHEAD_PER_THREAD
+    from streamdeblur.window.assembly import AHEAD_PER_THREAD
 
     class FakeScheduler(_Accelerator):
         def __init__(self, *args: Any) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from streamdeblur.batch.discovery import VIDEO_SUFFIXES
-from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadInput
+from streamdeblur.files import file_sha256
 from streamdeblur.io import open_source
 from streamdeblur.io.image_folder import IMAGE_SUFFIXES
 

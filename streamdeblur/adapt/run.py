@@ -19,8 +19,8 @@ from streamdeblur.adapt.picking import pick_frames
 from streamdeblur.adapt.scan import scan
 from streamdeblur.adapt.selection import Selection, read_selection, write_selection
 from streamdeblur.adapt.validation import before_after, held_out_pairs, mean_psnr
-from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadInput, BadUsage
+from streamdeblur.files import file_sha256
 from streamdeblur.inference.torch_backend import resolve_device
 from streamdeblur.models import DEFAULT_WEIGHTS, load_checkpoint, read_card, resolve_weights, save_weights
 from streamdeblur.training.checkpointing import LAST
@@ -127,7 +127,8 @@ def _select(footage: list[Footage], work: Path, frames: int, min_sharpness: floa
         raise BadInput(
             f"no frames sharp enough to learn from: the sharpest of {len(scanned.frames)} frames scores {best:.2f} "
             f"({len(picks)} distinct frame(s) at {min_sharpness:.2f} or more), and adapt needs {MIN_PICKED} distinct "
-            f"frames scoring at least {min_sharpness:.2f} (0 smooth, crisp about 0.5 to 0.8; --min-sharpness lowers the bar)"
+            f"frames scoring at least {min_sharpness:.2f} "
+            "(0 smooth, crisp about 0.5 to 0.8; --min-sharpness lowers the bar)"
         )
     log.info("picked %d of %d frames (%d shots) from %d piece(s) of footage", len(picks), len(scanned.frames),
              scanned.shots, len(scanned.footage))

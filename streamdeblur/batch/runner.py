@@ -146,7 +146,7 @@ def _preflight(opts: BatchOptions, first: InputFile, clip: bool) -> tuple[Backen
     check_options(replace(job, input=str(first.path), output=str(first.output_path(opts.output_dir))))
     if opts.ray_address:
         import_ray()
-    spec = job.spec.for_input(clip)
+    spec = job.spec.for_input("clip" if clip else "picture")
     device = None if opts.ray_address else resolve_device(spec.device)
     if device is None or device.type == "cuda":
         if spec.backend not in BACKENDS:

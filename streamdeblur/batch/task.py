@@ -46,7 +46,7 @@ def process_file(task: FileTask, stop: threading.Event) -> FileRecord:
         report = run_job(task.options, stop)
     except StreamdeblurError as exc:
         error = str(exc)
-    except Exception as exc:  # noqa: BLE001 - any failure of one file is that file's failure
+    except Exception as exc:  # any failure of one file is that file's failure
         log.debug("%s failed", task.item.rel, exc_info=True)
         error = one_line(exc)
     else:

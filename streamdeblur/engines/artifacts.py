@@ -11,17 +11,19 @@ import torch
 from streamdeblur import __version__
 from streamdeblur.engines.onnx_export import INPUT_NAME, OPSET, export_onnx
 from streamdeblur.engines.shapes import ProfileShapes
-from streamdeblur.engines.store import engine_dir, file_sha256, key_of, matches, write_with_sidecar
+from streamdeblur.engines.store import engine_dir, key_of, matches, write_with_sidecar
 from streamdeblur.errors import BadUsage
-from streamdeblur.models import load_checkpoint
+from streamdeblur.files import file_sha256
+from streamdeblur.models import DeepDeblur, load_checkpoint
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
-def onnx_for_weights(weights: Path, out: Path | None = None) -> Path:
-    """The ONNX export of `weights`: reused when its sidecar matches, else exported and checked."""
+def onnx_for_weights(weights: Path, out: Path | None = None, model: DeepDeblur | None = None) -> Path:
+    """The ONNX export of `weights`: reused when its sidecar matches, else exported and checked;
+    `model`: the weights already loaded, so they are not read again."""
     facts = {"weights_sha256": file_sha256(weights), "opset": OPSET, "torch": torch.__version__}
     path = out or engine_dir() / f"{weights.stem}-{key_of(facts)}.onnx"
     if matches(path, facts):
@@ -29,7 +31,7 @@ def onnx_for_weights(weights: Path, out: Path | None = None) -> Path:
     log.info("exporting %s to ONNX (once; cached as %s)", weights.name, path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.export")
     try:
-        check = export_onnx(load_checkpoint(weights), partial)
+        check = export_onnx(model if model is not None else load_checkpoint(weights), partial)
         payload = partial.read_bytes()
     finally:
         partial.unlink(missing_ok=True)

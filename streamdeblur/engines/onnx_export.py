@@ -5,7 +5,7 @@ difference under 1e-3 in fp32); every operator is one TensorRT's ONNX parser sup
 list in tensorrt_onnx_ops.txt, with the TensorRT version it came from).
 
 A windowed model exports as one 3K-channel input, not K inputs: the window is stacked where
-it is assembled (inference/window.py), so the graph, the engine, tiling and the stream
+it is assembled (window/assembly.py), so the graph, the engine, tiling and the stream
 scheduler stay the single-input ones, and only the channel count in the shapes changes.
 """
 

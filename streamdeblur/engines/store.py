@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeblur.cache import user_cache_dir
+from streamdeblur.files import replace_atomically
 
 _CHECKOUT_ENGINES = Path(__file__).resolve().parents[2] / "engines"
 
@@ -27,14 +28,6 @@ def engine_dir() -> Path:
         folder = user_cache_dir() / "engines"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def key_of(facts: dict[str, Any]) -> str:
@@ -54,15 +47,6 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
         return json.loads(meta.read_text())
     except json.JSONDecodeError:
         return None
-
-
-def replace_atomically(path: Path, payload: bytes) -> None:
-    """Write under a name of this process's own, then rename: readers never see half a file,
-    and processes making the same artifact at once (batch workers) do not collide."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(payload)
-    os.replace(partial, path)
 
 
 def write_with_sidecar(path: Path, payload: bytes, facts: dict[str, Any]) -> Path:

@@ -1,16 +1,15 @@
 """Frames on the CPU as network calls side by side, one thread each.
 
-On a 2-core CPU (BENCHMARKS.md, "Many streams in one process") the shipped network at
-320x180 took 113 ms a frame one frame a call, 132 ms a frame four frames a call (four frames'
-feature maps no longer fit the caches), and 81 ms a frame as two single-frame calls at once,
-each on one thread (one thread's work has no barriers to wait at). So on the CPU the frames
+On a CPU with few cores a batch of several frames per call is slower per frame than one frame
+a call (several frames' feature maps no longer fit the caches), and two single-frame calls at
+once, each on one thread, are faster than either (one thread's work has no barriers to wait
+at). So on the CPU the frames
 the processor of many streams takes in one round are cut into calls of `call_batch` frames
 that run `workers` at a time, all on one copy of the weights; on CUDA they are one batch.
 
 An offline run (a file, a folder) does the same with its own frames when the torch backend
 runs on the CPU: the decoder and encoder threads then take a core from one call for a
-while, not from a call whose other threads wait for it at every barrier (BENCHMARKS.md,
-"Where a frame's time goes on a CPU with AMX").
+while, not from a call whose other threads wait for it at every barrier.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ def one_thread_per_call() -> Iterator[int]:
         cv2.setNumThreads(cv_threads)
 
 
-# Beside a network that runs on a GPU, the CPU's cores assemble windows (inference/window.py);
+# Beside a network that runs on a GPU, the CPU's cores assemble windows (window/assembly.py);
 # two are left for the decoder and the encoder.
 CODEC_THREADS = 2
 
@@ -75,7 +74,7 @@ def ended_in_order(in_flight: deque[Future[T]], most: int = 0) -> list[T]:
     return ended
 
 
-# Side by side was measured to pay with 2 threads (BENCHMARKS.md); with more, one call per
+# Side by side was measured to pay with 2 threads; with more, one call per
 # thread would multiply the frames in memory and was not measured, so those keep one call on
 # every thread until it is.
 SIDE_BY_SIDE_THREADS = 2
@@ -103,8 +102,7 @@ class ConcurrentCalls:
     submit() returns once all its calls have (a round of many streams); `overlapped` (an
     offline run, where frames wait in the queue) keeps up to one call more than there are
     workers in flight and returns the calls that have ended, in order, so a thread that is
-    done takes the next call at once instead of waiting for the slower call of its round
-    (BENCHMARKS.md, "Calls end to end")."""
+    done takes the next call at once instead of waiting for the slower call of its round."""
 
     def __init__(self, inner: FrameProcessor, workers: int, call_batch: int = 1, overlapped: bool = False) -> None:
         self.inner, self.call_batch, self.workers = inner, max(1, call_batch), max(1, workers)

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from streamdeblur.cache import user_cache_dir
-from streamdeblur.engines.store import key_of, replace_atomically
+from streamdeblur.engines.store import key_of
+from streamdeblur.files import replace_atomically
 from streamdeblur.inference.precision import cpu_facts
 
 log = logging.getLogger(__name__)

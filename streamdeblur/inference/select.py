@@ -8,6 +8,7 @@ an input long enough to win back the compile, the torch candidates are compiled 
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -15,15 +16,15 @@ from pathlib import Path
 
 import torch
 
-from streamdeblur.engines.store import file_sha256
 from streamdeblur.errors import BadUsage
+from streamdeblur.files import file_sha256
 from streamdeblur.inference.backend import Backend, PassthroughBackend
 from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_threads, runs_side_by_side
 from streamdeblur.inference.measured import fastest, machine_facts
 from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
-from streamdeblur.models import load_checkpoint, resolve_weights
+from streamdeblur.models import DeepDeblur, load_checkpoint, resolve_weights
 from streamdeblur.models.checkpoint import missing_weights
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,8 @@ BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "passthrough")
 CPU_CHOICES = "cpu-backend-choice.json"  # in the user cache folder
 _PROBE_PIXELS = 640 * 360  # CPU speed is measured on at most this many pixels
 # `--compile` auto: inputs of at least this many frames x pixels (10 s of 640x360 at 30
-# frames/s). Compiling the default network took 12 to 36 s on a 2-core CPU and saves about
-# 0.4 s a frame there (BENCHMARKS.md, issue 25): a shorter input would not win it back.
+# frames/s). Compiling takes tens of seconds and saves a fraction of a second a frame: a
+# shorter input would not win it back.
 COMPILE_WORTH_PIXELS = 300 * 640 * 360
 
 
@@ -68,10 +69,15 @@ def cpu_candidates(precision: str = "auto", channels_last: bool | None = None, c
     return candidates
 
 
-def build_cpu_candidate(candidate: CpuCandidate, weights: Path, onnx: str | Path | None = None) -> Backend:
+def build_cpu_candidate(
+    candidate: CpuCandidate, weights: Path, onnx: str | Path | None = None, model: DeepDeblur | None = None,
+) -> Backend:
+    """The candidate built; `model`: the weights already loaded (a copy is used, as a backend
+    converts its model in place), so that comparing candidates reads the file once."""
+    model = copy.deepcopy(model) if model is not None else load_checkpoint(weights)
     if candidate.backend == "onnxruntime":
-        return _onnxruntime(weights, onnx)
-    return TorchBackend(load_checkpoint(weights), torch.device("cpu"), candidate.precision, candidate.channels_last,
+        return _onnxruntime(weights, onnx, model)
+    return TorchBackend(model, torch.device("cpu"), candidate.precision, candidate.channels_last,
                         compiled=candidate.compiled)
 
 
@@ -109,13 +115,14 @@ def create_backend(
         raise BadUsage("--compile is for the torch backend on the CPU")
     if not weights_path.is_file():  # checked here, before the CPU probe or an engine cache hashes it
         raise missing_weights(weights_path)
+    model = load_checkpoint(weights_path)  # once: every candidate, engine and backend below starts from it
     compiled = compile if compile is not None else worth_compiling(frames, frame_size, batch, tile)
     if name == "auto" and torch_device.type == "cpu" and not cuda_graphs:
         candidates = cpu_candidates(precision, channels_last, compiled)
-        chosen, built = _fastest_on_cpu(weights_path, candidates, frame_size or (640, 360))
+        chosen, built = _fastest_on_cpu(weights_path, model, candidates, frame_size or (640, 360))
         log.debug("backend auto -> %s", chosen.label)
         if built is None or (engine and chosen.backend == "onnxruntime"):  # the probe timed the weights' own ONNX
-            built = build_cpu_candidate(chosen, weights_path, engine)
+            built = build_cpu_candidate(chosen, weights_path, engine, model)
         return ready(built)
     if name == "auto":
         from streamdeblur.engines.artifacts import tensorrt_available
@@ -124,19 +131,19 @@ def create_backend(
     if name == "onnxruntime":
         if torch_device.type != "cpu" or precision not in ("auto", "fp32"):
             raise BadUsage("--backend onnxruntime runs on the CPU in fp32")
-        return _onnxruntime(weights_path, engine)
+        return _onnxruntime(weights_path, engine, model)
     if name == "torch" and torch_device.type == "cpu" and precision == "auto" and not cuda_graphs:
-        # Native bf16 is not faster on every CPU that has it (BENCHMARKS.md): measured, as for auto.
+        # Native bf16 is not faster on every CPU that has it: measured, as for auto.
         torch_only = [c for c in cpu_candidates(precision, channels_last, compiled) if c.backend == "torch"]
-        chosen, built = _fastest_on_cpu(weights_path, torch_only, frame_size or (640, 360))
-        return ready(built or build_cpu_candidate(chosen, weights_path))
+        chosen, built = _fastest_on_cpu(weights_path, model, torch_only, frame_size or (640, 360))
+        return ready(built or build_cpu_candidate(chosen, weights_path, model=model))
     resolved = resolve_precision(precision, torch_device)
     if name == "tensorrt":
-        return _tensorrt(weights_path, torch_device, resolved, frame_size, batch, tile, streams, engine)
+        return _tensorrt(weights_path, model, torch_device, resolved, frame_size, batch, tile, streams, engine)
     if compile and name != "torch":
         raise BadUsage(f"--compile is for the torch backend, not {name}")
     nhwc = resolve_channels_last(channels_last, torch_device, resolved)
-    return ready(TorchBackend(load_checkpoint(weights_path), torch_device, resolved, nhwc, cuda_graphs,
+    return ready(TorchBackend(model, torch_device, resolved, nhwc, cuda_graphs,
                               compiled=compiled and torch_device.type == "cpu"))
 
 
@@ -189,7 +196,7 @@ def make_processor(
         inner = FrameProcessor(backend, tile, tile_overlap, batch)
     if windowed_model:
         assert cfg is not None
-        from streamdeblur.inference.window import WindowedProcessor
+        from streamdeblur.window.assembly import WindowedProcessor
 
         if backend.device.type == "cuda":
             return WindowedProcessor.beside_gpu(inner, cfg, assembly_threads(), offline=side_by_side)
@@ -214,7 +221,7 @@ def _probe_size(frame_size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _fastest_on_cpu(
-    weights: Path, candidates: list[CpuCandidate], frame_size: tuple[int, int],
+    weights: Path, model: DeepDeblur, candidates: list[CpuCandidate], frame_size: tuple[int, int],
 ) -> tuple[CpuCandidate, Backend | None]:
     """Time the candidates on this machine once (per CPU model, flags, size, threads); remember
     the winner. With it, the winner as built for timing, when it was just timed (a compiled
@@ -222,11 +229,11 @@ def _fastest_on_cpu(
     width, height = _probe_size(frame_size)
     facts = {"weights_sha256": file_sha256(weights), "size": [width, height], **machine_facts()}
     by_label = {c.label: c for c in candidates}
-    x = torch.rand(1, load_checkpoint(weights).cfg.in_channels, height, width)  # a window: 3K channels
+    x = torch.rand(1, model.cfg.in_channels, height, width)  # a window: 3K channels
     built: dict[str, Backend] = {}
 
     def seconds_of(label: str) -> float:
-        built[label] = build_cpu_candidate(by_label[label], weights)
+        built[label] = build_cpu_candidate(by_label[label], weights, model=model)
         return _seconds_per_call(built[label], x)
 
     choice = fastest(CPU_CHOICES, facts, list(by_label), seconds_of)
@@ -241,18 +248,18 @@ def _seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> fl
     return (time.perf_counter() - started) / repeats
 
 
-def _onnxruntime(weights: Path, onnx: str | Path | None) -> Backend:
+def _onnxruntime(weights: Path, onnx: str | Path | None, model: DeepDeblur) -> Backend:
     from streamdeblur.engines.artifacts import onnx_for_weights
     from streamdeblur.inference.onnxruntime_backend import OnnxRuntimeBackend
 
-    path = Path(onnx) if onnx else onnx_for_weights(weights)
+    path = Path(onnx) if onnx else onnx_for_weights(weights, model=model)
     if not path.is_file():
         raise BadUsage(f"ONNX file not found: {path}")
-    return OnnxRuntimeBackend(path, load_checkpoint(weights).cfg)
+    return OnnxRuntimeBackend(path, model.cfg)
 
 
 def _tensorrt(
-    weights: Path, device: torch.device, precision: str, frame_size: tuple[int, int] | None,
+    weights: Path, model: DeepDeblur, device: torch.device, precision: str, frame_size: tuple[int, int] | None,
     batch: int, tile: int, streams: int, engine: str | Path | None,
 ) -> Backend:
     from streamdeblur.engines.artifacts import engine_for, onnx_for_weights, require_tensorrt
@@ -264,7 +271,7 @@ def _tensorrt(
         raise BadUsage("--backend tensorrt needs --device cuda")
     from streamdeblur.inference.tensorrt_backend import TensorRTBackend
 
-    cfg = load_checkpoint(weights).cfg
+    cfg = model.cfg
     if engine:
         path = Path(engine)
         if not path.is_file():
@@ -276,6 +283,6 @@ def _tensorrt(
         channels = cfg.in_channels
         shapes = (parse_shapes(f"tile:{tile}", batch, channels) if tile
                   else profile_for_frames(*frame_size, batch=batch, channels=channels))  # type: ignore[misc]
-        path = engine_for(onnx_for_weights(weights), shapes, precision)
+        path = engine_for(onnx_for_weights(weights, model=model), shapes, precision)
         built_with = precision
     return TensorRTBackend(path, device, streams, built_with, cfg)  # an execution context per stream slot

@@ -16,7 +16,7 @@ from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_
 from streamdeblur.inference.processor import Processor
 from streamdeblur.inference.select import create_backend, make_processor, warmed
 from streamdeblur.inference.tiling import validate_tiling
-from streamdeblur.models import VIDEO_WEIGHTS
+from streamdeblur.registry import default_model
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,17 @@ class BackendSpec:
     channels_last: bool | None = None  # None: the faster layout for the device
     compile: bool | None = None  # CPU torch: TorchInductor; None: for inputs that win the compile back
 
-    def for_input(self, clip: bool) -> BackendSpec:
-        """This spec with its weights chosen for the input, where none were given: the shipped
-        video model for a clip (models.VIDEO_WEIGHTS), the single-frame default otherwise.
-        By name, not path, so Ray workers find it in their own install."""
-        if self.weights is not None or not clip:
+    def for_input(self, input_kind: str) -> BackendSpec:
+        """This spec with its weights chosen for the input (`picture`, `clip` or `live`) where
+        none were given: the registry's default for it (models/registry.py). By name, not path,
+        so Ray workers find it in their own install; unchanged where that default is what no
+        weights resolve to anyway."""
+        if self.weights is not None:
             return self
-        return replace(self, weights=VIDEO_WEIGHTS.stem)
+        chosen = default_model(input_kind)
+        if chosen == default_model("picture"):
+            return self
+        return replace(self, weights=chosen.name)
 
     def check(self) -> None:
         """Contradictions that need no input: values out of range, options the backend would ignore."""
@@ -79,7 +83,7 @@ class BackendSpec:
         backend = self.create(frame_size, frames, warm=not side_by_side)
         if side_by_side:
             # Compiled for the threads each call will have: one, where calls run side by side
-            # (BENCHMARKS.md, "Compiled once, for the threads the calls run on").
+            # (code compiled for two threads runs slower on one).
             with one_thread_per_call() if runs_side_by_side(backend) else contextlib.nullcontext():
                 warmed(backend, frame_size, self.batch, self.tile)
         processor = make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed, side_by_side)

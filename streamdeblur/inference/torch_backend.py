@@ -54,7 +54,7 @@ class TorchBackend:
         # CPU: the network compiled by TorchInductor with frozen weights. Eager PyTorch has
         # oneDNN reorder every convolution's weights into its blocked layout on every call,
         # and runs each ReLU and residual sum as a pass of its own; frozen, the weights are
-        # packed once and those fuse into the convolutions (BENCHMARKS.md, issue 25).
+        # packed once and those fuse into the convolutions.
         self.compiled = compiled and device.type == "cpu"
         self._forward: Callable[[torch.Tensor], torch.Tensor] = self.model
         if self.compiled:
@@ -85,7 +85,7 @@ class TorchBackend:
         try:
             with self._autocast(), inductor_config.patch(freezing=True):
                 return self._forward(x).float()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: eager still works
+        except Exception as exc:  # any compiler failure: eager still works
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.warning("cannot compile the network here (%s); running it uncompiled", reason[:200])
             self.compiled, self._forward = False, self.model

@@ -19,7 +19,14 @@ from streamdeblur.io.protocols import Sink, Source
 
 if TYPE_CHECKING:
     from streamdeblur.io.opening import (
-        NETWORK_TIMEOUT_S, PREVIEW_ONLY, RTSP_TRANSPORTS, Output, SinkOptions, SourceOptions, open_sink, open_source,
+        NETWORK_TIMEOUT_S,
+        PREVIEW_ONLY,
+        RTSP_TRANSPORTS,
+        Output,
+        SinkOptions,
+        SourceOptions,
+        open_sink,
+        open_source,
         output_is_folder,
     )  # fmt: skip
     from streamdeblur.io.video_sink import EncodeOptions, partial_path

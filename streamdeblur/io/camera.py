@@ -15,10 +15,9 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import BadInput
-from streamdeblur.io.frame import Frame
+from streamdeblur.io.frame import Frame, ReadStats
 from streamdeblur.io.media_info import MediaInfo, VideoInfo
 from streamdeblur.io.passthrough import PacketBuffer
-from streamdeblur.io.frame import ReadStats
 
 TIME_BASE = Fraction(1, 90_000)
 _DEFAULT_FPS = 30

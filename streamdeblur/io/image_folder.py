@@ -13,10 +13,9 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import BadInput
-from streamdeblur.io.frame import Frame
+from streamdeblur.io.frame import Frame, ReadStats
 from streamdeblur.io.media_info import MediaInfo, VideoInfo
 from streamdeblur.io.passthrough import PacketBuffer
-from streamdeblur.io.frame import ReadStats
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 

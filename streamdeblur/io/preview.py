@@ -16,8 +16,8 @@ import numpy as np
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.io.frame import Frame
-from streamdeblur.io.protocols import Sink
 from streamdeblur.io.media_info import MediaInfo
+from streamdeblur.io.protocols import Sink
 
 
 def side_by_side(original: np.ndarray, deblurred: np.ndarray) -> np.ndarray:

@@ -327,7 +327,7 @@ class VideoSink:
         """Leave nothing behind: close without caring for errors, remove the partial file."""
         try:
             self._out.close()
-        except Exception:  # noqa: BLE001 - the run has failed already; keep its error
+        except Exception:  # the run has failed already; keep its error
             pass
         if self._path is not None:
             self._path.unlink(missing_ok=True)

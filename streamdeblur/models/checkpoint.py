@@ -17,17 +17,17 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from streamdeblur.engines.store import replace_atomically
 from streamdeblur.errors import BadInput
+from streamdeblur.files import replace_atomically
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.models.deepdeblur import DeepDeblur
+from streamdeblur.registry import WEIGHTS_DIR, default_model, shipped_models
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "deepdeblur-4scale.safetensors"
-# The default for clips, video files and folders of frames read whole (issue 23): a windowed
-# model, which takes the detail a frame lost from its neighbours. A single image, and a live
-# input (where waiting for later frames adds latency), keep DEFAULT_WEIGHTS.
-VIDEO_WEIGHTS = WEIGHTS_DIR / "deepdeblur-4scale-k5-fba-window-gate-lean.safetensors"
+# The defaults, as the registry names them: for a picture (and what no --weights resolves to),
+# and for a clip read whole, where a windowed model takes the detail a frame lost from its
+# neighbours.
+DEFAULT_WEIGHTS = default_model("picture").weights
+VIDEO_WEIGHTS = default_model("clip").weights
 
 # The official code trains on RGB in [0, 255]; see _from_official.
 OFFICIAL_RGB_RANGE = 255.0
@@ -35,7 +35,7 @@ OFFICIAL_RGB_RANGE = 255.0
 
 def shipped_weights() -> list[str]:
     """Names of the weights that ship with the package (usable as `--weights NAME`)."""
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+    return sorted(m.name for m in shipped_models())
 
 
 def resolve_weights(weights: str | Path | None) -> Path:

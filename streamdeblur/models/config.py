@@ -12,10 +12,10 @@ import yaml
 
 from streamdeblur.errors import BadUsage
 
-# How a window's neighbours are aligned onto the restored frame (inference/alignment.py).
+# How a window's neighbours are aligned onto the restored frame (window/alignment.py).
 ALIGNMENTS = ("none", "global", "flow")
 # What the network sees of an aligned window: every frame stacked ("none"); the frames fused
-# into one by Fourier burst accumulation ("fba", inference/fusion.py); or the fused frame
+# into one by Fourier burst accumulation ("fba", window/fusion.py); or the fused frame
 # followed by the stacked window ("fba+window"), so the network can tell where the fusion
 # misleads (objects that move on their own, a misaligned neighbour) and when nothing moves.
 FUSIONS = ("none", "fba", "fba+window")
@@ -48,7 +48,7 @@ class DeepDeblurConfig:
     # Video: the network sees a window of `frames` consecutive frames (3 * frames input
     # channels, the frame it restores first) and restores one of them: the centre one, or
     # with `causal` the newest (live: no waiting for future frames). `align` is how the
-    # neighbours are warped onto that frame before the network (inference/alignment.py); the
+    # neighbours are warped onto that frame before the network (window/alignment.py); the
     # weights learnt with one, so it travels with them. `fuse` (FUSIONS) puts the window's
     # fused frame first, alone or before the stacked window (input_slots).
     frames: int = 1
@@ -62,7 +62,7 @@ class DeepDeblurConfig:
     gate: bool = False
     # After alignment, a neighbour's regions that still differ from the frame in the coarse
     # picture (an object that moves on its own, a warp that failed) are refused: the frame's
-    # own pixels take their place (inference/alignment.py, refuse_mismatch).
+    # own pixels take their place (window/alignment.py, refuse_mismatch).
     refuse_mismatch: bool = False
     # Never softer than the input: where the network's output holds less fine detail than the
     # frame it restores (it smoothed noise, texture or a sharp frame instead of undoing blur),

@@ -17,8 +17,8 @@ from streamdeblur.models.config import FUSED, GATE_DILATIONS, GATE_FEATS, GATE_K
 # The official code shifts inputs by half the RGB range before each scale and back after.
 MEAN_SHIFT = 0.5
 # A new gate's logit bias: sigmoid(-4) = 0.018, so it starts all but shut (it moves the
-# output 1.8 % of the way to the input) yet far enough from saturation to learn: at -6 it
-# barely moved in 1200 steps (BENCHMARKS.md, "A pass-through gate").
+# output 1.8 % of the way to the input) yet far enough from saturation to learn, as one
+# closer to saturation is not.
 GATE_CLOSED_LOGIT = -4.0
 # The neighbours' mean difference from the frame, in 8-bit levels on the gate's smaller copy
 # (where averaging has already quartered sensor noise), at which its stillness cue falls to
@@ -74,12 +74,14 @@ class UpConv(nn.Module):
 class PassThroughGate(nn.Module):
     """Blends the finest output back towards the frame being restored, region by region.
 
-    It sees the network's input (the window), its output and how still the window is, on a
-    copy `gate_shrink` times smaller (whether a region was sharp and still is a property of
-    the region, and at full size these thin convolutions cost as much as half the network),
-    and returns output + g * (frame - output) with g in (0, 1), g brought back to full size:
-    where the input was sharp already (a still camera, a steady moment), passing it through
-    beats any re-rendering, and where it was blurred the gate learns to stay shut.
+    It returns output + g * (frame - output), with g in (0, 1). Where the input was sharp
+    already (a still camera, a steady moment), passing it through beats any re-rendering; where
+    it was blurred, the gate learns to stay shut.
+
+    The gate sees the network's input (the window), its output and how still the window is. It
+    looks at a copy `gate_shrink` times smaller and brings g back to full size: whether a region
+    was sharp and still is a property of the region, and at full size these thin convolutions
+    would cost as much as half the network.
     """
 
     def __init__(self, cfg: DeepDeblurConfig) -> None:
@@ -203,8 +205,7 @@ class DeepDeblur(nn.Module):
                 upsampled = self.conv_end_models[s](outputs[s])
                 # Joined in the dtype the convolution takes (bf16 under autocast): the same
                 # values, but a compiled graph then writes the wide window's input once, in
-                # half the bytes, rather than in float32 and then cast (8.9 -> 4.5 ms at
-                # 640x360; BENCHMARKS.md, "Calls end to end").
+                # half the bytes, rather than in float32 and then cast.
                 scale_input = torch.cat((pyramid[s - 1].to(dtype), upsampled.to(dtype)), dim=1)
         restored = [out + MEAN_SHIFT for out in outputs]
         if self.gate is not None:

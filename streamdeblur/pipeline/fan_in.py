@@ -16,7 +16,7 @@ group is one call. Padding would make every call cost what the largest frame cos
 network would see borders the frame does not have, changing its output near the edges; streams
 of a deployment come in few sizes, so the groups stay large.
 
-A windowed model keeps one window per stream (inference/window.py), so no stream's frames are
+A windowed model keeps one window per stream (window/assembly.py), so no stream's frames are
 ever another's neighbours. Results come back in the order they were submitted (the CPU
 processor at once, the CUDA stream scheduler a few batches later); the stream of every frame
 in flight is remembered in that order, and each result goes to its stream's writer.

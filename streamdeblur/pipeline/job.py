@@ -16,14 +16,21 @@ from streamdeblur.errors import BadUsage
 from streamdeblur.inference import BackendSpec
 from streamdeblur.inference.concurrent import assembles_beside_gpu, one_thread_per_call, runs_side_by_side
 from streamdeblur.io import (
-    EncodeOptions, Output, SinkOptions, Source, SourceOptions, open_sink, open_source, output_is_folder,
+    EncodeOptions,
+    Output,
+    SinkOptions,
+    Source,
+    SourceOptions,
+    open_sink,
+    open_source,
+    output_is_folder,
 )  # fmt: skip
 from streamdeblur.io.image_folder import ImageFolderSource
-from streamdeblur.models import DEFAULT_WEIGHTS
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
+from streamdeblur.registry import default_model
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +126,7 @@ def _unrelated_pictures(opts: RunOptions, source: Source) -> bool:
         return False
     if unrelated_pictures(source.paths):
         log.info("%s holds unrelated pictures, not a clip's frames: each goes through the single-frame model %s",
-                 opts.input, DEFAULT_WEIGHTS.stem)
+                 opts.input, default_model("picture").name)
         return True
     return False
 
@@ -136,9 +143,12 @@ def _process(
     # Without --weights, `run` on a clip gets the video model; a picture, a folder of unrelated
     # pictures, and anything `live` reads (where waiting for later frames adds latency), the
     # single-frame one.
-    spec = opts.spec.for_input(opts.live is None and not source.info.single_image and not _unrelated_pictures(opts, source))
-    if spec is not opts.spec:
-        log.info("a clip: the windowed video model %s (--weights %s runs frame by frame)", spec.weights, DEFAULT_WEIGHTS.stem)
+    pictures = source.info.single_image or _unrelated_pictures(opts, source)
+    kind = "live" if opts.live is not None else "picture" if pictures else "clip"
+    spec = opts.spec.for_input(kind)
+    if spec is not opts.spec and kind == "clip":
+        log.info("a clip: the windowed video model %s (--weights %s runs frame by frame)", spec.weights,
+                 default_model("picture").name)
     backend, processor = spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
                                     side_by_side=side_by_side)
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)

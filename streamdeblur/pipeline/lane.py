@@ -14,11 +14,11 @@ import logging
 import threading
 import time
 
-from streamdeblur.inference.window import FrameWindow
 from streamdeblur.io import Frame, Output, Source
 from streamdeblur.pipeline.latency import LatencyBudget, decoded_queue_size
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats, StreamReport
+from streamdeblur.window.assembly import FrameWindow
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class StreamLane:
                 self.decoded.put(frame)
         except Aborted:
             pass
-        except Exception as exc:  # noqa: BLE001 - this stream ends; the others go on
+        except Exception as exc:  # this stream ends; the others go on
             self._failed("input", exc)
         finally:
             self.decoded.close()  # what was read is still processed and written
@@ -136,7 +136,7 @@ class StreamLane:
                     self.budget.written(frame.index)
         except Aborted:
             pass
-        except Exception as exc:  # noqa: BLE001 - this stream ends; the others go on
+        except Exception as exc:  # this stream ends; the others go on
             self._failed("output", exc)
             self.abort.set()
         finally:
@@ -160,7 +160,7 @@ class StreamLane:
                 sink.discard()
             else:
                 sink.close(complete=not interrupted and self.error is None)
-        except Exception as exc:  # noqa: BLE001 - an output that cannot be finalised is removed
+        except Exception as exc:  # an output that cannot be finalised is removed
             self._failed("output", exc)
             sink.discard()
         self.source.close()

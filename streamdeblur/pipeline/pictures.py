@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamdeblur.inference.window import colour_histogram, is_cut
+from streamdeblur.window.assembly import colour_histogram, is_cut
 
 SAMPLE_PAIRS = 8  # consecutive pairs looked at, spread over the folder
 

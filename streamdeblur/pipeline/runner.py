@@ -99,7 +99,7 @@ class Pipeline:
             body()
         except Aborted:
             pass
-        except BaseException as exc:  # noqa: BLE001 - reported by run() in the main thread
+        except BaseException as exc:  # reported by run() in the main thread
             log.debug("%s stage failed", name, exc_info=True)
             self.failures.append(StageFailure(name, exc, self._current.get(name)))
             self.abort.set()

@@ -19,7 +19,6 @@ from streamdeblur.errors import BadUsage, ProcessingError, StreamdeblurError
 from streamdeblur.inference import Backend, BackendSpec, FrameProcessor, Processor
 from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, one_thread_per_call
 from streamdeblur.inference.torch_backend import resolve_device
-from streamdeblur.inference.window import FrameWindow
 from streamdeblur.io import Source, open_sink, open_source
 from streamdeblur.pipeline.fan_in import BatchAcrossStreams
 from streamdeblur.pipeline.lane import StreamLane
@@ -27,6 +26,7 @@ from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahea
 from streamdeblur.pipeline.sources_file import StreamEntry, check_streams
 from streamdeblur.pipeline.stats import LatencySamples, RunReport, RunStats
 from streamdeblur.pipeline.streams_runner import ManyStreams
+from streamdeblur.window.assembly import FrameWindow
 
 
 @dataclass
@@ -172,7 +172,7 @@ def _open_sources(
     for entry, future in zip(entries, futures):
         try:
             source = future.result()
-        except Exception as exc:  # noqa: BLE001 - raised below, once the others are in `opened`
+        except Exception as exc:  # raised below, once the others are in `opened`
             errors.append((entry, exc))
             continue
         opened.callback(source.close)

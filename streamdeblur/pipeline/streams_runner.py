@@ -42,7 +42,7 @@ class ManyStreams:
     def _process(self) -> None:
         try:
             self.processor.run()
-        except BaseException as exc:  # noqa: BLE001 - reported by run() in the main thread
+        except BaseException as exc:  # reported by run() in the main thread
             log.debug("processor failed", exc_info=True)
             self.failure = StageFailure("processor", exc, None)
             for lane in self.lanes:

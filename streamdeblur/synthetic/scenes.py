@@ -9,7 +9,7 @@ own sharp frames (a folder of images) can stand beside or instead of them.
 from __future__ import annotations
 
 import string
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -55,7 +55,7 @@ def load_photo(name: str) -> np.ndarray:
     return _bundled_photo(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bundled_photo(name: str) -> np.ndarray:
     from skimage import data as skdata  # only the training extra needs scikit-image
 

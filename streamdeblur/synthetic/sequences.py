@@ -24,7 +24,14 @@ import cv2
 import numpy as np
 
 from streamdeblur.synthetic.blur import (
-    BlurRecipe, add_sensor_noise, as_clean_8bit, pose_matrix, random_sprite, through_jpeg, to_gamma, to_linear,
+    BlurRecipe,
+    add_sensor_noise,
+    as_clean_8bit,
+    pose_matrix,
+    random_sprite,
+    through_jpeg,
+    to_gamma,
+    to_linear,
 )
 from streamdeblur.synthetic.scenes import sharp_scene
 

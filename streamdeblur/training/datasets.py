@@ -9,19 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from streamdeblur.errors import BadInput
 from streamdeblur.io.image_folder import IMAGE_SUFFIXES, read_image_float
-from streamdeblur.inference.window import stack_window, window_indices
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.synthetic.blur import BlurRecipe, render_pair
 from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
 from streamdeblur.training.augment import Augment
-
+from streamdeblur.window.assembly import stack_window, window_indices
 
 Pair = tuple[Path, Path]
 

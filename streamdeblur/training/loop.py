@@ -4,9 +4,11 @@ TensorBoard and JSON-lines logs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.precision import DTYPES
-from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, save_weights
+from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, read_card, save_weights
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.models.deepdeblur import init_as_identity, transplant
 from streamdeblur.synthetic.blur import render_pair
@@ -30,7 +32,13 @@ from streamdeblur.training import distributed
 from streamdeblur.training.augment import Augment
 from streamdeblur.training.checkpointing import load_checkpoint_state, save_checkpoint
 from streamdeblur.training.datasets import (
-    MixedSamples, PairedImages, StepSampler, SyntheticPairs, SyntheticWindows, find_pairs, render_window,
+    MixedSamples,
+    PairedImages,
+    StepSampler,
+    SyntheticPairs,
+    SyntheticWindows,
+    find_pairs,
+    render_window,
 )  # fmt: skip
 from streamdeblur.training.losses import (
     Discriminator,
@@ -149,12 +157,49 @@ def train(
     device: str | None = None, minutes: float | None = None, progress_bar: bool = True,
 ) -> TrainResult:
     """Train (or resume) a run; stop early, with a checkpoint, at `until_step` or after `minutes`
-    of this call's wall time (equal-time comparisons, and runs fitted into a session)."""
+    of this call's wall time (equal-time comparisons, and runs fitted into a session). A recipe
+    with stages runs them in turn (`_train_stages`)."""
     ctx = distributed.setup(device)
     try:
+        if recipe.stages:
+            return _train_stages(recipe, out_dir, resume, until_step, minutes, ctx, progress_bar)
         return _train(recipe, out_dir, resume, until_step, minutes, ctx, progress_bar)
     finally:
         ctx.close()
+
+
+def _train_stages(
+    recipe: TrainRecipe, out_dir: Path, resume: bool, until_step: int | None, minutes: float | None,
+    ctx: distributed.DistContext, progress_bar: bool,
+) -> TrainResult:
+    """Each stage in its own folder (OUT/stage-N), started from the weights of the stage before;
+    the last stage's weights and card are copied to OUT. With `resume`, stages whose weights
+    are there and finished are skipped and the first unfinished one continues."""
+    if until_step is not None:
+        raise BadUsage(f"recipe {recipe.name} has stages: stop it with --minutes, not --until-step")
+    deadline = None if minutes is None else time.monotonic() + minutes * 60
+    previous: Path | None = None
+    result = TrainResult(out_dir, 0, False, False)
+    for number, stage in enumerate(recipe.stage_recipes(), 1):
+        folder = out_dir / f"stage-{number}"
+        if previous is not None:
+            stage = dataclasses.replace(stage, init=str(previous))
+        done = read_card(folder / WEIGHTS).get("training", {})
+        if resume and done.get("steps", 0) >= stage.last_step:
+            log.info("stage %d of %d: done already (%s)", number, len(recipe.stages), folder)
+        else:
+            started = (folder / "checkpoints").is_dir()
+            left = None if deadline is None else max(0.01, (deadline - time.monotonic()) / 60)
+            log.info("stage %d of %d: %s", number, len(recipe.stages), folder)
+            result = _train(stage, folder, resume and started, None, left, ctx, progress_bar)
+            if result.interrupted or result.step < stage.last_step:
+                return TrainResult(out_dir, result.step, False, result.interrupted)
+        previous = folder / WEIGHTS
+    if ctx.is_main and previous is not None:
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(previous.with_suffix(suffix), (out_dir / WEIGHTS).with_suffix(suffix))
+    ctx.barrier()
+    return TrainResult(out_dir, result.step, True, False)
 
 
 def _train(
@@ -233,7 +278,7 @@ def _train(
         except ImportError:
             log.warning("tensorboard is not installed: logging to %s only", METRICS_FILE)
 
-    last_step = min(recipe.steps, until_step) if until_step is not None else recipe.steps
+    last_step = min(recipe.last_step, until_step) if until_step is not None else recipe.last_step
     progress = None
     if ctx.is_main and progress_bar:
         from tqdm import tqdm

@@ -1,9 +1,8 @@
 """The precision a recipe with `amp` trains in on a device.
 
 CUDA: fp16 (with loss scaling). CPU: bf16 only where oneDNN runs it natively AND it is faster
-here: on one 2-core AVX512-BF16 CPU a training step ran 1.8 to 2.5x faster in bf16, on
-another (AVX512-BF16, no AMX) 0.72 to 0.82x as fast as fp32 (BENCHMARKS.md). So the two are
-timed once per machine, model and batch, and the answer is remembered. Emulated bf16 (no
+here: on some CPUs with native bf16 a training step runs faster in bf16, on others slower than
+fp32. So the two are timed once per machine, model and batch, and the answer is remembered. Emulated bf16 (no
 native support) is always slower, and is never used.
 """
 

@@ -79,6 +79,12 @@ class TrainRecipe:
     val_count: int = 16
     val_size: int = 128
     threads: int | None = None  # CPU intra-op threads; None keeps PyTorch's default
+    # End the run after this step, the schedule still spanning `steps`: a stretch that was
+    # stopped early, written as it ran.
+    stop_at: int | None = None
+    # A run of several stretches: each entry overrides this recipe's keys (`data` key by key)
+    # and starts from the previous stage's weights (the first from `init`). See stage_recipes.
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.loss not in ("l1", "mse"):
@@ -89,7 +95,10 @@ class TrainRecipe:
             raise BadUsage(f"recipe {self.name}: paired data needs data.root")
         if self.steps < 1 or self.batch_size < 1:
             raise BadUsage(f"recipe {self.name}: steps and batch_size must be positive")
+        if self.stop_at is not None and not 1 <= self.stop_at <= self.steps:
+            raise BadUsage(f"recipe {self.name}: stop_at must be between 1 and steps ({self.steps})")
         self.data.sequence_recipe()  # unknown generator keys: an error now, not in a DataLoader worker
+        self.stage_recipes()  # a stage's unknown keys or bad values: an error at load time too
 
     def init_weights(self) -> Path | None:
         """The weights file a fine-tuning run starts from; None for identity or default init."""
@@ -98,6 +107,28 @@ class TrainRecipe:
         from streamdeblur.models import resolve_weights
 
         return resolve_weights(None if self.init == "shipped" else self.init)
+
+    @property
+    def last_step(self) -> int:
+        return self.stop_at if self.stop_at is not None else self.steps
+
+    def stage_recipes(self) -> list[TrainRecipe]:
+        """The stretches this recipe runs, in order: itself alone, or one recipe per stage, named
+        NAME-stage-N, without stages of its own. A later stage's `init` is filled in by the
+        training loop with the weights the stage before it wrote."""
+        if not self.stages:
+            return [self]
+        base = {k: v for k, v in self.to_dict().items() if k != "stages"}
+        built = []
+        for number, overrides in enumerate(self.stages, 1):
+            if not isinstance(overrides, dict):
+                raise BadUsage(f"recipe {self.name}: stage {number} is not a mapping of overrides")
+            if "stages" in overrides or "name" in overrides:
+                raise BadUsage(f"recipe {self.name}: stage {number} may not set name or stages")
+            merged = {**base, **overrides, "name": f"{self.name}-stage-{number}"}
+            merged["data"] = {**base["data"], **(overrides.get("data") or {})}
+            built.append(recipe_from_dict(merged, where=f"recipe {self.name} stage {number}"))
+        return built
 
     def milestone_steps(self) -> list[int]:
         return [max(1, int(f * self.steps)) for f in self.milestones]

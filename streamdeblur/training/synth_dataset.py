@@ -19,8 +19,8 @@ import numpy as np
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.synthetic.blur import BlurRecipe, render_pair
-from streamdeblur.synthetic.sequences import KINDS, SequenceRecipe, render_sequence
 from streamdeblur.synthetic.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, sharp_images
+from streamdeblur.synthetic.sequences import KINDS, SequenceRecipe, render_sequence
 
 # Training samples draw seeds from SeedSequence([recipe seed, sample number]); held-out
 # pairs use this separate root so no held-out scene can coincide with a training one.

@@ -17,8 +17,9 @@ from streamdeblur.errors import BadUsage
 from streamdeblur.inference import Backend
 from streamdeblur.io.image_folder import read_image, read_image_float
 from streamdeblur.training.datasets import find_pairs, sequence_ranges
-from streamdeblur.training.evaluate import deblur_clip, save_rgb
 from streamdeblur.training.metrics import psnr
+from streamdeblur.training.plots import save_rgb
+from streamdeblur.training.scoring import deblur_clip
 
 
 def window_picture(backends: list[Backend], data: Path, frame: str, out: Path, split: str = "test") -> dict[str, object]:

@@ -52,7 +52,8 @@ def _mend(text: str) -> str:
     text = re.sub(r"^import tensorrt_libs as tensorrt_libs\n", "", text, flags=re.MULTILINE)
     # add_scale_nd(..., shift=None, scale=None, power=None, channel_axis): move the required one first
     return re.sub(
-        r"def add_scale_nd\(self, input: ITensor, mode: ScaleMode, (shift: Weights = None, scale: Weights = None, power: Weights = None), channel_axis: int\)",
+        r"def add_scale_nd\(self, input: ITensor, mode: ScaleMode, "
+        r"(shift: Weights = None, scale: Weights = None, power: Weights = None), channel_axis: int\)",
         r"def add_scale_nd(self, input: ITensor, mode: ScaleMode, channel_axis: int, \1)",
         text,
     )
