@@ -51,7 +51,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _frames_per_second(step: Callable[[], object], frames_per_step: int, device: torch.device, seconds: float, min_steps: int) -> float:
+def _frames_per_second(
+    step: Callable[[], object], frames_per_step: int, device: torch.device, seconds: float, min_steps: int
+) -> float:
     step()  # warm-up (allocations, cuDNN algorithm choice, graph capture)
     _synchronize(device)
     steps, started = 0, time.perf_counter()
@@ -71,11 +73,14 @@ def _side_by_side(backend: Backend, x: torch.Tensor, seconds: float) -> float:
     """Frames/s of the backend as an offline run on the CPU uses it: one call per thread, side
     by side (inference/concurrent.py)."""
     with one_thread_per_call() as workers, ThreadPoolExecutor(workers) as pool:
-        return _frames_per_second(lambda: list(pool.map(backend.infer, [x] * workers)), workers * x.shape[0],
-                                  x.device, seconds, 3)
+        return _frames_per_second(
+            lambda: list(pool.map(backend.infer, [x] * workers)), workers * x.shape[0], x.device, seconds, 3
+        )
 
 
-def _naive(weights: Path, cfg: DeepDeblurConfig, device: torch.device, width: int, height: int, seconds: float) -> float:
+def _naive(
+    weights: Path, cfg: DeepDeblurConfig, device: torch.device, width: int, height: int, seconds: float
+) -> float:
     """Frames/s of fp32 torch with one frame per call and its copies in line: the baseline. The
     backend is freed on return, before the pipeline runs."""
     naive = TorchBackend(load_checkpoint(weights), device, "fp32")
@@ -96,13 +101,19 @@ def weights_for(config: str | None, weights: str | None, folder: Path) -> Path:
         return resolve_weights(weights)
     torch.manual_seed(0)
     model = DeepDeblur(load_model_config(config))
-    return save_weights(model, folder / f"{model.cfg.name}-random.safetensors", {"note": "random weights, for timing only"})
+    return save_weights(
+        model, folder / f"{model.cfg.name}-random.safetensors", {"note": "random weights, for timing only"}
+    )
 
 
 def label_of(backend: Backend) -> str:
     """The CpuCandidate label of a built backend ("torch bf16 channels-last", "onnxruntime fp32")."""
-    return CpuCandidate(backend.name, backend.precision, bool(getattr(backend, "channels_last", False)),
-                        bool(getattr(backend, "compiled", False))).label
+    return CpuCandidate(
+        backend.name,
+        backend.precision,
+        bool(getattr(backend, "channels_last", False)),
+        bool(getattr(backend, "compiled", False)),
+    ).label
 
 
 # bench times the steady state of a long input, so `--compile` auto treats it as one.
@@ -110,7 +121,12 @@ _STEADY_STATE_FRAMES = 1_000_000
 
 
 def run_bench(
-    width: int, height: int, spec: BackendSpec, config: str | None = None, frames: int = 60, seconds: float = 5.0,
+    width: int,
+    height: int,
+    spec: BackendSpec,
+    config: str | None = None,
+    frames: int = 60,
+    seconds: float = 5.0,
 ) -> dict[str, Any]:
     torch_device = resolve_device(spec.device)
     with tempfile.TemporaryDirectory(prefix="streamdeblur-bench-") as tmp:
@@ -136,26 +152,45 @@ def run_bench(
         clip = folder / "clip.mp4"
         write_demo_clip(clip, width, height, seconds=frames / 30, fps=30)
         # The chosen backend, named exactly: no second auto choice.
-        report = run_job(RunOptions(input=str(clip), output=str(folder / "out.mp4"), spec=spec.pinned(chosen),
-                                    encode=EncodeOptions(), progress=False))
+        report = run_job(
+            RunOptions(
+                input=str(clip),
+                output=str(folder / "out.mp4"),
+                spec=spec.pinned(chosen),
+                encode=EncodeOptions(),
+                progress=False,
+            )
+        )
     align_s = _alignment_seconds(cfg, width, height) if cfg.frames > 1 else 0.0
     with_alignment = 1.0 / (1.0 / model_fps + align_s) if model_fps else None
     result = report.to_dict()
-    result.update({
-        "size": f"{width}x{height}", "batch": spec.batch, "streams": spec.streams, "chosen": label_of(chosen),
-        "model_fps": round(model_fps, 3), "candidates_fps": candidates_fps,
-        "model_side_by_side_fps": round(side_by_side_fps, 3) if side_by_side_fps else None,
-        "pipeline_fps": report.fps, "naive_fps": round(naive_fps, 3),
-        "frames_per_window": cfg.frames, "alignment": cfg.align, "fusion": cfg.fuse, "alignment_ms": round(align_s * 1000, 2),
-        "model_with_alignment_fps": round(with_alignment, 3) if with_alignment else None,
-        "pipeline_vs_model": round(report.fps / model_fps, 3) if model_fps else None,
-        "model_vs_naive": round(model_fps / naive_fps, 3) if naive_fps else None,
-        # The chosen candidate against ONNX Runtime fp32, the CPU default before bf16 and channels-last.
-        "model_vs_onnxruntime": round(model_fps / candidates_fps["onnxruntime fp32"], 3)
-        if candidates_fps.get("onnxruntime fp32") else None,
-        "device_name": torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu",
-        "cpu": cpu_facts(), "threads": torch.get_num_threads(),
-    })
+    result.update(
+        {
+            "size": f"{width}x{height}",
+            "batch": spec.batch,
+            "streams": spec.streams,
+            "chosen": label_of(chosen),
+            "model_fps": round(model_fps, 3),
+            "candidates_fps": candidates_fps,
+            "model_side_by_side_fps": round(side_by_side_fps, 3) if side_by_side_fps else None,
+            "pipeline_fps": report.fps,
+            "naive_fps": round(naive_fps, 3),
+            "frames_per_window": cfg.frames,
+            "alignment": cfg.align,
+            "fusion": cfg.fuse,
+            "alignment_ms": round(align_s * 1000, 2),
+            "model_with_alignment_fps": round(with_alignment, 3) if with_alignment else None,
+            "pipeline_vs_model": round(report.fps / model_fps, 3) if model_fps else None,
+            "model_vs_naive": round(model_fps / naive_fps, 3) if naive_fps else None,
+            # The chosen candidate against ONNX Runtime fp32, the CPU default before bf16 and channels-last.
+            "model_vs_onnxruntime": round(model_fps / candidates_fps["onnxruntime fp32"], 3)
+            if candidates_fps.get("onnxruntime fp32")
+            else None,
+            "device_name": torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu",
+            "cpu": cpu_facts(),
+            "threads": torch.get_num_threads(),
+        }
+    )
     return result
 
 

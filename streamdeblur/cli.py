@@ -73,7 +73,10 @@ def _execute(opts: RunOptions, quiet: bool) -> None:
 @takes_encode_options
 def run(
     input: Annotated[str, typer.Argument(help="Video file, URL, or folder of images.")],
-    output: Annotated[str, typer.Argument(help="Video file (format from the suffix), URL, folder for PNGs, or 'preview' for a window.")],
+    output: Annotated[
+        str,
+        typer.Argument(help="Video file (format from the suffix), URL, folder for PNGs, or 'preview' for a window."),
+    ],
     *,
     spec: BackendSpec,
     encode: EncodeOptions,
@@ -88,35 +91,92 @@ def run(
 
     setup_logging(quiet, verbose)
     with _exit_codes():
-        _execute(RunOptions(
-            input=input, output=output, spec=spec, encode=encode, overwrite=overwrite,
-            fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report,
-        ), quiet)
+        _execute(
+            RunOptions(
+                input=input,
+                output=output,
+                spec=spec,
+                encode=encode,
+                overwrite=overwrite,
+                fps=_parse_fraction(fps, "--fps"),
+                progress=not quiet,
+                report=report,
+            ),
+            quiet,
+        )
 
 
 @app.command()
 @takes_backend_spec
 @takes_encode_options
 def live(
-    source: Annotated[str | None, typer.Argument(help="Camera (/dev/videoN or an index such as 0), stream URL (rtsp, rtmp, srt, udp, rtp, http), or file. "
-    "Many streams: --sources or --input/--output instead.", show_default=False)] = None,
-    sink: Annotated[str | None, typer.Argument(help="Video file, pushed stream URL (rtsp, rtmp, srt, udp), or 'preview' for a window only.", show_default=False)] = None,
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="Camera (/dev/videoN or an index such as 0), stream URL (rtsp, rtmp, srt, udp, rtp, http), or file. "
+            "Many streams: --sources or --input/--output instead.",
+            show_default=False,
+        ),
+    ] = None,
+    sink: Annotated[
+        str | None,
+        typer.Argument(
+            help="Video file, pushed stream URL (rtsp, rtmp, srt, udp), or 'preview' for a window only.",
+            show_default=False,
+        ),
+    ] = None,
     *,
-    sources: Annotated[Path | None, typer.Option(help="Many streams in this process, one model for all: "
-    "a YAML file listing each stream's input, output, and optional name and options.")] = None,
-    inputs: Annotated[list[str] | None, typer.Option("--input", metavar="SOURCE", help="Many streams: a stream's input; repeat, each with its --output.", show_default=False)] = None,
-    outputs: Annotated[list[str] | None, typer.Option("--output", metavar="SINK", help="Many streams: the output of the --input in the same position.", show_default=False)] = None,
-    batch_wait_ms: Annotated[float, typer.Option(help="Many streams: the longest a batch waits for more streams' frames.")] = 20.0,
-    force_live: Annotated[bool, typer.Option("--live", help="Treat SOURCE as live even if it is a file (read at its own frame rate).")] = False,
-    max_latency_ms: Annotated[float, typer.Option(help="Drop the oldest decoded frames to keep arrival-to-written latency under this.")] = 500.0,
+    sources: Annotated[
+        Path | None,
+        typer.Option(
+            help="Many streams in this process, one model for all: "
+            "a YAML file listing each stream's input, output, and optional name and options."
+        ),
+    ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            metavar="SOURCE",
+            help="Many streams: a stream's input; repeat, each with its --output.",
+            show_default=False,
+        ),
+    ] = None,
+    outputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            metavar="SINK",
+            help="Many streams: the output of the --input in the same position.",
+            show_default=False,
+        ),
+    ] = None,
+    batch_wait_ms: Annotated[
+        float, typer.Option(help="Many streams: the longest a batch waits for more streams' frames.")
+    ] = 20.0,
+    force_live: Annotated[
+        bool, typer.Option("--live", help="Treat SOURCE as live even if it is a file (read at its own frame rate).")
+    ] = False,
+    max_latency_ms: Annotated[
+        float, typer.Option(help="Drop the oldest decoded frames to keep arrival-to-written latency under this.")
+    ] = 500.0,
     reconnect: Annotated[bool, typer.Option(help="Reopen a lost or stalled live source, with backoff.")] = True,
-    timeout: Annotated[float, typer.Option(help="Seconds a network source may stay silent, or take to open (it waits for a keyframe), "
-    "before it counts as lost.")] = 5.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a network source may stay silent, or take to open (it waits for a keyframe), "
+            "before it counts as lost."
+        ),
+    ] = 5.0,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (exit 0).")] = None,
     stats_interval: Annotated[float, typer.Option(help="Seconds between stats lines in the log.")] = 5.0,
     rtsp_transport: Annotated[str, typer.Option(help="RTP over tcp or udp, for RTSP sources and pushed RTSP.")] = "tcp",
-    segment_seconds: Annotated[float | None, typer.Option(help="Record SINK in files of this length: NAME_000.mp4, NAME_001.mp4, ...")] = None,
-    preview: Annotated[bool, typer.Option("--preview", help="Also show the output in a window (needs a display).")] = False,
+    segment_seconds: Annotated[
+        float | None, typer.Option(help="Record SINK in files of this length: NAME_000.mp4, NAME_001.mp4, ...")
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Also show the output in a window (needs a display).")
+    ] = False,
     compare: Annotated[bool, typer.Option("--compare", help="Output original | deblurred side by side.")] = False,
     spec: BackendSpec,
     encode: EncodeOptions,
@@ -134,13 +194,27 @@ def live(
     setup_logging(quiet, verbose)
     with _exit_codes():
         options = LiveOptions(
-            force=force_live, max_latency_ms=max_latency_ms, reconnect=reconnect, timeout_s=timeout, duration_s=duration,
-            stats_interval_s=stats_interval, rtsp_transport=rtsp_transport, segment_seconds=segment_seconds,
-            preview=preview, compare=compare,
+            force=force_live,
+            max_latency_ms=max_latency_ms,
+            reconnect=reconnect,
+            timeout_s=timeout,
+            duration_s=duration,
+            stats_interval_s=stats_interval,
+            rtsp_transport=rtsp_transport,
+            segment_seconds=segment_seconds,
+            preview=preview,
+            compare=compare,
         )
         job = RunOptions(
-            input=source or "", output=sink or "", spec=spec, encode=encode, overwrite=overwrite,
-            fps=_parse_fraction(fps, "--fps"), progress=not quiet, report=report, live=options,
+            input=source or "",
+            output=sink or "",
+            spec=spec,
+            encode=encode,
+            overwrite=overwrite,
+            fps=_parse_fraction(fps, "--fps"),
+            progress=not quiet,
+            report=report,
+            live=options,
         )
         if sources is None and not inputs and not outputs:
             if source is None or sink is None:
@@ -155,7 +229,12 @@ def live(
 
 
 def _execute_streams(
-    defaults: RunOptions, sources: Path | None, inputs: list[str], outputs: list[str], batch_wait_ms: float, quiet: bool,
+    defaults: RunOptions,
+    sources: Path | None,
+    inputs: list[str],
+    outputs: list[str],
+    batch_wait_ms: float,
+    quiet: bool,
 ) -> None:
     """Many streams in this process; SIGINT/SIGTERM stop every one, 130 once each output is finalized."""
     from streamdeblur.pipeline.signals import stop_on_signals
@@ -163,17 +242,33 @@ def _execute_streams(
     from streamdeblur.pipeline.streams_job import StreamsOptions, run_streams
 
     assert defaults.live is not None
-    streams = streams_from_file(sources, defaults) if sources is not None else streams_from_pairs(inputs, outputs, defaults)
-    opts = StreamsOptions(streams, defaults.spec, defaults.live, batch_wait_ms, defaults.report,
-                          str(sources) if sources is not None else None)
+    streams = (
+        streams_from_file(sources, defaults) if sources is not None else streams_from_pairs(inputs, outputs, defaults)
+    )
+    opts = StreamsOptions(
+        streams,
+        defaults.spec,
+        defaults.live,
+        batch_wait_ms,
+        defaults.report,
+        str(sources) if sources is not None else None,
+    )
     with stop_on_signals(threading.Event()) as stop:
         result = run_streams(opts, stop)
     if result.interrupted:
-        log.warning("interrupted: the outputs of %d streams hold the %d frames processed", len(streams), result.frames_out)
+        log.warning(
+            "interrupted: the outputs of %d streams hold the %d frames processed", len(streams), result.frames_out
+        )
         raise typer.Exit(EXIT_INTERRUPTED)
     if not quiet:
-        log.info("%d streams: %d frames in %.1f s (%.2f frames/s), %d dropped", len(streams), result.frames_out,
-                 result.wall_s, result.fps, result.frames_dropped)
+        log.info(
+            "%d streams: %d frames in %.1f s (%.2f frames/s), %d dropped",
+            len(streams),
+            result.frames_out,
+            result.wall_s,
+            result.fps,
+            result.frames_dropped,
+        )
 
 
 @app.command("batch")
@@ -181,16 +276,37 @@ def _execute_streams(
 @takes_encode_options
 def batch_command(
     input_dir: Annotated[Path, typer.Argument(help="Folder of videos, searched through all its subfolders.")],
-    output_dir: Annotated[Path, typer.Argument(help="Where outputs go, at their inputs' relative paths; holds the manifest.")],
+    output_dir: Annotated[
+        Path, typer.Argument(help="Where outputs go, at their inputs' relative paths; holds the manifest.")
+    ],
     *,
-    glob: Annotated[str | None, typer.Option(help="Files to take, relative to INPUT_DIR, e.g. '**/*.mp4' ('**' spans folders). "
-    "Default: every file with a video suffix.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Files at a time: worker processes (default 1 on the CPU, 2 per GPU); "
-    "with --ray, tasks in flight (default: twice what the cluster runs at once).")] = None,
-    ray: Annotated[str | None, typer.Option(help="One Ray task per file on the cluster at this address (auto, ray://HOST:10001, ...); "
-    "'local' starts a local Ray cluster. Needs streamdeblur[ray].")] = None,
-    gpus_per_task: Annotated[float, typer.Option(help="With --ray: GPUs a task asks for when it runs on CUDA; 0.5 runs two files per GPU.")] = 1.0,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed (failures are recorded either way).")] = False,
+    glob: Annotated[
+        str | None,
+        typer.Option(
+            help="Files to take, relative to INPUT_DIR, e.g. '**/*.mp4' ('**' spans folders). "
+            "Default: every file with a video suffix."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Files at a time: worker processes (default 1 on the CPU, 2 per GPU); "
+            "with --ray, tasks in flight (default: twice what the cluster runs at once)."
+        ),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="One Ray task per file on the cluster at this address (auto, ray://HOST:10001, ...); "
+            "'local' starts a local Ray cluster. Needs streamdeblur[ray]."
+        ),
+    ] = None,
+    gpus_per_task: Annotated[
+        float, typer.Option(help="With --ray: GPUs a task asks for when it runs on CUDA; 0.5 runs two files per GPU.")
+    ] = 1.0,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 if any file failed (failures are recorded either way).")
+    ] = False,
     spec: BackendSpec,
     encode: EncodeOptions,
     overwrite: OverwriteOpt = False,
@@ -209,8 +325,14 @@ def batch_command(
     setup_logging(quiet, verbose)
     with _exit_codes():
         opts = BatchOptions(
-            input_dir=input_dir, output_dir=output_dir, pattern=glob, workers=workers, ray_address=ray,
-            gpus_per_task=gpus_per_task, progress=not quiet, verbose=verbose,
+            input_dir=input_dir,
+            output_dir=output_dir,
+            pattern=glob,
+            workers=workers,
+            ray_address=ray,
+            gpus_per_task=gpus_per_task,
+            progress=not quiet,
+            verbose=verbose,
             worker_setup=functools.partial(setup_logging, quiet, verbose),
             job=RunOptions(input="", output="", spec=spec, encode=encode, overwrite=overwrite, progress=not quiet),
         )
@@ -223,14 +345,24 @@ def batch_command(
         totals = summary.to_dict()
         log.info(
             "%d done, %d failed, %d interrupted, %d done before; %d frames in %.1f s (%.2f frames/s); manifest %s",
-            totals["files_done"], totals["files_failed"], totals["files_interrupted"], totals["files_skipped"],
-            totals["frames_out"], totals["wall_s"], totals["fps"], summary.manifest,
+            totals["files_done"],
+            totals["files_failed"],
+            totals["files_interrupted"],
+            totals["files_skipped"],
+            totals["frames_out"],
+            totals["wall_s"],
+            totals["fps"],
+            summary.manifest,
         )
         if summary.interrupted:
-            log.warning("interrupted: finished files are kept, unfinished ones rolled back; run the same command to go on")
+            log.warning(
+                "interrupted: finished files are kept, unfinished ones rolled back; run the same command to go on"
+            )
             raise typer.Exit(EXIT_INTERRUPTED)
         if strict and totals["files_failed"]:
-            raise ProcessingError(f"{totals['files_failed']} of {totals['files_total']} files failed (--strict); see {summary.manifest}")
+            raise ProcessingError(
+                f"{totals['files_failed']} of {totals['files_total']} files failed (--strict); see {summary.manifest}"
+            )
 
 
 @app.command()
@@ -255,20 +387,49 @@ def demo(
             raise BadUsage("--seconds and --fps must be positive")
         count = write_demo_clip(output, width, height, seconds, fps, seed, overwrite, sharp)
         if not quiet:
-            log.info("wrote %s (%d frames); now try: streamdeblur run %s %s", output, count, output,
-                     output.with_name(output.stem.replace("_blurry", "") + "_sharp" + output.suffix))
+            log.info(
+                "wrote %s (%d frames); now try: streamdeblur run %s %s",
+                output,
+                count,
+                output,
+                output.with_name(output.stem.replace("_blurry", "") + "_sharp" + output.suffix),
+            )
 
 
 @app.command()
 def train(
-    recipe: Annotated[str, typer.Argument(help="Training recipe: a name under configs/train (e.g. light-synthetic) or a YAML path.")],
-    out: Annotated[Path | None, typer.Option(help="Run folder (checkpoints, logs, final weights). Default: runs/RECIPE_NAME.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    recipe: Annotated[
+        str, typer.Argument(help="Training recipe: a name under configs/train (e.g. light-synthetic) or a YAML path.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (checkpoints, logs, final weights). Default: runs/RECIPE_NAME.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
     until_step: Annotated[int | None, typer.Option(help="Stop (with a checkpoint) at this step; resume later.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when there is one. Under torchrun each rank takes its local GPU.")] = None,
-    init: Annotated[str | None, typer.Option(help="Start from these weights (fine-tune): `shipped` or a weights file. Overrides the recipe's init.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model configuration (a configs/models name or a YAML path). Overrides the recipe's model.")] = None,
-    minutes: Annotated[float | None, typer.Option(min=0.01, help="Stop (with a checkpoint) after this many minutes of this invocation; resume later.")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="cpu or cuda. Default: cuda when there is one. Under torchrun each rank takes its local GPU."
+        ),
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Start from these weights (fine-tune): `shipped` or a weights file. Overrides the recipe's init."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model configuration (a configs/models name or a YAML path). Overrides the recipe's model."),
+    ] = None,
+    minutes: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01, help="Stop (with a checkpoint) after this many minutes of this invocation; resume later."
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -284,8 +445,13 @@ def train(
         if model:
             loaded = dataclasses.replace(loaded, model=model)
         result = run_training(
-            loaded, out or Path("runs") / loaded.name, resume=resume, until_step=until_step, device=device,
-            minutes=minutes, progress_bar=not quiet,
+            loaded,
+            out or Path("runs") / loaded.name,
+            resume=resume,
+            until_step=until_step,
+            device=device,
+            minutes=minutes,
+            progress_bar=not quiet,
         )
         if result.interrupted:
             log.warning("stopped at step %d; continue with --resume", result.step)
@@ -297,19 +463,40 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    data: Annotated[Path, typer.Argument(help="Pairs: a GoPro, REDS or blur/+sharp/ folder (e.g. from `streamdeblur synth`).")],
-    model: Annotated[Path | None, typer.Option(help="Weights to score (a file or a shipped name). Default: the shipped default model.")] = None,
-    backend: Annotated[str, typer.Option(help="torch, or passthrough to score the blurry input against itself.")] = "auto",
+    data: Annotated[
+        Path, typer.Argument(help="Pairs: a GoPro, REDS or blur/+sharp/ folder (e.g. from `streamdeblur synth`).")
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Weights to score (a file or a shipped name). Default: the shipped default model."),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="torch, or passthrough to score the blurry input against itself.")
+    ] = "auto",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     split: Annotated[str, typer.Option(help="Which split of a GoPro/REDS folder.")] = "test",
     limit: Annotated[int | None, typer.Option(help="Score only the first N pairs.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write metrics.json and blurry|deblurred|sharp pictures here.")] = None,
-    run: Annotated[Path | None, typer.Option(help="A training run folder: also plot its loss and PSNR curves into --out.")] = None,
-    card: Annotated[str | None, typer.Option(help="Record the figures in --model's card under this name (e.g. held_out).")] = None,
-    picture: Annotated[str | None, typer.Option(help="Instead of scoring: a picture of this blurry frame (its path under DATA) into --out: "
-    "its window, and each model's output beside the sharp frame.")] = None,
-    against: Annotated[list[Path] | None, typer.Option(help="With --picture: other weights to show first (repeatable), e.g. the single-frame default.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write metrics.json and blurry|deblurred|sharp pictures here.")
+    ] = None,
+    run: Annotated[
+        Path | None, typer.Option(help="A training run folder: also plot its loss and PSNR curves into --out.")
+    ] = None,
+    card: Annotated[
+        str | None, typer.Option(help="Record the figures in --model's card under this name (e.g. held_out).")
+    ] = None,
+    picture: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of scoring: a picture of this blurry frame (its path under DATA) into --out: "
+            "its window, and each model's output beside the sharp frame."
+        ),
+    ] = None,
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(help="With --picture: other weights to show first (repeatable), e.g. the single-frame default."),
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -352,12 +539,29 @@ def synth(
     count: Annotated[int, typer.Option(help="Number of blurry/sharp pairs.")] = 100,
     size: Annotated[str, typer.Option(help="WIDTHxHEIGHT of each pair.")] = "256x256",
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same set.")] = 0,
-    held_out: Annotated[bool, typer.Option("--held-out", help="Photos and seeds that training never sees (for measuring quality).")] = False,
-    sharp: Annotated[Path | None, typer.Option(help="A folder of your own sharp images to blur, instead of the bundled photos.")] = None,
-    frames: Annotated[int, typer.Option(min=1, help="Write clips of this many consecutive frames (synthetic video, one folder each) "
-    "instead of independent pairs; --count is then the number of clips.")] = 1,
-    split: Annotated[str | None, typer.Option(help="Split folder to write into. Default: test with --held-out, else train.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Clips only: every clip this kind of shot (varying, uniform, still, sharp) instead of the usual mix.")] = None,
+    held_out: Annotated[
+        bool, typer.Option("--held-out", help="Photos and seeds that training never sees (for measuring quality).")
+    ] = False,
+    sharp: Annotated[
+        Path | None, typer.Option(help="A folder of your own sharp images to blur, instead of the bundled photos.")
+    ] = None,
+    frames: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Write clips of this many consecutive frames (synthetic video, one folder each) "
+            "instead of independent pairs; --count is then the number of clips.",
+        ),
+    ] = 1,
+    split: Annotated[
+        str | None, typer.Option(help="Split folder to write into. Default: test with --held-out, else train.")
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="Clips only: every clip this kind of shot (varying, uniform, still, sharp) instead of the usual mix."
+        ),
+    ] = None,
     clean: Annotated[bool, typer.Option("--clean", help="No sensor noise, JPEG or H.264: the blur only.")] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -368,19 +572,33 @@ def synth(
         from streamdeblur.training.synth_dataset import write_synthetic_set
 
         width, height = _parse_size(size)
-        sequences = write_synthetic_set(out, count, width, height, seed, held_out, split, sharp_dir=sharp, frames=frames,
-                                        kind=kind, clean=clean)
+        sequences = write_synthetic_set(
+            out, count, width, height, seed, held_out, split, sharp_dir=sharp, frames=frames, kind=kind, clean=clean
+        )
         if not quiet:
-            what = f"{count} clips of {frames} frames" if frames > 1 else f"{count} pairs in {len(sequences)} sequence folders"
+            what = (
+                f"{count} clips of {frames} frames"
+                if frames > 1
+                else f"{count} pairs in {len(sequences)} sequence folders"
+            )
             log.info("wrote %s under %s", what, out)
 
 
 @app.command()
 def footage(
-    out: Annotated[Path, typer.Argument(help="Folder to write the set into (GoPro layout, plus masks of what moves on its own).")],
+    out: Annotated[
+        Path, typer.Argument(help="Folder to write the set into (GoPro layout, plus masks of what moves on its own).")
+    ],
     split: Annotated[str, typer.Option(help="val (the videos held out for measuring) or train.")] = "val",
-    root: Annotated[Path, typer.Option(help="Where the Debian packages' files are: / when installed, or the folder `dpkg -x` unpacked them into.")] = Path("/"),
-    takes: Annotated[int, typer.Option(min=1, help="Blur realisations of each video (another shutter and shake each).")] = 1,
+    root: Annotated[
+        Path,
+        typer.Option(
+            help="Where the Debian packages' files are: / when installed, or the folder `dpkg -x` unpacked them into."
+        ),
+    ] = Path("/"),
+    takes: Annotated[
+        int, typer.Option(min=1, help="Blur realisations of each video (another shutter and shake each).")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same set.")] = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -397,8 +615,12 @@ def footage(
 
 @app.command()
 def photos(
-    out: Annotated[Path | None, typer.Argument(help="Folder to write the photos into. Default: ~/.cache/streamdeblur/photos.")] = None,
-    max_side: Annotated[int, typer.Option(min=64, help="Downscale so the long side is at most this many pixels.")] = 1600,
+    out: Annotated[
+        Path | None, typer.Argument(help="Folder to write the photos into. Default: ~/.cache/streamdeblur/photos.")
+    ] = None,
+    max_side: Annotated[
+        int, typer.Option(min=64, help="Downscale so the long side is at most this many pixels.")
+    ] = 1600,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -415,7 +637,10 @@ def photos(
 @app.command()
 def export(
     out: Annotated[Path, typer.Option(help="Where to write the ONNX file, e.g. engines/default.onnx.")],
-    weights: Annotated[Path | None, typer.Option(help="Weights to export (a file or a shipped name). Default: the shipped default model.")] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(help="Weights to export (a file or a shipped name). Default: the shipped default model."),
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -433,19 +658,29 @@ def export(
         path = onnx_for_weights(weights, out)
         facts = read_sidecar(path) or {}
         if not quiet:
-            log.info("wrote %s: checker ok, ONNX Runtime vs PyTorch max |diff| %.1e, "
-    "%d operator types all parsed by TensorRT %s",
-                     path, facts.get("max_abs_diff_vs_torch", float("nan")), len(facts.get("operators", [])),
-                     facts.get("tensorrt_ops_checked_against", "?"))
+            log.info(
+                "wrote %s: checker ok, ONNX Runtime vs PyTorch max |diff| %.1e, "
+                "%d operator types all parsed by TensorRT %s",
+                path,
+                facts.get("max_abs_diff_vs_torch", float("nan")),
+                len(facts.get("operators", [])),
+                facts.get("tensorrt_ops_checked_against", "?"),
+            )
 
 
 @app.command()
 def build(
     onnx: Annotated[Path, typer.Argument(help="ONNX file from `streamdeblur export`.")],
-    precision: Annotated[str, typer.Option(help="fp16, bf16, fp32, or int8 (calibrated on synthetic blurred frames).")] = "fp16",
-    shapes: Annotated[str, typer.Option(help="720p, 1080p, 4k, tile:SIZE, WxH, or MIN:OPT:MAX as NxHxW each.")] = "1080p",
+    precision: Annotated[
+        str, typer.Option(help="fp16, bf16, fp32, or int8 (calibrated on synthetic blurred frames).")
+    ] = "fp16",
+    shapes: Annotated[
+        str, typer.Option(help="720p, 1080p, 4k, tile:SIZE, WxH, or MIN:OPT:MAX as NxHxW each.")
+    ] = "1080p",
     batch: Annotated[int, typer.Option(help="Largest batch the engine takes (with presets).")] = 1,
-    version_compatible: Annotated[bool, typer.Option("--version-compatible", help="An engine later TensorRT versions can run.")] = False,
+    version_compatible: Annotated[
+        bool, typer.Option("--version-compatible", help="An engine later TensorRT versions can run.")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Engine path. Default: a cached name under engines/.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -470,7 +705,9 @@ def build(
 def bench(
     *,
     size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x360",
-    config: Annotated[str | None, typer.Option(help="Time a model configuration (random weights), e.g. deepdeblur, deepdeblur-light.")] = None,
+    config: Annotated[
+        str | None, typer.Option(help="Time a model configuration (random weights), e.g. deepdeblur, deepdeblur-light.")
+    ] = None,
     frames: Annotated[int, typer.Option(help="Frames in the pipeline clip.")] = 60,
     seconds: Annotated[float, typer.Option(help="Minimum time for each model-alone measurement.")] = 5.0,
     spec: BackendSpec,

@@ -27,11 +27,21 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
 _PICTURE, _CLIP = default_model("picture").name, default_model("clip").name
 _LIGHT = next(m.name for m in shipped_models() if m.role == "light")
-WeightsOpt = Annotated[Path | None, typer.Option(help="Weights: .safetensors, an official DeepDeblur-PyTorch model-*.pt, "
-    f"or a shipped name ({_PICTURE}, {_LIGHT}, ...: `streamdeblur models`). "
-    f"Default: for run and batch on video or a folder of frames the windowed {_CLIP}, otherwise {_PICTURE}.")]
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Weights: .safetensors, an official DeepDeblur-PyTorch model-*.pt, "
+        f"or a shipped name ({_PICTURE}, {_LIGHT}, ...: `streamdeblur models`). "
+        f"Default: for run and batch on video or a folder of frames the windowed {_CLIP}, otherwise {_PICTURE}."
+    ),
+]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-PrecisionOpt = Annotated[str, typer.Option(help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, fp16 (CUDA), int8 (TensorRT).")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, fp16 (CUDA), int8 (TensorRT)."
+    ),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
 ReportOpt = Annotated[Path | None, typer.Option(help="Write the JSON run report here.")]
 FpsOpt = Annotated[str, typer.Option(help="Frame rate given to image-folder input.")]
@@ -39,25 +49,76 @@ FpsOpt = Annotated[str, typer.Option(help="Frame rate given to image-folder inpu
 # name: (annotation, default), in the order --help lists them.
 BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
     "weights": (WeightsOpt, None),
-    "backend": (Annotated[str, typer.Option(help="auto, tensorrt, torch, onnxruntime, or passthrough (no network: checks the I/O path).")], "auto"),
+    "backend": (
+        Annotated[
+            str,
+            typer.Option(help="auto, tensorrt, torch, onnxruntime, or passthrough (no network: checks the I/O path)."),
+        ],
+        "auto",
+    ),
     "device": (DeviceOpt, "auto"),
     "precision": (PrecisionOpt, "auto"),
     "batch": (Annotated[int, typer.Option(help="Frames (or tiles) per network call.")], 1),
     "tile": (Annotated[int, typer.Option(help="Run the network on TILE x TILE tiles (0: whole frames).")], 0),
     "tile_overlap": (Annotated[int, typer.Option(help="Pixels neighbouring tiles share; blended, not cropped.")], 32),
-    "streams": (Annotated[int, typer.Option(help="CUDA: batches in flight, copies overlapping compute (1: no overlap).")], 3),
-    "engine": (Annotated[Path | None, typer.Option(help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime) to use as is.")], None),
-    "cuda_graphs": (Annotated[bool, typer.Option("--cuda-graphs", help="torch on CUDA: replay captured CUDA graphs.")], False),
-    "channels_last": (Annotated[bool | None, typer.Option("--channels-last/--no-channels-last", help="torch: NHWC memory layout. Default: on for the CPU, and on CUDA in fp16/bf16.", show_default=False)], None),
-    "compile": (Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch on the CPU: compile the network with TorchInductor "
-    "(tens of seconds at the start, then faster; each new frame size compiles again). "
-    "Default: for inputs of 10 s of 640x360 or more.", show_default=False)], None),
+    "streams": (
+        Annotated[int, typer.Option(help="CUDA: batches in flight, copies overlapping compute (1: no overlap).")],
+        3,
+    ),
+    "engine": (
+        Annotated[
+            Path | None,
+            typer.Option(
+                help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime) to use as is."
+            ),
+        ],
+        None,
+    ),
+    "cuda_graphs": (
+        Annotated[bool, typer.Option("--cuda-graphs", help="torch on CUDA: replay captured CUDA graphs.")],
+        False,
+    ),
+    "channels_last": (
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--channels-last/--no-channels-last",
+                help="torch: NHWC memory layout. Default: on for the CPU, and on CUDA in fp16/bf16.",
+                show_default=False,
+            ),
+        ],
+        None,
+    ),
+    "compile": (
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--compile/--no-compile",
+                help="torch on the CPU: compile the network with TorchInductor "
+                "(tens of seconds at the start, then faster; each new frame size compiles again). "
+                "Default: for inputs of 10 s of 640x360 or more.",
+                show_default=False,
+            ),
+        ],
+        None,
+    ),
 }
 ENCODE_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "codec": (Annotated[str | None, typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")], None),
-    "crf": (Annotated[int | None, typer.Option(help="Constant-quality level where the encoder has one. Default 18.")], None),
+    "codec": (
+        Annotated[str | None, typer.Option(help="Video encoder. Default libx264; libx265 for >8-bit input.")],
+        None,
+    ),
+    "crf": (
+        Annotated[int | None, typer.Option(help="Constant-quality level where the encoder has one. Default 18.")],
+        None,
+    ),
     "preset": (Annotated[str | None, typer.Option(help="Encoder preset, e.g. medium, slow, veryfast.")], None),
-    "pix_fmt": (Annotated[str | None, typer.Option(help="Output pixel format. Default: the input's, where the encoder takes it.")], None),
+    "pix_fmt": (
+        Annotated[
+            str | None, typer.Option(help="Output pixel format. Default: the input's, where the encoder takes it.")
+        ],
+        None,
+    ),
 }
 
 
@@ -74,7 +135,9 @@ def _encode_options(**values: Any) -> EncodeOptions:
     return EncodeOptions(**values)
 
 
-def _grouped(parameter: str, options: dict[str, tuple[Any, Any]], build: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _grouped(
+    parameter: str, options: dict[str, tuple[Any, Any]], build: Callable[..., Any]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A decorator: the command's `parameter` becomes `options` on the command line, built into one value."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,7 +168,9 @@ def _evaluated(parameter: inspect.Parameter, command: Callable[..., Any]) -> ins
     """The parameter with its annotation as an object (cli.py's are strings: `from __future__ import annotations`)."""
     if isinstance(parameter.annotation, str):
         try:
-            return parameter.replace(annotation=eval(parameter.annotation, command.__globals__))  # source text of the command's own module
+            return parameter.replace(
+                annotation=eval(parameter.annotation, command.__globals__)
+            )  # source text of the command's own module
         except NameError:  # a type only imported for type checkers: another group's parameter
             pass
     return parameter

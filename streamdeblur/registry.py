@@ -46,21 +46,25 @@ class ShippedModel:
 
 SHIPPED: tuple[ShippedModel, ...] = (
     ShippedModel(
-        "deepdeblur-4scale", "picture",
+        "deepdeblur-4scale",
+        "picture",
         "single-frame, 4 scales: pictures, and live feeds without --weights",
         default_for=("picture", "live"),
     ),
     ShippedModel(
-        "deepdeblur-4scale-k5-fba-window-gate-lean", "video",
+        "deepdeblur-4scale-k5-fba-window-gate-lean",
+        "video",
         "a window of 5 frames, aligned and fused, with a pass-through gate: clips and frame folders",
         default_for=("clip",),
     ),
     ShippedModel(
-        "deepdeblur-4scale-k3-causal-fba-window", "live",
+        "deepdeblur-4scale-k3-causal-fba-window",
+        "live",
         "a causal window of 3 frames (no later frame awaited): live feeds, by name",
     ),
     ShippedModel(
-        "deepdeblur-light", "light",
+        "deepdeblur-light",
+        "light",
         "single-frame, 3 light scales: a quarter of a million parameters, for slow machines",
     ),
 )

@@ -45,7 +45,10 @@ from streamdeblur.synthetic.blur import render_clip
 from streamdeblur.window.assembly import WindowedProcessor
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT, VIDEO = "deepdeblur-4scale", "deepdeblur-4scale-k5-fba-window-gate-lean"  # the defaults for a picture and for video
+DEFAULT, VIDEO = (
+    "deepdeblur-4scale",
+    "deepdeblur-4scale-k5-fba-window-gate-lean",
+)  # the defaults for a picture and for video
 SHOT_FRAMES = 12
 
 
@@ -94,11 +97,15 @@ def network(args: argparse.Namespace) -> dict[str, Any]:
         for model in (DEFAULT, VIDEO):
             frames = _clip(width, height, args.frames)
             for precision in args.precisions:
-                backend = create_backend("torch", model, args.device, precision, frame_size=(width, height), compile=False)
+                backend = create_backend(
+                    "torch", model, args.device, precision, frame_size=(width, height), compile=False
+                )
                 channels = backend.model_config.in_channels if backend.model_config else 3
                 # The network's input as it arrives: a window is 3K channels (its frames repeated here)
-                inputs = [Frame(np.ascontiguousarray(np.tile(f.pixels, (1, 1, channels // 3))), f.pts, f.time_base, f.index)
-                          for f in frames]
+                inputs = [
+                    Frame(np.ascontiguousarray(np.tile(f.pixels, (1, 1, channels // 3))), f.pts, f.time_base, f.index)
+                    for f in frames
+                ]
                 for in_flight in (1, 3):
                     key = f"{model} {width}x{height} {precision} in_flight={in_flight}"
                     figures[key] = _frames_per_second(_processor(backend, args.device, in_flight), inputs)
@@ -110,7 +117,9 @@ def windowed(args: argparse.Namespace) -> dict[str, Any]:
     frames = _clip(width, height, args.frames)
     threads = assembly_threads()
     figures: dict[str, Any] = {"size": f"{width}x{height}", "assembly_threads": threads}
-    default = create_backend("torch", DEFAULT, args.device, args.precisions[0], frame_size=(width, height), compile=False)
+    default = create_backend(
+        "torch", DEFAULT, args.device, args.precisions[0], frame_size=(width, height), compile=False
+    )
     figures["default"] = _frames_per_second(_processor(default, args.device), frames)
     video = create_backend("torch", VIDEO, args.device, args.precisions[0], frame_size=(width, height), compile=False)
     assert video.model_config is not None
@@ -126,7 +135,9 @@ def windowed(args: argparse.Namespace) -> dict[str, Any]:
 def _one_stream(args: argparse.Namespace, seconds: float, seed: int) -> float:
     """One camera's frames through its own scheduler, one at a time, for `seconds`: frames/s."""
     width, height = args.stream_size
-    backend = create_backend("torch", DEFAULT, args.device, args.precisions[0], frame_size=(width, height), compile=False)
+    backend = create_backend(
+        "torch", DEFAULT, args.device, args.precisions[0], frame_size=(width, height), compile=False
+    )
     frames = _clip(width, height, SHOT_FRAMES, seed)
     processor = _processor(backend, args.device)
     done = len(processor.submit(frames[:1]))
@@ -142,7 +153,9 @@ def _one_stream(args: argparse.Namespace, seconds: float, seed: int) -> float:
 def streams(args: argparse.Namespace) -> dict[str, Any]:
     width, height = args.stream_size
     count, seconds = args.streams, args.stream_seconds
-    backend = create_backend("torch", DEFAULT, args.device, args.precisions[0], frame_size=(width, height), compile=False)
+    backend = create_backend(
+        "torch", DEFAULT, args.device, args.precisions[0], frame_size=(width, height), compile=False
+    )
     cameras = [_shot(width, height, seed) for seed in range(count)]
 
     def round_of(n: int) -> list[Frame]:  # the n-th frame of every camera
@@ -159,16 +172,26 @@ def streams(args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, "-m", "tests.device_check", "--one-stream", str(seconds), *args.passed]
     # On a CPU (--quick) processes with a thread per core each would spin against each other.
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.device == "cpu" else None
-    workers = [subprocess.Popen([*command, "--seed", str(seed)], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
-               for seed in range(count)]
+    workers = [
+        subprocess.Popen([*command, "--seed", str(seed)], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
+        for seed in range(count)
+    ]
     rates = [float(w.communicate(timeout=args.timeout)[0].strip().splitlines()[-1]) for w in workers]
-    return {"size": f"{width}x{height}", "streams": count, "one process, a round one batch": round(one_process, 2),
-            "separate processes, total": round(sum(rates), 2), "separate processes, each": [round(r, 2) for r in rates],
-            "one / separate": round(one_process / sum(rates), 3)}
+    return {
+        "size": f"{width}x{height}",
+        "streams": count,
+        "one process, a round one batch": round(one_process, 2),
+        "separate processes, total": round(sum(rates), 2),
+        "separate processes, each": [round(r, 2) for r in rates],
+        "one / separate": round(one_process / sum(rates), 3),
+    }
 
 
 STEPS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
-    "gpu_tests": gpu_tests, "network": network, "windowed": windowed, "streams": streams,
+    "gpu_tests": gpu_tests,
+    "network": network,
+    "windowed": windowed,
+    "streams": streams,
 }
 
 
@@ -176,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("."))
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and counts: checks the steps, measures nothing")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes and counts: checks the steps, measures nothing"
+    )
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--one-stream", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -194,9 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         print(_one_stream(args, args.one_stream, args.seed))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"device": torch.cuda.get_device_name() if args.device == "cuda" else args.device,
-                              "torch": torch.__version__, "cores": os.cpu_count(), "quick": args.quick,
-                              "freed_memory_kept": kept}
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else args.device,
+        "torch": torch.__version__,
+        "cores": os.cpu_count(),
+        "quick": args.quick,
+        "freed_memory_kept": kept,
+    }
     for name in args.steps.split(","):
         started = time.perf_counter()
         try:

@@ -50,8 +50,17 @@ def free_udp_block(count: int) -> int:
     raise RuntimeError("no free block of UDP ports")
 
 
-def send(url: str, *, pattern: str = "testsrc2", rate: int = RATE, seconds: float = 60, audio: bool = False,
-         fmt: str = "mpegts", transport: str | None = None, listen: bool = False) -> subprocess.Popen[bytes]:
+def send(
+    url: str,
+    *,
+    pattern: str = "testsrc2",
+    rate: int = RATE,
+    seconds: float = 60,
+    audio: bool = False,
+    fmt: str = "mpegts",
+    transport: str | None = None,
+    listen: bool = False,
+) -> subprocess.Popen[bytes]:
     """An ffmpeg process sending a test pattern to `url` at real-time speed (H.264, 1 s GOP).
 
     With `listen` it is the server instead: it waits at `url` for a player to connect (RTMP).
@@ -61,8 +70,20 @@ def send(url: str, *, pattern: str = "testsrc2", rate: int = RATE, seconds: floa
     args = [FFMPEG, "-v", "error", "-re", "-f", "lavfi", "-i", source]
     if audio:
         args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac"]
-    args += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(rate),
-             "-pix_fmt", "yuv420p"]
+    args += [
+        "-t",
+        str(seconds),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        str(rate),
+        "-pix_fmt",
+        "yuv420p",
+    ]
     if transport:
         args += ["-rtsp_transport", transport]
     if listen:
@@ -77,8 +98,23 @@ def send(url: str, *, pattern: str = "testsrc2", rate: int = RATE, seconds: floa
 def keyframe_times(path: Path) -> list[float]:
     """Presentation times of the video keyframes, as ffprobe reports them."""
     assert FFPROBE
-    out = subprocess.run([FFPROBE, "-v", "error", "-of", "json", "-select_streams", "v:0", "-show_entries",
-                          "frame=key_frame,pts_time", str(path)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            FFPROBE,
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=key_frame,pts_time",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return [float(f["pts_time"]) for f in json.loads(out.stdout)["frames"] if f["key_frame"] == 1]
 
 
@@ -128,9 +164,21 @@ def rtsp_server() -> Iterator[RtspServer]:
     """rtsp-server-perl on free loopback ports, with its RTP ports in a free block of its own."""
     assert RTSP_SERVER
     publish, play = free_port(), free_port()
-    args = [RTSP_SERVER, "--serverport", str(publish), "--clientport", str(play),
-            "--source_listen_address", "127.0.0.1", "--client_listen_address", "127.0.0.1",
-            "--rtp_start_port", str(free_udp_block(40)), "--loglevel", "1"]
+    args = [
+        RTSP_SERVER,
+        "--serverport",
+        str(publish),
+        "--clientport",
+        str(play),
+        "--source_listen_address",
+        "127.0.0.1",
+        "--client_listen_address",
+        "127.0.0.1",
+        "--rtp_start_port",
+        str(free_udp_block(40)),
+        "--loglevel",
+        "1",
+    ]
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_listening(publish, proc)

@@ -19,7 +19,9 @@ def ffmpeg(*args: str) -> None:
 
 def _probe(path: Path, *args: str) -> dict[str, Any]:
     assert FFPROBE, "ffprobe is needed (.ci/run installs Debian's ffmpeg)"
-    out = subprocess.run([FFPROBE, "-v", "error", "-of", "json", *args, str(path)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [FFPROBE, "-v", "error", "-of", "json", *args, str(path)], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout)
 
 
@@ -51,8 +53,16 @@ def frame_times(path: Path) -> list[float]:
 
 def packet_hashes(path: Path, selector: str) -> list[tuple[str, str]]:
     """(pts_time, MD5 of the payload) of every packet of the selected streams."""
-    data = _probe(path, "-select_streams", selector, "-show_packets", "-show_data_hash", "MD5",
-                  "-show_entries", "packet=pts_time,data_hash")
+    data = _probe(
+        path,
+        "-select_streams",
+        selector,
+        "-show_packets",
+        "-show_data_hash",
+        "MD5",
+        "-show_entries",
+        "packet=pts_time,data_hash",
+    )
     return [(p.get("pts_time", ""), p["data_hash"]) for p in data["packets"]]
 
 
@@ -71,22 +81,141 @@ def decodes_cleanly(path: Path) -> int:
 _TESTSRC = "testsrc2=size=320x240:rate=25"
 _SINE = "sine=frequency=440:sample_rate=48000"
 CLIPS: dict[str, tuple[str, list[str]]] = {
-    "cfr_aac": ("cfr_aac.mp4", ["-f", "lavfi", "-i", _TESTSRC, "-f", "lavfi", "-i", _SINE, "-t", "1.2",
-                                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]),
+    "cfr_aac": (
+        "cfr_aac.mp4",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            _TESTSRC,
+            "-f",
+            "lavfi",
+            "-i",
+            _SINE,
+            "-t",
+            "1.2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+    ),
     # Frames dropped irregularly with their timestamps kept: variable frame rate.
-    "vfr_opus": ("vfr_opus.mkv", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", _SINE,
-                                  "-t", "1.5", "-vf", "select='not(eq(mod(n\\,4)\\,1))*not(eq(mod(n\\,7)\\,3))'",
-                                  "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "libopus", "-shortest"]),
-    "odd_size": ("odd_size.mp4", ["-f", "lavfi", "-i", "testsrc2=size=641x359:rate=25", "-f", "lavfi", "-i", _SINE,
-                                  "-t", "0.6", "-c:v", "libx264", "-pix_fmt", "yuv444p", "-c:a", "aac", "-shortest"]),
-    "hevc_10bit": ("hevc_10bit.mp4", ["-f", "lavfi", "-i", _TESTSRC, "-t", "0.6", "-c:v", "libx265",
-                                      "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error", "-tag:v", "hvc1"]),
-    "mjpeg_pcm": ("mjpeg_pcm.avi", ["-f", "lavfi", "-i", _TESTSRC, "-f", "lavfi", "-i", _SINE, "-t", "0.8",
-                                    "-c:v", "mjpeg", "-q:v", "3", "-c:a", "pcm_s16le", "-shortest"]),
-    "vp9": ("vp9.webm", ["-f", "lavfi", "-i", _TESTSRC, "-t", "0.6", "-c:v", "libvpx-vp9", "-b:v", "0",
-                         "-crf", "40", "-deadline", "realtime"]),
-    "one_frame": ("one_frame.mp4", ["-f", "lavfi", "-i", _TESTSRC, "-frames:v", "1", "-c:v", "libx264",
-                                    "-pix_fmt", "yuv420p"]),
+    "vfr_opus": (
+        "vfr_opus.mkv",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            _SINE,
+            "-t",
+            "1.5",
+            "-vf",
+            "select='not(eq(mod(n\\,4)\\,1))*not(eq(mod(n\\,7)\\,3))'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "libopus",
+            "-shortest",
+        ],
+    ),
+    "odd_size": (
+        "odd_size.mp4",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=641x359:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            _SINE,
+            "-t",
+            "0.6",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv444p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+    ),
+    "hevc_10bit": (
+        "hevc_10bit.mp4",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            _TESTSRC,
+            "-t",
+            "0.6",
+            "-c:v",
+            "libx265",
+            "-pix_fmt",
+            "yuv420p10le",
+            "-x265-params",
+            "log-level=error",
+            "-tag:v",
+            "hvc1",
+        ],
+    ),
+    "mjpeg_pcm": (
+        "mjpeg_pcm.avi",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            _TESTSRC,
+            "-f",
+            "lavfi",
+            "-i",
+            _SINE,
+            "-t",
+            "0.8",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "3",
+            "-c:a",
+            "pcm_s16le",
+            "-shortest",
+        ],
+    ),
+    "vp9": (
+        "vp9.webm",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            _TESTSRC,
+            "-t",
+            "0.6",
+            "-c:v",
+            "libvpx-vp9",
+            "-b:v",
+            "0",
+            "-crf",
+            "40",
+            "-deadline",
+            "realtime",
+        ],
+    ),
+    "one_frame": (
+        "one_frame.mp4",
+        ["-f", "lavfi", "-i", _TESTSRC, "-frames:v", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p"],
+    ),
 }
 
 

@@ -42,7 +42,9 @@ def _camera_output(image: np.ndarray, rng: np.random.Generator, noise: float, jp
     noisy = np.clip(image + rng.standard_normal(image.shape).astype(np.float32) * noise, 0, 1)
     as_bytes = np.round(noisy * 255).astype(np.uint8)
     if jpeg is not None:
-        as_bytes = cv2.imdecode(cv2.imencode(".jpg", as_bytes, [cv2.IMWRITE_JPEG_QUALITY, jpeg])[1], cv2.IMREAD_UNCHANGED)
+        as_bytes = cv2.imdecode(
+            cv2.imencode(".jpg", as_bytes, [cv2.IMWRITE_JPEG_QUALITY, jpeg])[1], cv2.IMREAD_UNCHANGED
+        )
     return as_bytes
 
 
@@ -57,7 +59,9 @@ def _scene() -> np.ndarray:
 def test_a_sharp_frame_scores_above_its_blurred_copies(noise: float, jpeg: int | None, angle: float) -> None:
     rng, scene = np.random.default_rng(5), _scene()
     scores = [
-        sharpness(grey_thumbnail(_camera_output(_motion_blur(scene, length, angle) if length else scene, rng, noise, jpeg)))
+        sharpness(
+            grey_thumbnail(_camera_output(_motion_blur(scene, length, angle) if length else scene, rng, noise, jpeg))
+        )
         for length in (0, 5, 11, 25)
     ]
     assert scores == sorted(scores, reverse=True), scores  # the more blur, the lower
@@ -71,7 +75,9 @@ def test_a_flat_frame_scores_zero() -> None:
 def test_a_cut_starts_a_new_shot_and_blur_does_not() -> None:
     rng = np.random.default_rng(8)
     first, second = procedural_scene(rng, 108, 192), procedural_scene(rng, 108, 192)
-    frames = [_motion_blur(first, 1 + 4 * k, 20.0 * k) for k in range(5)] + [_motion_blur(second, 1 + 4 * k, 0.0) for k in range(5)]
+    frames = [_motion_blur(first, 1 + 4 * k, 20.0 * k) for k in range(5)] + [
+        _motion_blur(second, 1 + 4 * k, 0.0) for k in range(5)
+    ]
     cuts = CutDetector()
     flags = [cuts.is_cut(_camera_output(f, rng, 0.01, 70)) for f in frames]
     assert flags == [False] * 5 + [True] + [False] * 4
@@ -126,8 +132,9 @@ def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_footage_without_a_sharp_frame_is_refused_and_nothing_is_written(tmp_path: Path, tiny_weights: Path) -> None:
     rng = np.random.default_rng(3)
     scene = procedural_scene(rng, 108, 192)
-    frames = [_camera_output(_motion_blur(np.roll(scene, 3 * k, axis=1), 21, 10.0 * k), rng, 0.01, None)
-              for k in range(12)]
+    frames = [
+        _camera_output(_motion_blur(np.roll(scene, 3 * k, axis=1), 21, 10.0 * k), rng, 0.01, None) for k in range(12)
+    ]
     video = write_video(tmp_path / "shaky.mp4", frames, 15)
     out = tmp_path / "out" / "cam.safetensors"
     with pytest.raises(BadInput) as caught:
@@ -144,8 +151,9 @@ def test_unreadable_footage_alone_is_bad_input(tmp_path: Path, tiny_weights: Pat
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     app = _app()
-    result = CliRunner().invoke(app, ["adapt", str(broken), "--out", str(tmp_path / "w.safetensors"),
-                                      "--init", str(tiny_weights)])
+    result = CliRunner().invoke(
+        app, ["adapt", str(broken), "--out", str(tmp_path / "w.safetensors"), "--init", str(tiny_weights)]
+    )
     assert result.exit_code == 2, result.output
     assert "none of the footage could be read" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
@@ -154,8 +162,17 @@ def test_unreadable_footage_alone_is_bad_input(tmp_path: Path, tiny_weights: Pat
 def test_a_windowed_model_to_start_from_is_refused_before_any_work(tmp_path: Path, camera_clip: Path) -> None:
     """The default for video is windowed; adapt learns from single frames, so it says so at once."""
     app = _app()
-    result = CliRunner().invoke(app, ["adapt", str(camera_clip), "--out", str(tmp_path / "w.safetensors"),
-                                      "--init", "deepdeblur-4scale-k5-fba-window-gate-lean"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "adapt",
+            str(camera_clip),
+            "--out",
+            str(tmp_path / "w.safetensors"),
+            "--init",
+            "deepdeblur-4scale-k5-fba-window-gate-lean",
+        ],
+    )
     assert result.exit_code == 2, result.output
     message = " ".join(result.output.split())
     assert "windowed model (5 frames)" in message and "deepdeblur-4scale" in message
@@ -179,10 +196,24 @@ def test_adapt_end_to_end_through_the_command(tmp_path: Path, camera_clip: Path,
     broken = tmp_path / "broken.mov"
     broken.write_bytes(b"\x00" * 1000)
     out = tmp_path / "mycam.safetensors"
-    result = CliRunner().invoke(_app(), [
-        "adapt", str(camera_clip), str(broken), "--out", str(out), "--init", str(tiny_weights),
-        "--frames", "6", "--steps", "3", "--device", "cpu",
-    ])
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "adapt",
+            str(camera_clip),
+            str(broken),
+            "--out",
+            str(out),
+            "--init",
+            str(tiny_weights),
+            "--frames",
+            "6",
+            "--steps",
+            "3",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "skipping" in result.output and "broken.mov" in result.output  # warned, not fatal
 
@@ -213,18 +244,39 @@ def test_adapt_end_to_end_through_the_command(tmp_path: Path, camera_clip: Path,
     # A second run into the same folder must be asked for; --resume continues to more steps.
     again = CliRunner().invoke(_app(), ["adapt", str(camera_clip), "--out", str(out), "--init", str(tiny_weights)])
     assert again.exit_code == 2 and "exists" in again.output
-    resumed = CliRunner().invoke(_app(), [
-        "adapt", str(camera_clip), "--out", str(out), "--init", str(tiny_weights), "--steps", "5", "--resume",
-        "--device", "cpu",
-    ])
+    resumed = CliRunner().invoke(
+        _app(),
+        [
+            "adapt",
+            str(camera_clip),
+            "--out",
+            str(out),
+            "--init",
+            str(tiny_weights),
+            "--steps",
+            "5",
+            "--resume",
+            "--device",
+            "cpu",
+        ],
+    )
     assert resumed.exit_code == 0, resumed.output
     assert read_card(out)["adapted"]["steps"] == 5
     assert read_card(out)["adapted"]["picked"] == adapted["picked"]  # no rescan, the same frames
 
     # `run --weights` takes the adapted weights as any weights.
     deblurred = tmp_path / "deblurred.mp4"
-    ran = run_cli("run", str(camera_clip), str(deblurred), "--weights", str(out), "--backend", "torch",
-                  "--report", str(tmp_path / "report.json"))
+    ran = run_cli(
+        "run",
+        str(camera_clip),
+        str(deblurred),
+        "--weights",
+        str(out),
+        "--backend",
+        "torch",
+        "--report",
+        str(tmp_path / "report.json"),
+    )
     assert ran.returncode == 0, ran.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["frames_out"] == 30 and "tiny" in json.dumps(report["model"])
@@ -235,9 +287,29 @@ def test_ctrl_c_writes_the_weights_so_far(tmp_path: Path, camera_clip: Path, tin
     out, work = tmp_path / "cam.safetensors", tmp_path / "run"
     command = "import sys; from tests.test_adapt import _app; _app()(prog_name='streamdeblur')"
     proc = subprocess.Popen(
-        [sys.executable, "-c", command, "adapt", str(camera_clip), "--out", str(out), "--init", str(tiny_weights),
-         "--frames", "6", "--steps", "100000", "--work", str(work), "--device", "cpu"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            command,
+            "adapt",
+            str(camera_clip),
+            "--out",
+            str(out),
+            "--init",
+            str(tiny_weights),
+            "--frames",
+            "6",
+            "--steps",
+            "100000",
+            "--work",
+            str(work),
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120

@@ -48,7 +48,11 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     ("text", "has no video stream"), ("folder without images", "is a folder with no images in it"),
 ])  # fmt: skip
 def test_unreadable_input_exits_2(
-    kind: str, message: str, bad_inputs: dict[str, Path], tmp_path: Path, tiny_weights: Path,
+    kind: str,
+    message: str,
+    bad_inputs: dict[str, Path],
+    tmp_path: Path,
+    tiny_weights: Path,
 ) -> None:
     out_dir = tmp_path / "results"
     out_dir.mkdir()
@@ -57,7 +61,9 @@ def test_unreadable_input_exits_2(
 
 
 def test_a_bad_input_in_a_real_process_is_one_line_and_exit_2(
-    bad_inputs: dict[str, Path], tmp_path: Path, tiny_weights: Path,
+    bad_inputs: dict[str, Path],
+    tmp_path: Path,
+    tiny_weights: Path,
 ) -> None:
     """The checks above run in this process; here the whole way, interpreter and all."""
     out_dir = tmp_path / "results"
@@ -68,8 +74,19 @@ def test_a_bad_input_in_a_real_process_is_one_line_and_exit_2(
 
 def test_truncated_video_keeps_what_decodes_and_counts_the_loss(tmp_path: Path, tiny_weights: Path) -> None:
     whole = tmp_path / "whole.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", "2", "-c:v", "libx264",
-           "-movflags", "+faststart", str(whole))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-movflags",
+        "+faststart",
+        str(whole),
+    )
     data = whole.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])
@@ -100,7 +117,12 @@ def test_truncated_video_keeps_what_decodes_and_counts_the_loss(tmp_path: Path, 
     ],
 )
 def test_bad_output_or_options_exit_2(
-    output: str, extra: list[str], message: str, media_dir: Path, tmp_path: Path, tiny_weights: Path,
+    output: str,
+    extra: list[str],
+    message: str,
+    media_dir: Path,
+    tmp_path: Path,
+    tiny_weights: Path,
 ) -> None:
     (tmp_path / "notes.txt").write_text("a file, not a folder\n")
     src = make_clip("one_frame", media_dir)
@@ -112,15 +134,29 @@ def test_bad_output_or_options_exit_2(
 def test_bad_weights_exit_2(backend: str, media_dir: Path, tmp_path: Path) -> None:
     weights = tmp_path / "model-1.pt"
     weights.write_bytes(b"\x80\x04not a checkpoint")
-    result = run_cli_here("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"), "--weights", str(weights),
-                          "--backend", backend)
+    result = run_cli_here(
+        "run",
+        str(make_clip("one_frame", media_dir)),
+        str(tmp_path / "out.mp4"),
+        "--weights",
+        str(weights),
+        "--backend",
+        backend,
+    )
     _assert_clean_failure(result, 2, tmp_path, "not a safetensors file or a PyTorch checkpoint")
 
 
 @pytest.mark.parametrize("backend", ["auto", "torch", "onnxruntime"])
 def test_missing_weights_exit_2(backend: str, media_dir: Path, tmp_path: Path) -> None:
-    result = run_cli_here("run", str(make_clip("one_frame", media_dir)), str(tmp_path / "out.mp4"),
-                          "--weights", str(tmp_path / "absent.safetensors"), "--backend", backend)
+    result = run_cli_here(
+        "run",
+        str(make_clip("one_frame", media_dir)),
+        str(tmp_path / "out.mp4"),
+        "--weights",
+        str(tmp_path / "absent.safetensors"),
+        "--backend",
+        backend,
+    )
     _assert_clean_failure(result, 2, tmp_path, "weights file not found")
 
 
@@ -147,19 +183,34 @@ def test_input_is_never_its_own_output(media_dir: Path, tiny_weights: Path) -> N
 @pytest.mark.parametrize(
     "extra, fields, message",
     [
-        (["--backend", "torch", "--engine", "x.onnx"], {"backend": "torch", "engine": "x.onnx"},
-         "--engine is for --backend tensorrt or onnxruntime, not torch"),
-        (["--backend", "onnxruntime", "--cuda-graphs"], {"backend": "onnxruntime", "cuda_graphs": True},
-         "--cuda-graphs is for --backend torch, not onnxruntime"),
-        (["--backend", "passthrough", "--no-channels-last"], {"backend": "passthrough", "channels_last": False},
-         "--channels-last/--no-channels-last is for --backend torch, not passthrough"),
+        (
+            ["--backend", "torch", "--engine", "x.onnx"],
+            {"backend": "torch", "engine": "x.onnx"},
+            "--engine is for --backend tensorrt or onnxruntime, not torch",
+        ),
+        (
+            ["--backend", "onnxruntime", "--cuda-graphs"],
+            {"backend": "onnxruntime", "cuda_graphs": True},
+            "--cuda-graphs is for --backend torch, not onnxruntime",
+        ),
+        (
+            ["--backend", "passthrough", "--no-channels-last"],
+            {"backend": "passthrough", "channels_last": False},
+            "--channels-last/--no-channels-last is for --backend torch, not passthrough",
+        ),
         (["--batch", "0"], {"batch": 0}, "--batch and --streams must be at least 1"),
-        (["--backend", "onnxruntime", "--compile"], {"backend": "onnxruntime", "compile": True},
-         "--compile is for --backend torch, not onnxruntime"),
+        (
+            ["--backend", "onnxruntime", "--compile"],
+            {"backend": "onnxruntime", "compile": True},
+            "--compile is for --backend torch, not onnxruntime",
+        ),
     ],
 )
 def test_options_the_backend_would_ignore_are_one_line_errors(
-    extra: list[str], fields: dict[str, Any], message: str, tmp_path: Path,
+    extra: list[str],
+    fields: dict[str, Any],
+    message: str,
+    tmp_path: Path,
 ) -> None:
     from streamdeblur.errors import BadUsage
     from streamdeblur.inference import BackendSpec
@@ -171,7 +222,11 @@ def test_options_the_backend_would_ignore_are_one_line_errors(
     from streamdeblur.cli import app
 
     # In this process (no interpreter start per command): the flags reach the same check.
-    for command in (["run", "in.mp4", str(tmp_path / "out.mp4")], ["bench"], ["batch", str(tmp_path), str(tmp_path / "o")]):
+    for command in (
+        ["run", "in.mp4", str(tmp_path / "out.mp4")],
+        ["bench"],
+        ["batch", str(tmp_path), str(tmp_path / "o")],
+    ):
         result = CliRunner().invoke(app, [*command, *extra])
         last = result.output.strip().splitlines()[-1]
         assert result.exit_code == 2 and message in last and "Traceback" not in result.output, (command, result.output)
@@ -188,7 +243,10 @@ def test_batch_workers_run_what_auto_chose_on_the_cpu(tiny_weights: Path) -> Non
     assert pinned.backend == backend.name != "auto" and pinned.precision == backend.precision != "auto"
     rebuilt = pinned.create(frame_size=(64, 48))
     assert (rebuilt.name, rebuilt.precision, getattr(rebuilt, "channels_last", None)) == (
-        backend.name, backend.precision, getattr(backend, "channels_last", None))
+        backend.name,
+        backend.precision,
+        getattr(backend, "channels_last", None),
+    )
 
 
 def _stalling_http_server(payload: bytes) -> tuple[int, threading.Event]:

@@ -38,8 +38,22 @@ def _clip(path: Path, seconds: float, audio: bool = False, size: str = "160x128"
     bits run after run; at 160x120 it did not here, even with --backend passthrough."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sound = ["-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "aac", "-shortest"] if audio else []
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25", *sound, "-t", str(seconds), "-c:v", "libx264",
-           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate=25",
+        *sound,
+        "-t",
+        str(seconds),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    )
 
 
 def _records(output_dir: Path) -> list[dict]:
@@ -67,7 +81,10 @@ def _decoded(path: Path) -> list[tuple[int | None, np.ndarray]]:
 def _run_until(args: list[str], moment: Callable[[], bool], new_session: bool = False) -> subprocess.Popen[str]:
     """Start `streamdeblur ARGS`; return, with it still running, once `moment()` holds."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamdeblur", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "streamdeblur", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=new_session,
     )
     deadline = time.monotonic() + 150
@@ -98,7 +115,9 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_run(tree: Path, tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> tuple[Path, subprocess.CompletedProcess[str], Path]:
+def local_run(
+    tree: Path, tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path
+) -> tuple[Path, subprocess.CompletedProcess[str], Path]:
     """The tree through two local workers; one thread each, as a Ray task with one CPU has.
 
     `--backend torch` on both sides of the Ray comparison: `auto` measures this CPU and might
@@ -106,19 +125,34 @@ def local_run(tree: Path, tmp_path_factory: pytest.TempPathFactory, tiny_weights
     """
     out = tmp_path_factory.mktemp("local") / "out"
     report = out.parent / "report.json"
-    result = run_cli("batch", str(tree), str(out), "--weights", str(tiny_weights), "--backend", "torch", "--workers", "2",
-                     "--report", str(report))
+    result = run_cli(
+        "batch",
+        str(tree),
+        str(out),
+        "--weights",
+        str(tiny_weights),
+        "--backend",
+        "torch",
+        "--workers",
+        "2",
+        "--report",
+        str(report),
+    )
     return out, result, report
 
 
-def test_batch_makes_every_good_output_and_records_the_bad_file(tree: Path, local_run: tuple[Path, subprocess.CompletedProcess[str], Path]) -> None:
+def test_batch_makes_every_good_output_and_records_the_bad_file(
+    tree: Path, local_run: tuple[Path, subprocess.CompletedProcess[str], Path]
+) -> None:
     out, result, report = local_run
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     for rel in GOOD:
         assert decodes_cleanly(out / rel) == len(frame_times(tree / rel)), rel
     assert not (out / BAD).exists() and not _partials(out)
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted([*GOOD, MANIFEST_NAME])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
+        [*GOOD, MANIFEST_NAME]
+    )
 
     latest = _latest(out)
     assert set(latest) == {*GOOD, BAD}
@@ -136,7 +170,9 @@ def test_batch_makes_every_good_output_and_records_the_bad_file(tree: Path, loca
     assert set(totals["errors"]) == {BAD}
 
 
-def test_rerun_skips_done_files_redoes_a_changed_one_and_strict_fails(tree: Path, local_run: tuple[Path, subprocess.CompletedProcess[str], Path], tiny_weights: Path, tmp_path: Path) -> None:
+def test_rerun_skips_done_files_redoes_a_changed_one_and_strict_fails(
+    tree: Path, local_run: tuple[Path, subprocess.CompletedProcess[str], Path], tiny_weights: Path, tmp_path: Path
+) -> None:
     first_out, first, _ = local_run
     assert first.returncode == 0, first.stderr
     # Copies (mtimes kept), so the tree and outputs the other tests use stay as they are.
@@ -193,12 +229,26 @@ def test_sigint_rolls_back_the_file_in_flight_and_a_rerun_finishes(tmp_path: Pat
     assert {r["input"] for r in _records(out)[records_before:]} == set(names) - set(done)
 
 
-def test_ray_local_cluster_gives_the_same_outputs(tree: Path, local_run: tuple[Path, subprocess.CompletedProcess[str], Path], tiny_weights: Path, tmp_path: Path) -> None:
+def test_ray_local_cluster_gives_the_same_outputs(
+    tree: Path, local_run: tuple[Path, subprocess.CompletedProcess[str], Path], tiny_weights: Path, tmp_path: Path
+) -> None:
     local_out, local_result, _ = local_run
     assert local_result.returncode == 0, local_result.stderr
     out = tmp_path / "out"
-    result = run_cli("batch", str(tree), str(out), "--weights", str(tiny_weights), "--backend", "torch", "--ray", "local",
-                     "--workers", "2", timeout=300)
+    result = run_cli(
+        "batch",
+        str(tree),
+        str(out),
+        "--weights",
+        str(tiny_weights),
+        "--backend",
+        "torch",
+        "--ray",
+        "local",
+        "--workers",
+        "2",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     latest = _latest(out)
@@ -222,7 +272,8 @@ def test_sigint_reaches_running_ray_tasks_and_they_roll_back(tmp_path: Path, tin
     for rel in names:
         _clip(tree / rel, 20.0, size="128x96")
     _interrupt(  # once a task is writing
-        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--ray", "local"], lambda: bool(_partials(out)),
+        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--ray", "local"],
+        lambda: bool(_partials(out)),
     )
     assert not _partials(out)
     latest = _latest(out)
@@ -237,7 +288,8 @@ def test_sigterm_to_the_whole_process_group_stops_cleanly(tmp_path: Path, tiny_w
     tree, out = tmp_path / "in", tmp_path / "out"
     _clip(tree / "long.mp4", 20.0, size="128x96")
     proc = _run_until(
-        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"], lambda: bool(_partials(out)),
+        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"],
+        lambda: bool(_partials(out)),
         new_session=True,
     )
     os.killpg(proc.pid, signal.SIGTERM)
@@ -259,7 +311,8 @@ def test_a_worker_killed_mid_file_fails_only_that_file(tmp_path: Path, tiny_weig
     _clip(tree / "a_long.mp4", 20.0, size="128x96")  # taken first
     _clip(tree / "b_short.mp4", 0.4)
     proc = _run_until(
-        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"], lambda: bool(_partials(out)),
+        ["batch", str(tree), str(out), "--weights", str(tiny_weights), "--workers", "1"],
+        lambda: bool(_partials(out)),
     )
     (worker,) = _workers_of(proc.pid)
     os.kill(worker, signal.SIGKILL)
@@ -284,11 +337,27 @@ def test_ray_missing_is_one_clear_line(tree: Path, tmp_path: Path, tiny_weights:
     # Python treats a None entry in sys.modules as "not installed": ImportError on import.
     code = "import sys; sys.modules['ray'] = None; from streamdeblur.cli import main; main()"
     result = subprocess.run(
-        [sys.executable, "-c", code, "batch", str(tree), str(tmp_path / "out"), "--weights", str(tiny_weights), "--ray", "local"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            code,
+            "batch",
+            str(tree),
+            str(tmp_path / "out"),
+            "--weights",
+            str(tiny_weights),
+            "--ray",
+            "local",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "streamdeblur: error: --ray needs Ray: pip install 'streamdeblur[ray]'"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "streamdeblur: error: --ray needs Ray: pip install 'streamdeblur[ray]'"
+    )
     assert not (tmp_path / "out" / MANIFEST_NAME).exists()
 
 
@@ -306,7 +375,12 @@ def test_ray_missing_is_one_clear_line(tree: Path, tmp_path: Path, tiny_weights:
     ],
 )
 def test_bad_usage_exits_2_with_one_line(
-    layout: str, extra: list[str], message: str, tree: Path, tmp_path: Path, tiny_weights: Path,
+    layout: str,
+    extra: list[str],
+    message: str,
+    tree: Path,
+    tmp_path: Path,
+    tiny_weights: Path,
 ) -> None:
     source, target = {
         "missing input": (tmp_path / "nowhere", tmp_path / "out"),

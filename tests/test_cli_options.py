@@ -68,6 +68,8 @@ def test_a_missing_extra_names_the_extra_to_install(tmp_path: Path) -> None:
         "from streamdeblur.cli import main; main()"
     )
     (tmp_path / "blur").mkdir()
-    result = subprocess.run([sys.executable, "-c", code, "eval", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code, "eval", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith("pip install 'streamdeblur[train]'"), result.stderr

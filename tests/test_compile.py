@@ -22,16 +22,23 @@ from streamdeblur.io.frame import Frame
 from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config
 
 
-@pytest.mark.parametrize("frames, size, batch, tile, worth", [
-    (300, (640, 360), 1, 0, True),  # 10 s at 30 frames/s
-    (299, (640, 360), 1, 0, False),
-    (75, (1280, 720), 1, 0, True),  # the same pixels in fewer, larger frames
-    (None, (640, 360), 1, 0, False),  # a live input: its length is unknown
-    (10_000, (640, 360), 2, 0, False),  # the last batch's other shape would compile again
-    (10_000, (640, 360), 1, 256, False),
-])
+@pytest.mark.parametrize(
+    "frames, size, batch, tile, worth",
+    [
+        (300, (640, 360), 1, 0, True),  # 10 s at 30 frames/s
+        (299, (640, 360), 1, 0, False),
+        (75, (1280, 720), 1, 0, True),  # the same pixels in fewer, larger frames
+        (None, (640, 360), 1, 0, False),  # a live input: its length is unknown
+        (10_000, (640, 360), 2, 0, False),  # the last batch's other shape would compile again
+        (10_000, (640, 360), 1, 256, False),
+    ],
+)
 def test_compile_auto_is_for_long_inputs_of_one_shape(
-    frames: int | None, size: tuple[int, int], batch: int, tile: int, worth: bool,
+    frames: int | None,
+    size: tuple[int, int],
+    batch: int,
+    tile: int,
+    worth: bool,
 ) -> None:
     assert worth_compiling(frames, size, batch, tile) is worth
 
@@ -66,8 +73,10 @@ def test_a_machine_that_cannot_compile_runs_the_network_uncompiled() -> None:
     backend = TorchBackend(model, torch.device("cpu"), "fp32", compiled=True)
     x = torch.rand(1, 3, 32, 48)
     # The module's logger itself: an in-process CLI run elsewhere may have stopped propagation.
-    with inductor_config.patch({"cpp.cxx": ("no-such-compiler",), "force_disable_caches": True}), \
-            mock.patch.object(torch_backend.log, "warning") as warning:
+    with (
+        inductor_config.patch({"cpp.cxx": ("no-such-compiler",), "force_disable_caches": True}),
+        mock.patch.object(torch_backend.log, "warning") as warning,
+    ):
         out = backend.infer(x)
     assert "cannot compile the network here" in warning.call_args.args[0] and not backend.compiled
     assert torch.equal(out, eager.infer(x))

@@ -31,7 +31,11 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     """--strict: a broken link, or a page left out of the navigation, fails the build."""
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -39,5 +43,7 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
 def test_the_tracked_files_stay_small() -> None:
     listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    total = sum((ROOT / name).stat().st_size for name in listed.decode().split("\0") if name and (ROOT / name).is_file())
+    total = sum(
+        (ROOT / name).stat().st_size for name in listed.decode().split("\0") if name and (ROOT / name).is_file()
+    )
     assert total <= TRACKED_MIB * 2**20, f"{total / 2**20:.1f} MiB tracked"

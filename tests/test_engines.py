@@ -46,7 +46,9 @@ def test_an_operator_tensorrt_cannot_parse_is_refused(tmp_path: Path) -> None:
 
     node = helper.make_node("Unique", ["blurry"], ["sharp"])
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("blurry", TensorProto.FLOAT, [4])],
+        [node],
+        "g",
+        [helper.make_tensor_value_info("blurry", TensorProto.FLOAT, [4])],
         [helper.make_tensor_value_info("sharp", TensorProto.FLOAT, ["n"])],
     )
     path = tmp_path / "unique.onnx"
@@ -76,7 +78,13 @@ def test_build_without_tensorrt_says_what_to_install(tiny_weights: Path, tmp_pat
 
 
 def test_engine_cache_reuses_only_on_matching_facts(tmp_path: Path) -> None:
-    facts = {"onnx_sha256": "ab", "shapes": parse_shapes("720p").to_dict(), "precision": "fp16", "tensorrt": "10.13", "gpu": "H100"}
+    facts = {
+        "onnx_sha256": "ab",
+        "shapes": parse_shapes("720p").to_dict(),
+        "precision": "fp16",
+        "tensorrt": "10.13",
+        "gpu": "H100",
+    }
     path = write_with_sidecar(tmp_path / "m.engine", b"plan", facts)
     assert matches(path, facts)
     assert not matches(path, {**facts, "precision": "int8"})
@@ -113,12 +121,19 @@ def test_cpu_backends_agree_through_the_pipeline(media_dir: Path, tmp_path: Path
 
 
 @pytest.mark.slow
-def test_auto_remembers_the_faster_cpu_backend(media_dir: Path, tmp_path: Path, tiny_weights: Path, cache_dir: Path) -> None:
+def test_auto_remembers_the_faster_cpu_backend(
+    media_dir: Path, tmp_path: Path, tiny_weights: Path, cache_dir: Path
+) -> None:
     from tests.media import make_clip
 
     src = make_clip("one_frame", media_dir)
     report = tmp_path / "r.json"
-    assert run_cli("run", str(src), str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--report", str(report), "-q").returncode == 0
+    assert (
+        run_cli(
+            "run", str(src), str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--report", str(report), "-q"
+        ).returncode
+        == 0
+    )
     records = json.loads((cache_dir / "cpu-backend-choice.json").read_text())
     ran = json.loads(report.read_text())
     assert f"{ran['backend']} {ran['precision']}" in {" ".join(r["choice"].split()[:2]) for r in records.values()}
@@ -131,11 +146,37 @@ def test_auto_remembers_the_faster_cpu_backend(media_dir: Path, tmp_path: Path, 
 def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     # --no-compile: compiling takes tens of seconds (tests/test_compile.py covers it)
-    result = run_cli("bench", "--weights", str(tiny_weights), "--size", "96x64", "--frames", "12", "--seconds", "0.5",
-                     "--no-compile", "--json", str(out), "-q")
+    result = run_cli(
+        "bench",
+        "--weights",
+        str(tiny_weights),
+        "--size",
+        "96x64",
+        "--frames",
+        "12",
+        "--seconds",
+        "0.5",
+        "--no-compile",
+        "--json",
+        str(out),
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
-    for key in ("frames_in", "frames_out", "frames_dropped", "wall_s", "fps", "latency_ms", "backend", "device", "precision", "model", "input", "output"):
+    for key in (
+        "frames_in",
+        "frames_out",
+        "frames_dropped",
+        "wall_s",
+        "fps",
+        "latency_ms",
+        "backend",
+        "device",
+        "precision",
+        "model",
+        "input",
+        "output",
+    ):
         assert key in data
     assert data["frames_out"] == data["frames_in"] == 12
     assert data["model_fps"] > 0 and data["naive_fps"] > 0
@@ -147,7 +188,9 @@ def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Pa
     stages = data["stage_ms_per_frame"]
     assert set(stages) == {"decode", "processor", "encode"} and all(ms > 0 for ms in stages.values())
     if "onnxruntime fp32" in data["candidates_fps"]:
-        assert data["model_vs_onnxruntime"] == pytest.approx(data["model_fps"] / data["candidates_fps"]["onnxruntime fp32"], rel=0.01)
+        assert data["model_vs_onnxruntime"] == pytest.approx(
+            data["model_fps"] / data["candidates_fps"]["onnxruntime fp32"], rel=0.01
+        )
 
 
 # --- GPU: the stream scheduler (run on a lent GPU; skipped elsewhere) ------------------------
@@ -221,5 +264,8 @@ def test_cuda_graphs_and_fp16_agree_with_fp32() -> None:
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(_run(StreamScheduler(graphs), frames, 1), plain))
     torch.manual_seed(0)
     half = TorchBackend(DeepDeblur(load_model_config("tiny")), torch.device("cuda"), "fp16", channels_last=True)
-    diffs = [np.abs(a.pixels.astype(int) - b.pixels.astype(int)).max() for a, b in zip(_run(StreamScheduler(half), frames, 1), plain)]
+    diffs = [
+        np.abs(a.pixels.astype(int) - b.pixels.astype(int)).max()
+        for a, b in zip(_run(StreamScheduler(half), frames, 1), plain)
+    ]
     assert max(diffs) <= 3

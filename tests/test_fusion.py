@@ -101,7 +101,9 @@ def test_a_repeated_frame_counts_as_often_as_it_appears_and_weights_can_come_fro
     # a shifted frame's Fourier magnitude is its own: weights from before a (circular) shift are the same
     shifted = [np.roll(b, 3 * i, axis=1) for i, b in enumerate(blurred)]
     before = [smoothed_magnitude(b) for b in blurred]
-    assert np.allclose(fourier_burst_accumulation(shifted, magnitudes=before), fourier_burst_accumulation(shifted), atol=1e-4)
+    assert np.allclose(
+        fourier_burst_accumulation(shifted, magnitudes=before), fourier_burst_accumulation(shifted), atol=1e-4
+    )
     # a spectrum already known (the restored frame's) is the one the fusion would compute
     known = [frame_spectrum(shifted[0]), None, None]
     assert np.array_equal(fourier_burst_accumulation(shifted, spectra=known), fourier_burst_accumulation(shifted))

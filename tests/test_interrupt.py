@@ -19,19 +19,51 @@ pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("long") / "long.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=48000",
-           "-t", "30", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=sample_rate=48000",
+        "-t",
+        "30",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(path),
+    )
     return path
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_finalizes_a_playable_partial_output(sig: signal.Signals, long_clip: Path, tmp_path: Path, tiny_weights: Path) -> None:
+def test_signal_finalizes_a_playable_partial_output(
+    sig: signal.Signals, long_clip: Path, tmp_path: Path, tiny_weights: Path
+) -> None:
     out, report = tmp_path / "out.mp4", tmp_path / "report.json"
     partial = tmp_path / ".out.partial.mp4"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamdeblur", "run", str(long_clip), str(out), "--weights", str(tiny_weights),
-         "--report", str(report)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "streamdeblur",
+            "run",
+            str(long_clip),
+            str(out),
+            "--weights",
+            str(tiny_weights),
+            "--report",
+            str(report),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not partial.exists():  # the output is open

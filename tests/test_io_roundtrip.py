@@ -56,7 +56,9 @@ def _assert_same_audio_packets(src: Path, dst: Path) -> None:
 
 
 @pytest.mark.parametrize("clip", sorted(CASES))
-def test_roundtrip_keeps_frames_timestamps_and_audio(clip: str, media_dir: Path, tmp_path: Path, tiny_weights: Path) -> None:
+def test_roundtrip_keeps_frames_timestamps_and_audio(
+    clip: str, media_dir: Path, tmp_path: Path, tiny_weights: Path
+) -> None:
     src = make_clip(clip, media_dir)
     dst = tmp_path / f"out{CASES[clip]}"
     report = _deblur(src, dst, tiny_weights)
@@ -98,9 +100,31 @@ def test_colour_tags_and_pixels_survive_the_passthrough_path(tmp_path: Path) -> 
 
     src = tmp_path / "bt709.mp4"
     # Desaturated so every colour is inside the RGB gamut and can round-trip.
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "0.4", "-vf", "hue=s=0.6", "-c:v", "libx264",
-           "-pix_fmt", "yuv420p", "-crf", "10",
-           "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", str(src))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-t",
+        "0.4",
+        "-vf",
+        "hue=s=0.6",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-crf",
+        "10",
+        "-color_range",
+        "tv",
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        str(src),
+    )
     dst = tmp_path / "out.mp4"
     result = run_cli("run", str(src), str(dst), "--backend", "passthrough", "-q", "--crf", "10")
     assert result.returncode == 0, result.stderr
@@ -111,8 +135,11 @@ def test_colour_tags_and_pixels_survive_the_passthrough_path(tmp_path: Path) -> 
     def rgb(path: Path) -> np.ndarray:
         import subprocess
 
-        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                             capture_output=True, check=True).stdout
+        raw = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+            capture_output=True,
+            check=True,
+        ).stdout
         return np.frombuffer(raw, np.uint8).reshape(-1, 240, 320, 3).astype(np.float64)
 
     a, b = rgb(src), rgb(dst)
@@ -155,9 +182,33 @@ def test_subtitles_are_copied_and_g711_audio_is_reencoded_where_the_container_ne
     subtitles = tmp_path / "s.srt"
     subtitles.write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n\n2\n00:00:00,600 --> 00:00:01,000\nworld\n")
     src = tmp_path / "camera.mkv"  # G.711 mu-law audio, as surveillance cameras send it
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=8000",
-           "-i", str(subtitles), "-t", "2", "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264",
-           "-c:a", "pcm_mulaw", "-c:s", "srt", str(src))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=sample_rate=8000",
+        "-i",
+        str(subtitles),
+        "-t",
+        "2",
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "pcm_mulaw",
+        "-c:s",
+        "srt",
+        str(src),
+    )
 
     for suffix, kinds in ((".mkv", ["video", "audio", "subtitle"]), (".mp4", ["video", "audio"])):
         out = tmp_path / f"out{suffix}"
@@ -177,9 +228,25 @@ def test_avi_output_times_every_frame(media_dir: Path, tmp_path: Path) -> None:
     """AVI keeps decode times only, so H.264 goes in without B-frames: no frame loses its time."""
     src, out = make_clip("cfr_aac", media_dir), tmp_path / "out.avi"
     assert run_cli("run", str(src), str(out), "--backend", "passthrough", "-q").returncode == 0
-    probe = json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time",
-         "-of", "json", str(out)], capture_output=True, text=True, check=True).stdout)
+    probe = json.loads(
+        subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "frame=best_effort_timestamp_time",
+                "-of",
+                "json",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     stamps = [frame.get("best_effort_timestamp_time") for frame in probe["frames"]]
     assert len(stamps) == len(frame_times(src)) and None not in stamps
     times = [float(t) for t in stamps]

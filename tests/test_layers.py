@@ -28,8 +28,12 @@ def _imports(path: Path) -> list[str]:
 def test_the_core_does_not_import_training_batch_or_cli(package: str) -> None:
     files = sorted((PACKAGE / package).rglob("*.py"))
     assert files
-    wrong = [f"{path.relative_to(PACKAGE)} imports {name}" for path in files for name in _imports(path)
-             if any(name == outer or name.startswith(outer + ".") for outer in OUTER)]
+    wrong = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in files
+        for name in _imports(path)
+        if any(name == outer or name.startswith(outer + ".") for outer in OUTER)
+    ]
     assert not wrong, wrong
 
 
@@ -40,8 +44,12 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:
 
 
 def test_batch_workers_do_not_import_the_command_line() -> None:
-    wrong = [f"{path.name} imports {name}" for path in sorted((PACKAGE / "batch").rglob("*.py")) for name in _imports(path)
-             if name == "streamdeblur.cli" or name.startswith("streamdeblur.cli.")]
+    wrong = [
+        f"{path.name} imports {name}"
+        for path in sorted((PACKAGE / "batch").rglob("*.py"))
+        for name in _imports(path)
+        if name == "streamdeblur.cli" or name.startswith("streamdeblur.cli.")
+    ]
     assert not wrong, wrong
 
 

@@ -47,8 +47,15 @@ def _live_run(tmp_path: Path, rate: int, max_latency_ms: float, seconds: float =
     sender = send(url, rate=rate)
     out = tmp_path / "out.mp4"
     try:
-        report = run_job(RunOptions(input=url, output=str(out), spec=BackendSpec(backend="passthrough"), progress=False,
-                                    live=LiveOptions(max_latency_ms=max_latency_ms, duration_s=seconds, timeout_s=10)))
+        report = run_job(
+            RunOptions(
+                input=url,
+                output=str(out),
+                spec=BackendSpec(backend="passthrough"),
+                progress=False,
+                live=LiveOptions(max_latency_ms=max_latency_ms, duration_s=seconds, timeout_s=10),
+            )
+        )
     finally:
         stop(sender)
     return report, out
@@ -241,8 +248,11 @@ def display() -> Iterator[str]:
     if xvfb is None:
         pytest.skip("Xvfb is not installed (.ci/run installs it)")
     number = next(n for n in range(150, 250) if not Path(f"/tmp/.X11-unix/X{n}").exists())
-    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [xvfb, f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while not Path(f"/tmp/.X11-unix/X{number}").exists():
         assert proc.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
@@ -283,9 +293,24 @@ def test_live_to_a_preview_window_only(display: str, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "streamdeblur", "live", url, "preview", "--backend", "passthrough",
-             "--duration", "3", "--report", str(report)],
-            capture_output=True, text=True, timeout=120, env={**os.environ, "DISPLAY": display},
+            [
+                sys.executable,
+                "-m",
+                "streamdeblur",
+                "live",
+                url,
+                "preview",
+                "--backend",
+                "passthrough",
+                "--duration",
+                "3",
+                "--report",
+                str(report),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "DISPLAY": display},
         )
     finally:
         stop(sender)

@@ -85,7 +85,10 @@ def test_a_sources_file_gives_each_stream_its_own_options_over_the_command_lines
     ("  oops: [\n", "not valid YAML"),
 ])  # fmt: skip
 def test_a_bad_sources_entry_is_one_line_naming_it_before_anything_starts(
-    entries: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    entries: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def no_opening(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("an input was opened before every entry was checked")
@@ -127,8 +130,14 @@ class Camera(Connection):
     """A connection whose frames all hold `fill` (which stream a frame came from), optionally
     going silent for `stall_s` after `stall_after` frames."""
 
-    def __init__(self, count: int, fill: int, size: tuple[int, int] = (16, 12), stall_after: int | None = None,
-                 stall_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        count: int,
+        fill: int,
+        size: tuple[int, int] = (16, 12),
+        stall_after: int | None = None,
+        stall_s: float = 0.0,
+    ) -> None:
         super().__init__(first_pts=0, count=count, size=size)
         self.fill, self.stall_after, self.stall_s = fill, stall_after, stall_s
 
@@ -154,9 +163,15 @@ class CallLog(SleepyBackend):
         return batch.view(n, channels // 3, 3, height, width).mean(1)  # a window: the mean of its frames
 
 
-def _run_streams(cameras: list[Camera], backend: CallLog, batch: int, max_latency_s: float | None = 0.3,
-                 sinks: list[ListSink] | None = None, processor: Processor | None = None,
-                 assembly: Executor | None = None) -> list[StreamLane]:
+def _run_streams(
+    cameras: list[Camera],
+    backend: CallLog,
+    batch: int,
+    max_latency_s: float | None = 0.3,
+    sinks: list[ListSink] | None = None,
+    processor: Processor | None = None,
+    assembly: Executor | None = None,
+) -> list[StreamLane]:
     stop, arrivals = threading.Event(), threading.Condition()
     sinks = sinks or [ListSink() for _ in cameras]
     cfg = backend.model_config
@@ -164,8 +179,21 @@ def _run_streams(cameras: list[Camera], backend: CallLog, batch: int, max_latenc
     for number, (camera, sink) in enumerate(zip(cameras, sinks)):
         finish = threading.Event()
         source = LiveSource(camera, stop, finish, pace=True)
-        lanes.append(StreamLane(f"s{number}", "mem", "list", source, Output(sink), RunStats(), stop, finish, arrivals,
-                                max_latency_s=max_latency_s, window=FrameWindow(cfg) if cfg is not None else None))
+        lanes.append(
+            StreamLane(
+                f"s{number}",
+                "mem",
+                "list",
+                source,
+                Output(sink),
+                RunStats(),
+                stop,
+                finish,
+                arrivals,
+                max_latency_s=max_latency_s,
+                window=FrameWindow(cfg) if cfg is not None else None,
+            )
+        )
     for lane in lanes:
         lane.stats.start()
     batcher = BatchAcrossStreams(lanes, processor or FrameProcessor(backend), batch, 0.02, arrivals, stop, assembly)
@@ -232,8 +260,13 @@ def test_a_windowed_model_keeps_one_window_per_stream(side_by_side: bool, monkey
     cfg = replace(load_model_config("tiny-k3"), align="none")
     fills = (30, 130, 230)
     with ThreadPoolExecutor(2) as pool:
-        lanes = _run_streams([Camera(20, fill) for fill in fills], CallLog(0.0, cfg), 3, max_latency_s=None,
-                             assembly=pool if side_by_side else None)
+        lanes = _run_streams(
+            [Camera(20, fill) for fill in fills],
+            CallLog(0.0, cfg),
+            3,
+            max_latency_s=None,
+            assembly=pool if side_by_side else None,
+        )
     for lane, fill in zip(lanes, fills):
         written = _written(lane)
         assert [f.index for f in written] == list(range(20))
@@ -266,8 +299,7 @@ def test_on_cuda_each_result_of_the_stream_scheduler_goes_back_to_its_own_stream
 
     fills = (30, 130, 230)
     scheduler = StreamScheduler(PassthroughBackend("cuda"), batch_size=3, in_flight=3)
-    lanes = _run_streams([Camera(30, fill) for fill in fills], CallLog(0.0), 3, max_latency_s=None,
-                         processor=scheduler)
+    lanes = _run_streams([Camera(30, fill) for fill in fills], CallLog(0.0), 3, max_latency_s=None, processor=scheduler)
     for lane, fill in zip(lanes, fills):
         written = _written(lane)
         assert [f.index for f in written] == list(range(30))
@@ -347,12 +379,25 @@ def test_three_udp_streams_through_one_model(tmp_path: Path, tiny_weights: Path)
     urls = [f"udp://127.0.0.1:{free_port()}" for _ in range(3)]
     senders = [send(url) for url in urls]
     names = ("gate", "yard", "door")
-    sources = _sources_file(tmp_path, [{"name": n, "input": u, "output": str(tmp_path / f"{n}.mp4")}
-                                       for n, u in zip(names, urls)])
+    sources = _sources_file(
+        tmp_path, [{"name": n, "input": u, "output": str(tmp_path / f"{n}.mp4")} for n, u in zip(names, urls)]
+    )
     report_path = tmp_path / "report.json"
     try:
-        proc = start_live("--sources", str(sources), "--weights", str(tiny_weights), "--backend", "torch",
-                          "--duration", "5", "--stats-interval", "1", "--report", str(report_path))
+        proc = start_live(
+            "--sources",
+            str(sources),
+            "--weights",
+            str(tiny_weights),
+            "--backend",
+            "torch",
+            "--duration",
+            "5",
+            "--stats-interval",
+            "1",
+            "--report",
+            str(report_path),
+        )
         stderr = finish(proc)
     finally:
         for sender in senders:
@@ -382,8 +427,19 @@ def test_a_stopped_sender_reconnects_while_the_others_run_on(tmp_path: Path) -> 
     try:
         # A latency bound of 3 s: a loaded machine's hiccups stay within it, while a stream
         # held up by the lost one (its reconnects, its reopening) would still drop frames.
-        proc = start_live(*args, "--backend", "passthrough", "--timeout", "1.5", "--duration", "10",
-                          "--max-latency-ms", "3000", "--report", str(report_path))
+        proc = start_live(
+            *args,
+            "--backend",
+            "passthrough",
+            "--timeout",
+            "1.5",
+            "--duration",
+            "10",
+            "--max-latency-ms",
+            "3000",
+            "--report",
+            str(report_path),
+        )
         wait_for(tmp_path / ".out1.partial.mp4", proc)
         time.sleep(2.5)
         stop(senders[1], signal.SIGKILL)
@@ -415,13 +471,22 @@ def test_a_dead_stream_is_finalised_at_once_and_ctrl_c_finalises_the_rest(tmp_pa
     urls = [f"udp://127.0.0.1:{free_port()}" for _ in range(3)]
     senders = [send(url) for url in urls]
     names = ("a", "dead", "c")
-    entries: list[dict[str, Any]] = [{"name": n, "input": u, "output": str(tmp_path / f"{n}.mp4")}
-                                     for n, u in zip(names, urls)]
+    entries: list[dict[str, Any]] = [
+        {"name": n, "input": u, "output": str(tmp_path / f"{n}.mp4")} for n, u in zip(names, urls)
+    ]
     entries[1]["reconnect"] = False
     report_path = tmp_path / "report.json"
     try:
-        proc = start_live("--sources", str(_sources_file(tmp_path, entries)), "--backend", "passthrough",
-                          "--timeout", "1", "--report", str(report_path))
+        proc = start_live(
+            "--sources",
+            str(_sources_file(tmp_path, entries)),
+            "--backend",
+            "passthrough",
+            "--timeout",
+            "1",
+            "--report",
+            str(report_path),
+        )
         wait_for(tmp_path / ".dead.partial.mp4", proc)
         time.sleep(1.5)
         stop(senders[1], signal.SIGKILL)

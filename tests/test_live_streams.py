@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow  # end to end: real media, processes, servers
 
 
 def start_live(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "streamdeblur", "live", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamdeblur", "live", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for(path: Path, proc: subprocess.Popen[str], seconds: float = 90) -> None:
@@ -49,8 +50,18 @@ def test_udp_mpegts_to_file_with_audio(tmp_path: Path, tiny_weights: Path) -> No
     sender = send(url, audio=True)
     out, report_path = tmp_path / "out.mp4", tmp_path / "report.json"
     try:
-        proc = start_live(url, str(out), "--weights", str(tiny_weights), "--duration", "4", "--stats-interval", "1",
-                          "--report", str(report_path))
+        proc = start_live(
+            url,
+            str(out),
+            "--weights",
+            str(tiny_weights),
+            "--duration",
+            "4",
+            "--stats-interval",
+            "1",
+            "--report",
+            str(report_path),
+        )
         stderr = finish(proc)
     finally:
         stop(sender)
@@ -73,8 +84,9 @@ def test_segments_each_play_alone_and_add_up(tmp_path: Path) -> None:
     sender = send(url, audio=True)
     target, report_path = tmp_path / "rec.mp4", tmp_path / "report.json"
     try:
-        proc = start_live(url, str(target), "--backend", "passthrough", "--segment-seconds", "1.5",
-                          "--report", str(report_path))
+        proc = start_live(
+            url, str(target), "--backend", "passthrough", "--segment-seconds", "1.5", "--report", str(report_path)
+        )
         wait_for(tmp_path / ".rec_001.partial.mp4", proc)  # the first segment is done
         time.sleep(3.0)
         proc.send_signal(signal.SIGINT)
@@ -115,8 +127,18 @@ def test_reconnects_after_the_sender_is_killed(tmp_path: Path) -> None:
     first = send(url)  # testsrc2: many colours
     second = None
     try:
-        proc = start_live(url, str(out), "--backend", "passthrough", "--timeout", "2", "--duration", "10",
-                          "--report", str(report_path))
+        proc = start_live(
+            url,
+            str(out),
+            "--backend",
+            "passthrough",
+            "--timeout",
+            "2",
+            "--duration",
+            "10",
+            "--report",
+            str(report_path),
+        )
         wait_for(tmp_path / ".out.partial.mp4", proc)
         time.sleep(2.5)
         stop(first, signal.SIGKILL)
@@ -154,14 +176,42 @@ def test_rtsp_in_deblurred_rtsp_out_read_by_a_third_client(tmp_path: Path, tiny_
         proc = None
         try:
             time.sleep(1.0)  # the sender has announced its stream
-            proc = start_live(server.play_url("camera"), server.publish_url("deblurred"), "--rtsp-transport", "udp",
-                              "--weights", str(tiny_weights), "--compare", "--duration", "14", "--report", str(report_path))
+            proc = start_live(
+                server.play_url("camera"),
+                server.publish_url("deblurred"),
+                "--rtsp-transport",
+                "udp",
+                "--weights",
+                str(tiny_weights),
+                "--compare",
+                "--duration",
+                "14",
+                "--report",
+                str(report_path),
+            )
             deadline = time.monotonic() + 60
             while True:  # until `live` has published, then record 3 s of what the server plays
                 client = subprocess.run(
-                    [FFMPEG, "-v", "error", "-y", "-rtsp_transport", "udp", "-timeout", "3000000",
-                     "-i", server.play_url("deblurred"), "-t", "3", "-c", "copy", str(received)],
-                    capture_output=True, text=True, timeout=30,
+                    [
+                        FFMPEG,
+                        "-v",
+                        "error",
+                        "-y",
+                        "-rtsp_transport",
+                        "udp",
+                        "-timeout",
+                        "3000000",
+                        "-i",
+                        server.play_url("deblurred"),
+                        "-t",
+                        "3",
+                        "-c",
+                        "copy",
+                        str(received),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
                 )
                 if client.returncode == 0 and received.exists() and received.stat().st_size > 0:
                     break
@@ -193,8 +243,11 @@ def test_rtmp_in_and_rtmp_out(tmp_path: Path) -> None:
     pushed = f"rtmp://127.0.0.1:{free_port()}/live/deblurred"
     received, report_path = tmp_path / "received.flv", tmp_path / "report.json"
     server = send(camera, fmt="flv", listen=True)
-    receiver = subprocess.Popen([FFMPEG, "-v", "error", "-y", "-listen", "1", "-i", pushed, "-c", "copy", str(received)],
-                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    receiver = subprocess.Popen(
+        [FFMPEG, "-v", "error", "-y", "-listen", "1", "-i", pushed, "-c", "copy", str(received)],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         proc = start_live(camera, pushed, "--backend", "passthrough", "--duration", "4", "--report", str(report_path))
         stderr = finish(proc)

@@ -58,7 +58,9 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
 class _OfficialResBlock(nn.Module):
     def __init__(self, feats: int, k: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(feats, feats, k, padding=k // 2), nn.ReLU(True), nn.Conv2d(feats, feats, k, padding=k // 2))
+        self.body = nn.Sequential(
+            nn.Conv2d(feats, feats, k, padding=k // 2), nn.ReLU(True), nn.Conv2d(feats, feats, k, padding=k // 2)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + x

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from streamdeblur.inference import BackendSpec, create_backend
-from streamdeblur.inference import precision
+from streamdeblur.inference import BackendSpec, create_backend, precision
 from streamdeblur.inference.precision import resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import stack_pixels, to_float, to_integers
 from streamdeblur.inference.select import cpu_candidates
@@ -31,9 +30,14 @@ def _native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
 
 
-@pytest.mark.parametrize(("avx512_bf16", "amx", "native"), [(False, False, False), (True, False, True), (False, True, True)])
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "native"), [(False, False, False), (True, False, True), (False, True, True)]
+)
 def test_bf16_is_native_only_with_avx512_bf16_or_amx(
-    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, native: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    avx512_bf16: bool,
+    amx: bool,
+    native: bool,
 ) -> None:
     """oneDNN's own probe says yes on plain AVX-512 too, where bf16 is emulated and slow."""
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
@@ -109,15 +113,20 @@ def _write_frames(folder: Path, dtype: type, count: int = 3) -> list[np.ndarray]
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("channels_last", [None, False])
 def test_pipeline_output_is_the_backends_output(
-    tmp_path: Path, tiny_weights: Path, dtype: type, channels_last: bool | None,
+    tmp_path: Path,
+    tiny_weights: Path,
+    dtype: type,
+    channels_last: bool | None,
 ) -> None:
     frames = _write_frames(tmp_path / "in", dtype)
     spec = BackendSpec(backend="torch", weights=str(tiny_weights), device="cpu", channels_last=channels_last)
     report = run_job(RunOptions(input=str(tmp_path / "in"), output=str(tmp_path / "out"), spec=spec, progress=False))
     timed = {c.precision for c in cpu_candidates("auto", channels_last) if c.backend == "torch"}
     assert report.frames_out == len(frames) and report.precision in timed  # auto: the faster here
-    written = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
-               for p in sorted((tmp_path / "out").glob("*.png"))]
+    written = [
+        cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+        for p in sorted((tmp_path / "out").glob("*.png"))
+    ]
     backend = create_backend("torch", tiny_weights, "cpu", report.precision, channels_last=channels_last)
     for rgb, got in zip(frames, written, strict=True):
         pixels = torch.from_numpy(stack_pixels([Frame(rgb, 0, Fraction(1, 25), 0)]))
@@ -140,8 +149,9 @@ def test_a_run_ends_the_threads_its_calls_side_by_side_ran_on(tmp_path: Path, ti
     try:
         counts = []
         for run in range(3):
-            report = run_job(RunOptions(input=str(tmp_path / "in"), output=str(tmp_path / f"out{run}"), spec=spec,
-                                        progress=False))
+            report = run_job(
+                RunOptions(input=str(tmp_path / "in"), output=str(tmp_path / f"out{run}"), spec=spec, progress=False)
+            )
             assert report.frames_out == 2
             counts.append(threading.active_count())
     finally:
@@ -177,7 +187,9 @@ def test_a_measured_choice_is_remembered_per_facts(tmp_path: Path, monkeypatch: 
 
 @pytest.mark.parametrize("faster", ["bf16", "fp32"])
 def test_torch_on_a_native_bf16_cpu_times_bf16_against_fp32(
-    faster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    faster: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`--backend torch --precision auto`: native bf16 is not faster on every CPU that has it."""
     from streamdeblur.inference import select

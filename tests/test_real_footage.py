@@ -17,7 +17,13 @@ from streamdeblur.synthetic.scenes import procedural_scene
 from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
 from streamdeblur.training.datasets import MixedSamples, render_window
 from streamdeblur.training.real_footage import (
-    Exposure, RealVideo, blur_real_frame, own_motion_mask, read_frames, real_flows, write_footage_set,
+    Exposure,
+    RealVideo,
+    blur_real_frame,
+    own_motion_mask,
+    read_frames,
+    real_flows,
+    write_footage_set,
 )  # fmt: skip
 from tests.conftest import run_cli, run_cli_here
 from tests.media import ffmpeg
@@ -36,6 +42,7 @@ def test_a_frame_that_did_not_move_comes_through_unchanged_and_motion_streaks_it
     pan[..., 0] = 8.0  # the picture moves 8 px to the right per frame interval
     streaked = blur_real_frame(frame, -pan, pan, Exposure(1.0)).astype(np.float32)
     grey, out = frame.astype(np.float32).mean(axis=2), streaked.mean(axis=2)
+
     # Along the motion the edges soften far more than across it.
     def kept(axis: int) -> float:
         return float(np.abs(np.diff(out, axis=axis)).mean() / np.abs(np.diff(grey, axis=axis)).mean())
@@ -72,8 +79,19 @@ def _real_video(root: Path) -> tuple[RealVideo, RealVideo]:
     """A clip with motion in it, placed as if a package had put it under `root`."""
     path = root / "usr/share/clip.mp4"
     path.parent.mkdir(parents=True)
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", "8", "-c:v", "libx264",
-           "-pix_fmt", "yuv420p", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=96x64:rate=25",
+        "-frames:v",
+        "8",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    )
     still = RealVideo("still", "pkg", "/usr/share/clip.mp4", "CC0", "val", "still", 0, 8)
     return still, dataclasses.replace(still, name="moving", camera="moving")
 
@@ -126,11 +144,21 @@ def test_a_noisy_target_carries_the_frames_own_noise_so_what_did_not_move_is_ide
 
 
 def test_a_single_pairs_noisy_target_shares_its_noise_and_jpeg() -> None:
-    noisy = BlurRecipe(clean_probability=0.0, max_read_noise=0.02, jpeg_probability=1.0, max_translation=0.0,
-                       max_rotation_deg=0.0, max_zoom=0.0, max_objects=0, noisy_target_probability=1.0)
+    noisy = BlurRecipe(
+        clean_probability=0.0,
+        max_read_noise=0.02,
+        jpeg_probability=1.0,
+        max_translation=0.0,
+        max_rotation_deg=0.0,
+        max_zoom=0.0,
+        max_objects=0,
+        noisy_target_probability=1.0,
+    )
     pair = render_pair(np.random.default_rng(2), 40, 40, noisy)
     assert np.array_equal(pair.blurry, pair.sharp)  # nothing moved: the same image, noise and all
-    clean_target = render_pair(np.random.default_rng(2), 40, 40, dataclasses.replace(noisy, noisy_target_probability=0.0))
+    clean_target = render_pair(
+        np.random.default_rng(2), 40, 40, dataclasses.replace(noisy, noisy_target_probability=0.0)
+    )
     assert not np.array_equal(clean_target.blurry, clean_target.sharp)
 
 

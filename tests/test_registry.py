@@ -45,7 +45,9 @@ def test_the_backend_spec_takes_its_default_from_the_registry(monkeypatch: pytes
     assert all(given.for_input(kind) is given for kind in INPUTS)
     # A different registry, a different choice: the spec holds no model name of its own.
     swapped = tuple(
-        ShippedModel(m.name, m.role, m.summary, ("clip",) if m.role == "live" else tuple(k for k in m.default_for if k != "clip"))
+        ShippedModel(
+            m.name, m.role, m.summary, ("clip",) if m.role == "live" else tuple(k for k in m.default_for if k != "clip")
+        )
         for m in shipped_models()
     )
     monkeypatch.setattr(registry, "SHIPPED", swapped)

@@ -42,8 +42,21 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _mypy(stubs: Path, *files: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MYPYPATH": str(stubs)}
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(stubs / "mypy.ini"), "--cache-dir", str(stubs / ".cache"), *files],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(stubs / "mypy.ini"),
+            "--cache-dir",
+            str(stubs / ".cache"),
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
     )
 
 

@@ -84,15 +84,22 @@ def test_a_time_limit_stops_the_run_with_a_checkpoint_that_resumes(tmp_path: Pat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_to_the_whole_process_group_stops_with_weights_and_a_checkpoint(sig: signal.Signals, tmp_path: Path) -> None:
+def test_a_signal_to_the_whole_process_group_stops_with_weights_and_a_checkpoint(
+    sig: signal.Signals, tmp_path: Path
+) -> None:
     """Ctrl-C reaches the data loader's workers too (one process group): they leave the stop to
     the trainer, which ends after its step with the weights written, rather than failing on a
     worker that died."""
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({**TINY_RECIPE, "steps": 1_000_000, "checkpoint_every": 1_000_000, "workers": 1}))
     run = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "streamdeblur", "train", str(recipe), "--out", str(run), "-q"],
-                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamdeblur", "train", str(recipe), "--out", str(run), "-q"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not ((run / METRICS_FILE).exists() and (run / METRICS_FILE).read_text().count("loss") >= 3):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
@@ -151,8 +158,10 @@ def test_fine_tuning_starts_from_given_weights(tmp_path: Path) -> None:
     before, after = load_file(str(start)), load_file(str(tmp_path / "tuned" / "model.safetensors"))
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     with pytest.raises(BadInput, match="not found"):
-        train(recipe_from_dict({**TINY_RECIPE, "steps": 1, "init": str(tmp_path / "absent.safetensors")}),
-              tmp_path / "absent")
+        train(
+            recipe_from_dict({**TINY_RECIPE, "steps": 1, "init": str(tmp_path / "absent.safetensors")}),
+            tmp_path / "absent",
+        )
 
 
 @pytest.mark.slow
@@ -162,7 +171,9 @@ def test_train_init_shipped_fine_tunes_the_default_weights(tmp_path: Path) -> No
     from streamdeblur.models import DEFAULT_WEIGHTS
 
     default = tmp_path / "default.yaml"
-    default.write_text(yaml.safe_dump({**TINY_RECIPE, "model": "deepdeblur-4scale", "steps": 1, "lr": 0.0, "batch_size": 1}))
+    default.write_text(
+        yaml.safe_dump({**TINY_RECIPE, "model": "deepdeblur-4scale", "steps": 1, "lr": 0.0, "batch_size": 1})
+    )
     result = run_cli("train", str(default), "--out", str(tmp_path / "run"), "--init", "shipped", "-q")
     assert result.returncode == 0, result.stderr
     shipped, tuned = load_file(str(DEFAULT_WEIGHTS)), load_file(str(tmp_path / "run" / "model.safetensors"))
@@ -200,7 +211,9 @@ def test_mixed_precision_is_fp16_on_cuda_and_bf16_only_on_cpus_that_have_it(
 
 @pytest.mark.parametrize("faster", ["bf16", "fp32"])
 def test_cpu_training_runs_in_the_precision_it_timed_faster_as_its_card_records(
-    faster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    faster: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Native bf16 is not faster on every CPU: `amp` times bf16 against fp32 once per machine,
     model and batch, and trains in the faster (here the timing is faked, the training real)."""
@@ -256,8 +269,13 @@ def test_torchrun_two_ranks_only_rank_zero_writes(tmp_path: Path) -> None:
     recipe_path.write_text(yaml.safe_dump({**TINY_RECIPE, "steps": 6, "checkpoint_every": 3, "eval_every": 3}))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([*torchrun, "-m", "streamdeblur", "train", str(recipe_path), "--out", str(tmp_path / "run"), "-q"],
-                            capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(
+        [*torchrun, "-m", "streamdeblur", "train", str(recipe_path), "--out", str(tmp_path / "run"), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
     assert sorted(_losses(run)) == list(range(1, 7))  # one line per step: one writer
@@ -319,17 +337,31 @@ def test_eval_card_records_the_figures_and_how_to_reproduce_them(tmp_path: Path,
     shutil.copy(tiny_weights, weights)
     shutil.copy(tiny_weights.with_suffix(".json"), weights.with_suffix(".json"))  # its card
     assert run_cli("synth", str(tmp_path / "set"), "--count", "2", "--size", "48x40", "-q").returncode == 0
-    result = run_cli("eval", str(tmp_path / "set"), "--model", str(weights), "--backend", "torch", "--split", "train",
-                     "--card", "mine")
+    result = run_cli(
+        "eval",
+        str(tmp_path / "set"),
+        "--model",
+        str(weights),
+        "--backend",
+        "torch",
+        "--split",
+        "train",
+        "--card",
+        "mine",
+    )
     assert result.returncode == 0, result.stderr
     scores, recorded = json.loads(result.stdout), read_card(weights)["quality"]["mine"]
     assert recorded["output_psnr"] == pytest.approx(scores["output_psnr"], abs=1e-4) and recorded["count"] == 2
     assert recorded["data_made_by"]["count"] == 2 and "--split train" in recorded["command"]
     # the precision it was scored in, in the command that reproduces it; weights not shipped go by path
-    assert f"--precision {recorded['precision']}" in recorded["command"] and f"--model {weights} " in recorded["command"]
+    assert (
+        f"--precision {recorded['precision']}" in recorded["command"] and f"--model {weights} " in recorded["command"]
+    )
     assert "pairs" not in recorded["data_made_by"]  # the per-pair facts stay in the set's synth.json
     # Do no harm: the tiny model's output for a sharp input, against it (finite: not a passthrough).
-    assert 0 < scores["sharp_in_psnr"] < math.inf and recorded["sharp_in_psnr"] == pytest.approx(scores["sharp_in_psnr"], abs=1e-4)
+    assert 0 < scores["sharp_in_psnr"] < math.inf and recorded["sharp_in_psnr"] == pytest.approx(
+        scores["sharp_in_psnr"], abs=1e-4
+    )
 
 
 @pytest.mark.slow
@@ -406,8 +438,14 @@ def test_synthetic_target_is_the_centre_of_the_exposure() -> None:
     counts = {subframe_count(np.random.default_rng(seed), BlurRecipe()) for seed in range(200)}
     assert counts == {7, 9, 11, 13}
     linear_pan = BlurRecipe(
-        max_rotation_deg=0.0, max_zoom=0.0, acceleration_fraction=0.0, shake_fraction=0.0,
-        max_objects=0, max_read_noise=0.0, max_shot_noise=0.0, jpeg_probability=0.0,
+        max_rotation_deg=0.0,
+        max_zoom=0.0,
+        acceleration_fraction=0.0,
+        shake_fraction=0.0,
+        max_objects=0,
+        max_read_noise=0.0,
+        max_shot_noise=0.0,
+        jpeg_probability=0.0,
     )
     pairs = []
     for seed in range(8):
@@ -452,8 +490,13 @@ def test_soft_scenes_stay_soft_in_the_target() -> None:
     from streamdeblur.synthetic.blur import BlurRecipe, render_pair
 
     still = BlurRecipe(
-        max_translation=0.0, max_rotation_deg=0.0, max_zoom=0.0, max_objects=0,
-        max_read_noise=0.0, max_shot_noise=0.0, jpeg_probability=0.0,
+        max_translation=0.0,
+        max_rotation_deg=0.0,
+        max_zoom=0.0,
+        max_objects=0,
+        max_read_noise=0.0,
+        max_shot_noise=0.0,
+        jpeg_probability=0.0,
     )
 
     def detail(image: np.ndarray) -> float:
@@ -476,23 +519,31 @@ def test_clean_pairs_get_neither_noise_nor_compression() -> None:
     noisy = [degrade(np.random.default_rng(k), image, BlurRecipe(max_read_noise=0.02)) for k in range(4)]
     assert all(np.abs(c - quantised).max() < 1e-6 for c in clean)
     assert all(np.abs(n - quantised).max() > 2 / 255 for n in noisy)
-    half = [degrade(np.random.default_rng(k), image, BlurRecipe(clean_probability=0.5, max_read_noise=0.02))
-            for k in range(40)]
+    half = [
+        degrade(np.random.default_rng(k), image, BlurRecipe(clean_probability=0.5, max_read_noise=0.02))
+        for k in range(40)
+    ]
     assert 8 <= sum(np.abs(h - quantised).max() < 1e-6 for h in half) <= 32
 
 
 def test_a_recipe_sets_the_generator_ranges_and_unknown_ones_are_refused(tmp_path: Path) -> None:
     from streamdeblur.errors import BadUsage
 
-    recipe = recipe_from_dict({**TINY_RECIPE, "data": {**TINY_RECIPE["data"],
-                                                      "blur": {"clean_probability": 0.25, "jpeg_quality": [50, 60]}}})
+    recipe = recipe_from_dict(
+        {**TINY_RECIPE, "data": {**TINY_RECIPE["data"], "blur": {"clean_probability": 0.25, "jpeg_quality": [50, 60]}}}
+    )
     blur = recipe.data.blur_recipe()
     assert blur.clean_probability == 0.25 and blur.jpeg_quality == (50, 60) and blur.max_translation == 32.0
     with pytest.raises(BadUsage, match="unknown keys clean_share"):
         recipe_from_dict({**TINY_RECIPE, "data": {**TINY_RECIPE["data"], "blur": {"clean_share": 0.25}}})
     # and the loop renders with them: no motion and all pairs clean means input = target
-    still = {"max_translation": 0.0, "max_rotation_deg": 0.0, "max_zoom": 0.0, "max_objects": 0,
-             "clean_probability": 1.0}
+    still = {
+        "max_translation": 0.0,
+        "max_rotation_deg": 0.0,
+        "max_zoom": 0.0,
+        "max_objects": 0,
+        "clean_probability": 1.0,
+    }
     run = recipe_from_dict({**TINY_RECIPE, "steps": 2, "data": {**TINY_RECIPE["data"], "blur": still}})
     from streamdeblur.training.loop import _val_pairs
 
@@ -522,7 +573,9 @@ def test_synthetic_blur_on_your_own_sharp_images(tmp_path: Path) -> None:
 
     _stripes(tmp_path / "mine" / "a.png")
     _stripes(tmp_path / "mine" / "nested" / "b.jpg")
-    result = run_cli("synth", str(tmp_path / "set"), "--count", "8", "--size", "64x64", "--sharp", str(tmp_path / "mine"), "-q")
+    result = run_cli(
+        "synth", str(tmp_path / "set"), "--count", "8", "--size", "64x64", "--sharp", str(tmp_path / "mine"), "-q"
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "set" / "synth.json").read_text())
     assert sorted(Path(p).name for p in record["photos"]) == ["a.png", "b.jpg"]
@@ -533,14 +586,20 @@ def test_synthetic_blur_on_your_own_sharp_images(tmp_path: Path) -> None:
         photo = record["pairs"][str(blur.relative_to(tmp_path / "set"))]["photo"]
         assert (photo in ("a", "b")) == (share > 0.5), (blur, photo, share)
 
-    spec = recipe_from_dict({**TINY_RECIPE, "data": {"kind": "synthetic", "photos": True, "sharp_dir": str(tmp_path / "mine")}}).data
+    spec = recipe_from_dict(
+        {**TINY_RECIPE, "data": {"kind": "synthetic", "photos": True, "sharp_dir": str(tmp_path / "mine")}}
+    ).data
     photos = _photos(spec)
     assert photos is not None and "astronaut" in photos and str(tmp_path / "mine" / "a.png") in photos
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "misnamed").mkdir()
     (tmp_path / "misnamed" / "notes.png").write_text("not an image")
-    for folder, message in (("empty", "no images"), ("missing", "folder not found"), ("misnamed", "not a readable image")):
+    for folder, message in (
+        ("empty", "no images"),
+        ("missing", "folder not found"),
+        ("misnamed", "not a readable image"),
+    ):
         bad = run_cli("synth", str(tmp_path / "bad"), "--count", "1", "--sharp", str(tmp_path / folder))
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
         assert message in bad.stderr, bad.stderr
@@ -614,7 +673,10 @@ def test_synth_writes_clips_of_one_kind_of_shot_clean(tmp_path: Path) -> None:
         assert same > 0.5, (blurry, same)
     # Without --clean the same clips carry a camera's noise: far fewer pixels left as they were.
     assert run_cli("synth", str(tmp_path / "noisy"), *args[:8], "-q").returncode == 0
-    noisy = [np.all(cv2.imread(str(b)) == cv2.imread(str(s)), axis=2).mean() for b, s in find_pairs(tmp_path / "noisy", "train")]
+    noisy = [
+        np.all(cv2.imread(str(b)) == cv2.imread(str(s)), axis=2).mean()
+        for b, s in find_pairs(tmp_path / "noisy", "train")
+    ]
     assert max(noisy) < 0.5, noisy
 
 
@@ -633,8 +695,13 @@ def test_a_recipe_in_stages_runs_each_from_the_one_before(tmp_path: Path) -> Non
     from streamdeblur.errors import BadUsage
     from streamdeblur.models import read_card
 
-    staged = {**TINY_RECIPE, "steps": 3, "eval_every": 3, "checkpoint_every": 3,
-              "stages": [{"lr": 0.002}, {"steps": 2, "lr": 0.0, "data": {"patch_size": 16}}]}
+    staged = {
+        **TINY_RECIPE,
+        "steps": 3,
+        "eval_every": 3,
+        "checkpoint_every": 3,
+        "stages": [{"lr": 0.002}, {"steps": 2, "lr": 0.0, "data": {"patch_size": 16}}],
+    }
     recipe = recipe_from_dict(staged)
     first, second = recipe.stage_recipes()
     assert (first.steps, second.steps, second.lr, second.data.patch_size, second.data.photos) == (3, 2, 0.0, 16, False)

@@ -33,11 +33,16 @@ def test_shipped_weights_come_with_a_card(weights: Path) -> None:
 
 
 # By name with --backend torch: the name is what is tested, not auto's probe (the flagless run has that).
-@pytest.mark.parametrize("flags, model", [([], "deepdeblur-4scale"),
-                                          (["--weights", "deepdeblur-light", "--backend", "torch"], "deepdeblur-light")],
-                         ids=["no flags", "shipped name"])
+@pytest.mark.parametrize(
+    "flags, model",
+    [([], "deepdeblur-4scale"), (["--weights", "deepdeblur-light", "--backend", "torch"], "deepdeblur-light")],
+    ids=["no flags", "shipped name"],
+)
 def test_run_uses_the_default_weights_without_flags_or_others_by_name(
-    media_dir: Path, tmp_path: Path, flags: list[str], model: str,
+    media_dir: Path,
+    tmp_path: Path,
+    flags: list[str],
+    model: str,
 ) -> None:
     report = tmp_path / "report.json"
     clip = make_clip("one_frame", media_dir)
@@ -48,8 +53,19 @@ def test_run_uses_the_default_weights_without_flags_or_others_by_name(
 
 def test_without_weights_a_clip_gets_the_video_model_and_a_picture_or_live_the_single_frame_one(tmp_path: Path) -> None:
     clip = tmp_path / "clip.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "6", "-c:v", "libx264",
-           "-pix_fmt", "yuv420p", str(clip))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25",
+        "-frames:v",
+        "6",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(clip),
+    )
     picture = tmp_path / "still.png"
     cv2.imwrite(str(picture), np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
     frames = tmp_path / "frames"
@@ -100,8 +116,19 @@ def test_the_card_figures_are_reproduced_by_its_commands(tmp_path: Path, weights
     assert run_cli(*synth[1:], "-q", cwd=tmp_path).returncode == 0
     assert f"--split {held_out['split']}" in held_out["command"] and "--backend torch" in held_out["command"]
     # In fp32, as the cards are scored: bf16 moves flicker by a few hundredths
-    result = run_cli("eval", held_out["data"], "--model", str(weights), "--backend", "torch", "--precision", "fp32",
-                     "--split", held_out["split"], cwd=tmp_path)
+    result = run_cli(
+        "eval",
+        held_out["data"],
+        "--model",
+        str(weights),
+        "--backend",
+        "torch",
+        "--precision",
+        "fp32",
+        "--split",
+        held_out["split"],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert scores["count"] == held_out["count"] == made["count"] * made.get("frames", 1)  # clips: frames

@@ -49,7 +49,13 @@ def test_window_offsets_put_the_restored_frame_first() -> None:
     with pytest.raises(BadUsage, match="align"):
         _cfg(3, align="magic")
     # A single-frame config's record is what it was before windows existed.
-    assert set(load_model_config("deepdeblur-4scale").to_dict()) == {"name", "n_scales", "n_feats", "n_resblocks", "kernel_size"}
+    assert set(load_model_config("deepdeblur-4scale").to_dict()) == {
+        "name",
+        "n_scales",
+        "n_feats",
+        "n_resblocks",
+        "kernel_size",
+    }
 
 
 @pytest.mark.parametrize("frames, causal", [(3, False), (5, False), (3, True)])
@@ -148,7 +154,9 @@ def _shifted(image: np.ndarray, dx: float, dy: float, angle: float = 0.0) -> np.
 
 
 def _interior_error(a: np.ndarray, b: np.ndarray, margin: int = 24) -> float:
-    return float(np.abs(a[margin:-margin, margin:-margin].astype(int) - b[margin:-margin, margin:-margin].astype(int)).mean())
+    return float(
+        np.abs(a[margin:-margin, margin:-margin].astype(int) - b[margin:-margin, margin:-margin].astype(int)).mean()
+    )
 
 
 @pytest.mark.parametrize("method, offset", [("global", 1), ("global", -1), ("flow", 1)])
@@ -174,7 +182,8 @@ def test_global_motion_finds_the_shift_in_full_size_pixels() -> None:
 
 @pytest.mark.parametrize("side_by_side", [False, True])
 def test_a_stream_finds_each_pair_s_motion_once_and_assembles_what_one_window_alone_would(
-    monkeypatch: pytest.MonkeyPatch, side_by_side: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    side_by_side: bool,
 ) -> None:
     """Also with windows assembled two at a time on a pool's threads, as an offline run on
     the CPU does: a motion one thread is finding, the other waits for."""
@@ -242,7 +251,9 @@ def test_where_a_neighbour_saw_nothing_the_frame_itself_fills_in() -> None:
 
 
 @pytest.mark.parametrize("angle, dx, dy", [(0.0, 3.3, -2.7), (0.8, -7.5, 4.2), (-1.5, 0.4, 0.0), (40.0, 90.0, -60.0)])
-def test_a_warp_fast_inside_and_transparent_on_its_rim_is_the_transparent_warp(angle: float, dx: float, dy: float) -> None:
+def test_a_warp_fast_inside_and_transparent_on_its_rim_is_the_transparent_warp(
+    angle: float, dx: float, dy: float
+) -> None:
     """The neighbour is warped in two parts (a box where every sample is inside it, the rim
     with the transparent border); a wild map (the last) takes the transparent warp whole."""
     from streamdeblur.window.alignment import _inside_box, _warp_global
@@ -251,8 +262,14 @@ def test_a_warp_fast_inside_and_transparent_on_its_rim_is_the_transparent_warp(a
     warp = cv2.getRotationMatrix2D((121.0, 90.0), angle, 1.01)
     warp[:, 2] += (dx, dy)
     whole = target.copy()
-    cv2.warpAffine(neighbour, warp, (243, 181), dst=whole, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                   borderMode=cv2.BORDER_TRANSPARENT)
+    cv2.warpAffine(
+        neighbour,
+        warp,
+        (243, 181),
+        dst=whole,
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_TRANSPARENT,
+    )
     parts = _warp_global(target, neighbour, warp)
     assert (_inside_box(warp, 243, 181) is None) == (angle == 40.0)
     difference = np.abs(parts.astype(int) - whole.astype(int))
@@ -321,7 +338,9 @@ def test_live_warns_how_long_a_centred_window_waits_and_not_for_a_causal_one() -
     with mock.patch.object(live.log, "warning") as warning:
         warn_of_lookahead(_cfg(5), 25.0)  # two later frames at 25 frames/s
         assert warning.call_count == 1
-        assert "2 later frames have arrived: 80 ms more latency" in warning.call_args.args[0] % warning.call_args.args[1:]
+        assert (
+            "2 later frames have arrived: 80 ms more latency" in warning.call_args.args[0] % warning.call_args.args[1:]
+        )
         warn_of_lookahead(_cfg(3, causal=True), 25.0)
         warn_of_lookahead(None, 25.0)  # no network (passthrough)
         assert warning.call_count == 1
@@ -401,7 +420,9 @@ def test_a_shot_is_a_pure_function_of_its_seed() -> None:
 def test_blur_varies_from_frame_to_frame_and_uniform_shots_blur_alike() -> None:
     spreads = []
     for seed in range(6):
-        shot = render_sequence(np.random.default_rng(seed), 64, 64, 8, SequenceRecipe(h264_probability=0), kind="varying")
+        shot = render_sequence(
+            np.random.default_rng(seed), 64, 64, 8, SequenceRecipe(h264_probability=0), kind="varying"
+        )
         spreads.append(max(shot.blur_px) - min(shot.blur_px))
     assert np.median(spreads) > 8  # nearly sharp frames beside streaks
     uniform = render_sequence(np.random.default_rng(1), 64, 64, 8, kind="uniform")
@@ -409,7 +430,9 @@ def test_blur_varies_from_frame_to_frame_and_uniform_shots_blur_alike() -> None:
 
 
 def test_a_still_clean_shot_is_its_own_sharp_target() -> None:
-    recipe = SequenceRecipe(h264_probability=0, max_objects=0, degrade=BlurRecipe(clean_probability=1.0, soft_probability=0))
+    recipe = SequenceRecipe(
+        h264_probability=0, max_objects=0, degrade=BlurRecipe(clean_probability=1.0, soft_probability=0)
+    )
     shot = render_sequence(np.random.default_rng(2), 64, 64, 3, recipe, kind="still")
     assert shot.blur_px == [0.0, 0.0, 0.0]
     for blurry, sharp in zip(shot.blurry, shot.sharp):
@@ -424,7 +447,10 @@ def test_a_sharp_shot_moves_but_every_frame_is_its_own_target_and_it_takes_only_
         assert np.abs(blurry - sharp).max() <= 0.5 / 255 + 1e-6  # no noise, no JPEG, no H.264
     # Sharp shots are taken from the varying ones only: the other kinds draw as before.
     before = [render_sequence(np.random.default_rng(s), 32, 32, 3).kind for s in range(16)]
-    after = [render_sequence(np.random.default_rng(s), 32, 32, 3, SequenceRecipe(sharp_probability=0.4)).kind for s in range(16)]
+    after = [
+        render_sequence(np.random.default_rng(s), 32, 32, 3, SequenceRecipe(sharp_probability=0.4)).kind
+        for s in range(16)
+    ]
     assert "sharp" in after and all(a == b or (b, a) == ("varying", "sharp") for a, b in zip(after, before))
     everything = SequenceRecipe(uniform_probability=0, still_probability=0, sharp_probability=1)
     assert render_sequence(np.random.default_rng(1), 32, 32, 3, everything).kind == "sharp"
@@ -490,11 +516,22 @@ def test_a_windowed_model_trains_from_single_frame_weights(tmp_path: Path, tiny_
     from streamdeblur.training.loop import train
     from streamdeblur.training.recipe import recipe_from_dict
 
-    recipe = recipe_from_dict({
-        "name": "w", "model": str(_windowed_config_file(tmp_path)), "init": str(tiny_weights),
-        "data": {"kind": "synthetic", "patch_size": 32, "photos": False}, "batch_size": 2, "steps": 6,
-        "workers": 0, "log_every": 3, "eval_every": 6, "val_count": 2, "val_size": 32, "threads": 1,
-    })
+    recipe = recipe_from_dict(
+        {
+            "name": "w",
+            "model": str(_windowed_config_file(tmp_path)),
+            "init": str(tiny_weights),
+            "data": {"kind": "synthetic", "patch_size": 32, "photos": False},
+            "batch_size": 2,
+            "steps": 6,
+            "workers": 0,
+            "log_every": 3,
+            "eval_every": 6,
+            "val_count": 2,
+            "val_size": 32,
+            "threads": 1,
+        }
+    )
     result = train(recipe, tmp_path / "run", progress_bar=False)
     assert result.finished
     trained = load_checkpoint(tmp_path / "run" / "model.safetensors")
@@ -508,18 +545,27 @@ def test_a_windowed_model_trains_from_single_frame_weights(tmp_path: Path, tiny_
 @pytest.mark.slow
 def test_eval_scores_clips_by_blur_and_shot_with_flicker(tmp_path: Path, tiny_weights: Path) -> None:
     data = tmp_path / "clips"
-    assert run_cli("synth", str(data), "--count", "3", "--frames", "6", "--size", "48x48", "--held-out", "-q").returncode == 0
+    assert (
+        run_cli("synth", str(data), "--count", "3", "--frames", "6", "--size", "48x48", "--held-out", "-q").returncode
+        == 0
+    )
     record = json.loads((data / "synth.json").read_text())
     assert record["frames"] == 6 and "--frames 6" in record["command"]
     # fp32: in bf16 the kernels for 3 and 9 input channels round differently (seen on CI)
-    single = json.loads(run_cli("eval", str(data), "--model", str(tiny_weights), "--backend", "torch",
-                                "--precision", "fp32", check=True).stdout)
+    single = json.loads(
+        run_cli(
+            "eval", str(data), "--model", str(tiny_weights), "--backend", "torch", "--precision", "fp32", check=True
+        ).stdout
+    )
     # the same weights as a window (neighbours at zero) score exactly the same
     windowed = DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path))))
     transplant(windowed, load_checkpoint(tiny_weights))
     weights = save_weights(windowed, tmp_path / "tiny-window.safetensors", {})
-    scores = json.loads(run_cli("eval", str(data), "--model", str(weights), "--backend", "torch",
-                                "--precision", "fp32", check=True).stdout)
+    scores = json.loads(
+        run_cli(
+            "eval", str(data), "--model", str(weights), "--backend", "torch", "--precision", "fp32", check=True
+        ).stdout
+    )
     assert scores["model"] == "tiny-window" and scores["count"] == 18
     for key in ("input_psnr", "output_psnr", "sharp_in_psnr", "input_flicker", "output_flicker"):
         assert scores[key] == pytest.approx(single[key], abs=1e-3), key
@@ -529,9 +575,25 @@ def test_eval_scores_clips_by_blur_and_shot_with_flicker(tmp_path: Path, tiny_we
     assert sum(groups[name]["count"] for name in groups if name.endswith(" shots")) == 18
     # --picture: the first frame of a clip, its window padded by repeating it, each model beside the sharp frame
     first = sorted(record["pairs"])[0]
-    shown = json.loads(run_cli("eval", str(data), "--model", str(weights), "--backend", "torch", "--precision", "fp32",
-                               "--picture", first, "--against", str(tiny_weights), "--out", str(tmp_path / "pics"),
-                               check=True).stdout)
+    shown = json.loads(
+        run_cli(
+            "eval",
+            str(data),
+            "--model",
+            str(weights),
+            "--backend",
+            "torch",
+            "--precision",
+            "fp32",
+            "--picture",
+            first,
+            "--against",
+            str(tiny_weights),
+            "--out",
+            str(tmp_path / "pics"),
+            check=True,
+        ).stdout
+    )
     second = first.replace("000000.png", "000001.png")
     assert shown["window"] == [first, first, second] and len(shown["blur_px"]) == 3
     assert set(shown["output_psnr"]) == {"tiny", "tiny-window"}
@@ -544,12 +606,15 @@ def test_eval_scores_clips_by_blur_and_shot_with_flicker(tmp_path: Path, tiny_we
 @pytest.mark.slow
 def test_run_with_a_windowed_model_keeps_every_frame_its_time_and_the_audio(media_dir: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    weights = save_weights(DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path, 5)))),
-                           tmp_path / "w5.safetensors", {})
+    weights = save_weights(
+        DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path, 5)))), tmp_path / "w5.safetensors", {}
+    )
     clip = make_clip("vfr_opus", media_dir)
     out, report = tmp_path / "out.mkv", tmp_path / "report.json"
     # --backend torch: the window is under test, not auto's probe (which would export these weights to ONNX)
-    result = run_cli("run", str(clip), str(out), "--weights", str(weights), "--backend", "torch", "--report", str(report), "-q")
+    result = run_cli(
+        "run", str(clip), str(out), "--weights", str(weights), "--backend", "torch", "--report", str(report), "-q"
+    )
     assert result.returncode == 0, result.stderr
     assert frame_times(out) == frame_times(clip) and decodes_cleanly(out) == len(frame_times(clip))
     assert packet_hashes(out, "a") == packet_hashes(clip, "a")
@@ -564,8 +629,11 @@ def test_a_folder_of_frames_is_a_sequence_for_a_windowed_model(tmp_path: Path) -
     for i in range(4):
         cv2.imwrite(str(frames / f"f{i}.png"), _textured(40, 48, seed=i))
     torch.manual_seed(0)
-    weights = save_weights(DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path, 3, causal=True)))),
-                           tmp_path / "c3.safetensors", {})
+    weights = save_weights(
+        DeepDeblur(load_model_config(str(_windowed_config_file(tmp_path, 3, causal=True)))),
+        tmp_path / "c3.safetensors",
+        {},
+    )
     result = run_cli("run", str(frames), str(tmp_path / "out"), "--weights", str(weights), "--backend", "torch", "-q")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"f{i}.png" for i in range(4)]
@@ -648,7 +716,10 @@ class _Accelerator:
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
         self.batches.append(len(frames))
-        done, self.waiting = self.waiting, [Frame(f.pixels[..., :3].copy(), f.pts, f.time_base, f.index) for f in frames]
+        done, self.waiting = (
+            self.waiting,
+            [Frame(f.pixels[..., :3].copy(), f.pts, f.time_base, f.index) for f in frames],
+        )
         return done
 
     def flush(self) -> list[Frame]:
@@ -682,8 +753,10 @@ def test_windows_assembled_ahead_on_many_threads_come_out_as_one_at_a_time_makes
 
     cfg = dataclasses.replace(_cfg(5, align="global"), fuse="fba+window")
     first, second = _textured(90, 220, seed=1), _textured(90, 220, seed=2)[..., ::-1]
-    clip = [np.ascontiguousarray((first if i < 30 else second)[i % 30 : i % 30 + 48, 5 * (i % 30) : 5 * (i % 30) + 64])
-            for i in range(60)]
+    clip = [
+        np.ascontiguousarray((first if i < 30 else second)[i % 30 : i % 30 + 48, 5 * (i % 30) : 5 * (i % 30) + 64])
+        for i in range(60)
+    ]
     frames = [Frame(p, 3 * i, TB, i) for i, p in enumerate(clip)]
     alone = FrameWindow(cfg)
     expected = [w for f in frames for w in alone.push(f)] + alone.flush()
@@ -737,7 +810,9 @@ def test_on_cuda_windows_are_assembled_on_the_cpu_s_threads_ahead_offline_and_at
     assert device.batches == [1] and [f.index for f in device.waiting] == [0]  # on the device at once
     live.submit(frames[1:])
     assert device.batches == [1, 1, 1, 1] and [f.index for f in device.waiting] == [3]
-    assert not concurrent.assembles_beside_gpu(select.make_processor(TorchBackend(DeepDeblur(_cfg(3)), torch.device("cpu"))))
+    assert not concurrent.assembles_beside_gpu(
+        select.make_processor(TorchBackend(DeepDeblur(_cfg(3)), torch.device("cpu")))
+    )
     # Closed, the assembly threads end (a batch worker builds a processor for every file).
     threads = list(offline.own_pool._threads)  # type: ignore[union-attr]
     offline.submit(frames)

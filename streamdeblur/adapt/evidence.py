@@ -92,8 +92,11 @@ def render_camera_clip(rng: np.random.Generator, camera: Camera, count: int, pho
         canvas = photo_crop(rng, photo, height, width)
     else:
         small = procedural_scene(rng, -(-height // camera.scene_scale), -(-width // camera.scene_scale))
-        canvas = np.ascontiguousarray(cv2.resize(small, None, fx=camera.scene_scale, fy=camera.scene_scale,
-                                                 interpolation=cv2.INTER_LINEAR)[:height, :width])
+        canvas = np.ascontiguousarray(
+            cv2.resize(small, None, fx=camera.scene_scale, fy=camera.scene_scale, interpolation=cv2.INTER_LINEAR)[
+                :height, :width
+            ]
+        )
         draw_text(rng, canvas, lines=6)
     centre_in = (canvas.shape[1] / 2, canvas.shape[0] / 2)
     centre_out = (camera.width / 2, camera.height / 2)
@@ -135,8 +138,9 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int, crf: int = 18) -
     return path
 
 
-def score_clip(video: Path, sharp: list[np.ndarray], blur_px: list[float], weights: dict[str, Path],
-               every: int = 1) -> dict[str, Any]:
+def score_clip(
+    video: Path, sharp: list[np.ndarray], blur_px: list[float], weights: dict[str, Path], every: int = 1
+) -> dict[str, Any]:
     """PSNR (dB) of the decoded blurry frames and of each weights' output against the sharp
     frames: over all scored frames, and over those moved more than 4 px in their exposure."""
     models = {name: load_checkpoint(path) for name, path in weights.items()}
@@ -160,9 +164,17 @@ def score_clip(video: Path, sharp: list[np.ndarray], blur_px: list[float], weigh
     return {"all": mean(rows), "blur_over_4px": mean(moved) if moved else {}, "per_frame": rows}
 
 
-def run_evidence(out_dir: Path, minutes: float, frames_a: int = 180, frames_b: int = 60, score_every: int = 2,
-                 pick: int = 48, camera: Camera = Camera(), photo_a: str | None = None,
-                 photo_b: str | None = None) -> dict[str, Any]:
+def run_evidence(
+    out_dir: Path,
+    minutes: float,
+    frames_a: int = 180,
+    frames_b: int = 60,
+    score_every: int = 2,
+    pick: int = 48,
+    camera: Camera = Camera(),
+    photo_a: str | None = None,
+    photo_b: str | None = None,
+) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     clip_a = render_camera_clip(np.random.default_rng(1), camera, frames_a, photo_a)
@@ -170,16 +182,34 @@ def run_evidence(out_dir: Path, minutes: float, frames_a: int = 180, frames_b: i
     video_a = write_video(out_dir / "clip_a_blurry.mp4", clip_a.blurry, camera.fps)
     video_b = write_video(out_dir / "clip_b_blurry.mp4", clip_b.blurry, camera.fps)
     log.info("rendered clip A (%d frames) and clip B (%d) in %.0f s", frames_a, frames_b, time.perf_counter() - started)
-    adapted = adapt([video_a], out_dir / "camera.safetensors", minutes=minutes, frames=pick, overwrite=True,
-                    work=out_dir / "camera.adapt", device="cpu")
-    scores = score_clip(video_b, clip_b.sharp, clip_b.blur_px, {"shipped": DEFAULT_WEIGHTS, "adapted": adapted.weights},
-                        every=score_every)
+    adapted = adapt(
+        [video_a],
+        out_dir / "camera.safetensors",
+        minutes=minutes,
+        frames=pick,
+        overwrite=True,
+        work=out_dir / "camera.adapt",
+        device="cpu",
+    )
+    scores = score_clip(
+        video_b,
+        clip_b.sharp,
+        clip_b.blur_px,
+        {"shipped": DEFAULT_WEIGHTS, "adapted": adapted.weights},
+        every=score_every,
+    )
     result = {
-        "camera": asdict(camera), "photo_a": photo_a, "photo_b": photo_b,
-        "frames_a": frames_a, "frames_b": frames_b, "minutes": minutes,
+        "camera": asdict(camera),
+        "photo_a": photo_a,
+        "photo_b": photo_b,
+        "frames_a": frames_a,
+        "frames_b": frames_b,
+        "minutes": minutes,
         "clip_a_sharp_share": float(np.mean(np.array(clip_a.blur_px) < 1.5)),
-        "adapt": {k: adapted.card["adapted"][k] for k in ("steps", "train_seconds", "frames_scored", "frames_picked",
-                                                          "validation")},
+        "adapt": {
+            k: adapted.card["adapted"][k]
+            for k in ("steps", "train_seconds", "frames_scored", "frames_picked", "validation")
+        },
         "picked_blur_px": [round(clip_a.blur_px[p["frame"]], 2) for p in adapted.card["adapted"]["picked"]],
         "clip_b": scores,
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -210,8 +240,16 @@ def main() -> None:
     from streamdeblur.logs import setup_logging
 
     setup_logging(quiet=False, verbose=False)
-    result = run_evidence(args.out_dir, args.minutes, args.frames_a, args.frames_b, args.score_every, camera=camera,
-                          photo_a=args.photo_a, photo_b=args.photo_b)
+    result = run_evidence(
+        args.out_dir,
+        args.minutes,
+        args.frames_a,
+        args.frames_b,
+        args.score_every,
+        camera=camera,
+        photo_a=args.photo_a,
+        photo_b=args.photo_b,
+    )
     summary = {k: v for k, v in result["clip_b"].items() if k != "per_frame"}
     print(json.dumps({"adapt": result["adapt"], "clip_b": summary}, indent=2))
 

@@ -39,7 +39,9 @@ def write_png(path: Path, rgb: np.ndarray) -> Path:
     return path
 
 
-def contact_sheet(images: list[np.ndarray], labels: list[str], path: Path, tile_width: int = 240, columns: int = 6) -> Path:
+def contact_sheet(
+    images: list[np.ndarray], labels: list[str], path: Path, tile_width: int = 240, columns: int = 6
+) -> Path:
     """Thumbnails in rows of `columns`, each under its label."""
     tiles = []
     for image, label in zip(images, labels):
@@ -64,7 +66,12 @@ def most_textured_box(grey: np.ndarray, size: int) -> tuple[int, int, int, int]:
     step = max(8, size // 8)
     for top in range(0, height - box_h + 1, step):
         for left in range(0, width - box_w + 1, step):
-            total = energy[top + box_h, left + box_w] - energy[top, left + box_w] - energy[top + box_h, left] + energy[top, left]
+            total = (
+                energy[top + box_h, left + box_w]
+                - energy[top, left + box_w]
+                - energy[top + box_h, left]
+                + energy[top, left]
+            )
             if total > best:
                 best, where = total, (top, left)
     return where[0], where[1], box_h, box_w

@@ -51,10 +51,23 @@ def default_work_dir(out: Path) -> Path:
 
 
 def adapt(
-    inputs: Sequence[Path], out: Path, *, init: Path | None = None, frames: int = DEFAULT_FRAMES,
-    steps: int = DEFAULT_STEPS, minutes: float | None = None, resume: bool = False, work: Path | None = None,
-    device: str | None = None, overwrite: bool = False, min_sharpness: float = MIN_SHARPNESS,
-    batch_size: int = 8, patch_size: int = 128, lr: float = 1e-4, seed: int = 0, workers: int = 1,
+    inputs: Sequence[Path],
+    out: Path,
+    *,
+    init: Path | None = None,
+    frames: int = DEFAULT_FRAMES,
+    steps: int = DEFAULT_STEPS,
+    minutes: float | None = None,
+    resume: bool = False,
+    work: Path | None = None,
+    device: str | None = None,
+    overwrite: bool = False,
+    min_sharpness: float = MIN_SHARPNESS,
+    batch_size: int = 8,
+    patch_size: int = 128,
+    lr: float = 1e-4,
+    seed: int = 0,
+    workers: int = 1,
     progress_bar: bool = True,
 ) -> AdaptResult:
     """Adapt `init` (default: the shipped weights) to the camera of `inputs`; write `out`
@@ -97,25 +110,51 @@ def adapt(
     starting, adapted = starting.to(torch_device), adapted.to(torch_device)
     pairs = held_out_pairs(selection.val_files, seed)
     validation = {
-        "frames": len(selection.val_files), "pairs": len(pairs),
+        "frames": len(selection.val_files),
+        "pairs": len(pairs),
         "psnr_blurry": round(mean_psnr(None, pairs, torch_device), 3),
         "psnr_start": round(mean_psnr(starting, pairs, torch_device), 3),
         "psnr_adapted": round(mean_psnr(adapted, pairs, torch_device), 3),
     }
-    log.info("held-out picked frames (synthetic blur, %d pairs): blurry %.2f dB, starting weights %.2f dB, adapted %.2f dB",
-             len(pairs), validation["psnr_blurry"], validation["psnr_start"], validation["psnr_adapted"])
+    log.info(
+        "held-out picked frames (synthetic blur, %d pairs): blurry %.2f dB, starting weights %.2f dB, adapted %.2f dB",
+        len(pairs),
+        validation["psnr_blurry"],
+        validation["psnr_start"],
+        validation["psnr_adapted"],
+    )
     example = selection.manifest["example"]
     picture = before_after(
-        selection.example, [("starting weights", starting), ("adapted", adapted)],
-        f"blurry: {example['footage']} #{example['frame']} ({example['score']:.2f})", work / BEFORE_AFTER, torch_device,
+        selection.example,
+        [("starting weights", starting), ("adapted", adapted)],
+        f"blurry: {example['footage']} #{example['frame']} ({example['score']:.2f})",
+        work / BEFORE_AFTER,
+        torch_device,
     )
-    card = _card(out, selection, init, result.step, result.finished, result.interrupted, validation, work, picture,
-                 scan_seconds, time.perf_counter() - started)
+    card = _card(
+        out,
+        selection,
+        init,
+        result.step,
+        result.finished,
+        result.interrupted,
+        validation,
+        work,
+        picture,
+        scan_seconds,
+        time.perf_counter() - started,
+    )
     save_weights(adapted.cpu(), out, card)
-    log.info("wrote %s (card %s); picked frames %s; before/after %s", out, out.with_suffix(".json"),
-             selection.contact_sheet, picture)
-    return AdaptResult(out, work, selection.contact_sheet, picture, result.step, result.finished, result.interrupted,
-                       read_card(out))
+    log.info(
+        "wrote %s (card %s); picked frames %s; before/after %s",
+        out,
+        out.with_suffix(".json"),
+        selection.contact_sheet,
+        picture,
+    )
+    return AdaptResult(
+        out, work, selection.contact_sheet, picture, result.step, result.finished, result.interrupted, read_card(out)
+    )
 
 
 def _select(footage: list[Footage], work: Path, frames: int, min_sharpness: float) -> Selection:
@@ -130,8 +169,13 @@ def _select(footage: list[Footage], work: Path, frames: int, min_sharpness: floa
             f"frames scoring at least {min_sharpness:.2f} "
             "(0 smooth, crisp about 0.5 to 0.8; --min-sharpness lowers the bar)"
         )
-    log.info("picked %d of %d frames (%d shots) from %d piece(s) of footage", len(picks), len(scanned.frames),
-             scanned.shots, len(scanned.footage))
+    log.info(
+        "picked %d of %d frames (%d shots) from %d piece(s) of footage",
+        len(picks),
+        len(scanned.frames),
+        scanned.shots,
+        len(scanned.footage),
+    )
     hashes = [footage_sha256(piece) for piece in scanned.footage]
     summary = {"min_sharpness": min_sharpness, "best_score": round(max(f.score for f in scanned.frames), 4)}
     selection = write_selection(work, scanned, picks, hashes, VAL_SHARE, summary)
@@ -147,18 +191,35 @@ def _check_same_footage(selection: Selection, footage: list[Footage]) -> None:
 
 
 def _recipe(
-    selection: Selection, model_config: dict[str, Any], init: Path, out: Path, steps: int, batch_size: int,
-    patch_size: int, lr: float, seed: int, workers: int,
+    selection: Selection,
+    model_config: dict[str, Any],
+    init: Path,
+    out: Path,
+    steps: int,
+    batch_size: int,
+    patch_size: int,
+    lr: float,
+    seed: int,
+    workers: int,
 ) -> TrainRecipe:
     """The existing synthetic recipe on the picked frames: half the scenes are still procedural,
     which keeps what the starting weights know while they learn the footage."""
     config_file = selection.work / "model.yaml"  # the starting weights' architecture, for the loop
     config_file.write_text(yaml.safe_dump(model_config, sort_keys=False))
     return TrainRecipe(
-        name=f"adapt-{out.stem}", model=str(config_file), init=str(init.resolve()),
+        name=f"adapt-{out.stem}",
+        model=str(config_file),
+        init=str(init.resolve()),
         data=DataSpec(kind="synthetic", sharp_dir=str(selection.train_dir), photos=False, patch_size=patch_size),
-        batch_size=batch_size, steps=steps, lr=lr, seed=seed, workers=workers, log_every=10,
-        eval_every=steps + 1, checkpoint_every=50, val_count=0,  # validation: on held-out frames, after
+        batch_size=batch_size,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        workers=workers,
+        log_every=10,
+        eval_every=steps + 1,
+        checkpoint_every=50,
+        val_count=0,  # validation: on held-out frames, after
     )
 
 
@@ -168,8 +229,17 @@ def _train_seconds(work: Path) -> float:
 
 
 def _card(
-    out: Path, selection: Selection, init: Path, step: int, finished: bool, interrupted: bool, validation: dict[str, Any],
-    work: Path, picture: Path, scan_seconds: float, wall_seconds: float,
+    out: Path,
+    selection: Selection,
+    init: Path,
+    step: int,
+    finished: bool,
+    interrupted: bool,
+    validation: dict[str, Any],
+    work: Path,
+    picture: Path,
+    scan_seconds: float,
+    wall_seconds: float,
 ) -> dict[str, Any]:
     manifest = selection.manifest
     training = read_card(work / WEIGHTS).get("training", {})
@@ -185,13 +255,19 @@ def _card(
             "frames_held_out": sum(p["use"] == "val" for p in manifest["picked"]),
             "min_sharpness": manifest["min_sharpness"],
             "picked": manifest["picked"],
-            "init": str(init), "init_sha256": file_sha256(init),
-            "steps": step, "finished": finished, "interrupted": interrupted,
+            "init": str(init),
+            "init_sha256": file_sha256(init),
+            "steps": step,
+            "finished": finished,
+            "interrupted": interrupted,
             "train_seconds": round(_train_seconds(work), 1),
-            "scan_seconds": round(scan_seconds, 1), "wall_seconds_this_session": round(wall_seconds, 1),
+            "scan_seconds": round(scan_seconds, 1),
+            "wall_seconds_this_session": round(wall_seconds, 1),
             "validation": validation,
-            "contact_sheet": str(selection.contact_sheet), "before_after": str(picture),
-            "example": manifest["example"], "work": str(work),
+            "contact_sheet": str(selection.contact_sheet),
+            "before_after": str(picture),
+            "example": manifest["example"],
+            "work": str(work),
         },
         "training": training,
     }

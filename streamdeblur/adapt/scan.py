@@ -89,9 +89,17 @@ def scan(footage: list[Footage]) -> Scan:
                 grey = grey_thumbnail(decoded.pixels)
                 if cuts.is_cut(decoded.pixels) or not frames:  # every piece of footage opens a shot
                     shot, next_shot = next_shot, next_shot + 1
-                frames.append(ScoredFrame(
-                    position, decoded.index, decoded.time_s, shot, sharpness(grey), float(grey.std()), signature(grey),
-                ))
+                frames.append(
+                    ScoredFrame(
+                        position,
+                        decoded.index,
+                        decoded.time_s,
+                        shot,
+                        sharpness(grey),
+                        float(grey.std()),
+                        signature(grey),
+                    )
+                )
         except (BadInput, av.FFmpegError, OSError) as exc:
             if not frames:
                 log.warning("skipping %s: %s", piece.path, exc)
@@ -103,6 +111,8 @@ def scan(footage: list[Footage]) -> Scan:
         result.frame_counts.append(len(frames))
         log.info("scored %d frames of %s", len(frames), piece.path)
     if not result.footage:
-        raise BadInput(f"none of the footage could be read ({len(result.skipped)} file(s) skipped; first: "
-                       f"{result.skipped[0][0]}: {result.skipped[0][1]})")
+        raise BadInput(
+            f"none of the footage could be read ({len(result.skipped)} file(s) skipped; first: "
+            f"{result.skipped[0][0]}: {result.skipped[0][1]})"
+        )
     return result

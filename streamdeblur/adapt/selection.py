@@ -68,7 +68,12 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
 
 
 def write_selection(
-    work: Path, scan: Scan, picks: list[ScoredFrame], hashes: list[str], val_share: float, summary: dict[str, Any],
+    work: Path,
+    scan: Scan,
+    picks: list[ScoredFrame],
+    hashes: list[str],
+    val_share: float,
+    summary: dict[str, Any],
 ) -> Selection:
     """Decode the picked frames (and the example) again and write them under `work`."""
     validation = held_out(len(picks), val_share)
@@ -80,10 +85,17 @@ def write_selection(
         stem = scan.footage[frame.footage].path.stem
         file = f"{VAL_DIR if use == 'val' else TRAIN_DIR}/{position:03d}_{stem}_{frame.index:06d}.png"
         wanted[(frame.footage, frame.index)] = file
-        records.append({
-            "footage": scan.footage[frame.footage].name, "frame": frame.index, "time_s": round(frame.time_s, 3),
-            "shot": frame.shot, "score": round(frame.score, 4), "use": use, "file": file,
-        })
+        records.append(
+            {
+                "footage": scan.footage[frame.footage].name,
+                "frame": frame.index,
+                "time_s": round(frame.time_s, 3),
+                "shot": frame.shot,
+                "score": round(frame.score, 4),
+                "use": use,
+                "file": file,
+            }
+        )
     wanted.setdefault((example.footage, example.index), EXAMPLE)
     thumbnails: dict[str, np.ndarray] = {}
     for footage in sorted({key[0] for key in wanted}):
@@ -119,8 +131,11 @@ def write_selection(
         "frames_picked": len(picks),
         "picked": records,
         "example": {
-            "footage": scan.footage[example.footage].name, "frame": example.index,
-            "time_s": round(example.time_s, 3), "score": round(example.score, 4), "file": EXAMPLE,
+            "footage": scan.footage[example.footage].name,
+            "frame": example.index,
+            "time_s": round(example.time_s, 3),
+            "score": round(example.score, 4),
+            "file": EXAMPLE,
         },
     }
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -59,7 +59,11 @@ def mean_psnr(model: DeepDeblur | None, pairs: list[tuple[np.ndarray, np.ndarray
 
 
 def before_after(
-    example: Path, models: list[tuple[str, DeepDeblur]], label: str, path: Path, device: torch.device,
+    example: Path,
+    models: list[tuple[str, DeepDeblur]],
+    label: str,
+    path: Path,
+    device: torch.device,
 ) -> Path:
     """blurry | one panel per model, on the most textured crop of the example frame."""
     frame = read_image_float(example)

@@ -42,7 +42,9 @@ def _relay(flag: ctypes.c_bool, stop: threading.Event) -> None:
     stop.set()
 
 
-def _worker_main(conn: Connection, flag: ctypes.c_bool, threads: int, gpu: int | None, setup: Callable[[], None] | None) -> None:
+def _worker_main(
+    conn: Connection, flag: ctypes.c_bool, threads: int, gpu: int | None, setup: Callable[[], None] | None
+) -> None:
     for sig in _PARENTS_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)
@@ -82,8 +84,10 @@ class LocalPool:
         parent_end, child_end = self._context.Pipe()
         gpu = slot % self._gpus if self._gpus else None
         process = self._context.Process(
-            target=_worker_main, args=(child_end, self._flag, self._threads, gpu, self._setup),
-            name=f"streamdeblur-batch-{slot}", daemon=True,
+            target=_worker_main,
+            args=(child_end, self._flag, self._threads, gpu, self._setup),
+            name=f"streamdeblur-batch-{slot}",
+            daemon=True,
         )
         # Started with the signals blocked, so one that comes before the worker ignores them
         # cannot kill it; the parent's own is held meanwhile, not lost.

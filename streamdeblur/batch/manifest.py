@@ -84,8 +84,10 @@ class Manifest:
         """Done means: recorded done, for this very input (size and mtime), and the output is there."""
         record = self.latest.get(item.rel)
         return (
-            record is not None and record.status == DONE
-            and (record.size, record.mtime_ns) == (item.size, item.mtime_ns) and output.is_file()
+            record is not None
+            and record.status == DONE
+            and (record.size, record.mtime_ns) == (item.size, item.mtime_ns)
+            and output.is_file()
         )
 
     def knows(self, item: InputFile) -> bool:

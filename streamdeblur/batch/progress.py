@@ -62,13 +62,22 @@ def summary_table(records: Sequence[FileRecord]) -> str:
     """One row per file, by name: status, frames, frames/s, seconds, file and error, in aligned columns."""
     header = ("status", "frames", "fps", "wall_s", "file", "error")
     rows = [header] + [
-        (r.status, str(r.frames_out), f"{r.fps:.2f}" if r.frames_out else "-", f"{r.wall_s:.1f}", r.input, r.error or "")
+        (
+            r.status,
+            str(r.frames_out),
+            f"{r.fps:.2f}" if r.frames_out else "-",
+            f"{r.wall_s:.1f}",
+            r.input,
+            r.error or "",
+        )
         for r in sorted(records, key=lambda r: r.input)
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     right = {1, 2, 3}  # numbers
     lines = []
     for row in rows:
-        cells = [cell.rjust(width) if i in right else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))]
+        cells = [
+            cell.rjust(width) if i in right else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))
+        ]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     return "\n".join(lines)

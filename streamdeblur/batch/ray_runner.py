@@ -87,8 +87,14 @@ class RayRunner:
     """Files as Ray tasks on the cluster at `address` (`local`: start one on this machine)."""
 
     def __init__(
-        self, address: str, backend: str, device: str, gpus_per_task: float = 1.0,
-        max_in_flight: int | None = None, setup: Callable[[], None] | None = None, verbose: bool = False,
+        self,
+        address: str,
+        backend: str,
+        device: str,
+        gpus_per_task: float = 1.0,
+        max_in_flight: int | None = None,
+        setup: Callable[[], None] | None = None,
+        verbose: bool = False,
     ) -> None:
         self._ray = ray = import_ray()
         local = {"include_dashboard": False} if address == "local" else {}

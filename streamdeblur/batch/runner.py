@@ -122,8 +122,13 @@ def _ray_runner(opts: BatchOptions) -> Executor:
     from streamdeblur.batch.ray_runner import RayRunner
 
     return RayRunner(
-        opts.ray_address or "local", opts.job.spec.backend, opts.job.spec.device, opts.gpus_per_task, opts.workers,
-        opts.worker_setup, opts.verbose,
+        opts.ray_address or "local",
+        opts.job.spec.backend,
+        opts.job.spec.device,
+        opts.gpus_per_task,
+        opts.workers,
+        opts.worker_setup,
+        opts.verbose,
     )
 
 
@@ -181,8 +186,13 @@ def _task(opts: BatchOptions, item: InputFile, manifest: Manifest) -> FileTask:
     # An output this batch wrote before (the input changed, or it was redone) is replaced;
     # anything else at the path is kept unless --overwrite.
     job = replace(
-        opts.job, input=str(item.path), output=str(output), overwrite=opts.job.overwrite or manifest.knows(item),
-        progress=False, report=None, keep_partial_on_stop=False,
+        opts.job,
+        input=str(item.path),
+        output=str(output),
+        overwrite=opts.job.overwrite or manifest.knows(item),
+        progress=False,
+        report=None,
+        keep_partial_on_stop=False,
     )
     return FileTask(item, job)
 
@@ -214,8 +224,12 @@ def run_batch(opts: BatchOptions, stop: threading.Event) -> BatchSummary:
 
 
 def _drive(
-    executor: Executor, tasks: deque[FileTask], manifest: Manifest, summary: BatchSummary,
-    stop: threading.Event, progress: BatchProgress,
+    executor: Executor,
+    tasks: deque[FileTask],
+    manifest: Manifest,
+    summary: BatchSummary,
+    stop: threading.Event,
+    progress: BatchProgress,
 ) -> None:
     in_flight, stopping = 0, False
     # Log lines are printed above the progress bar instead of through it.

@@ -51,8 +51,14 @@ def process_file(task: FileTask, stop: threading.Event) -> FileRecord:
         error = one_line(exc)
     else:
         return replace(
-            record, status=INTERRUPTED if report.interrupted else DONE, frames_in=report.frames_in,
-            frames_out=report.frames_out, wall_s=report.wall_s, backend=report.backend, device=report.device,
-            precision=report.precision, model=report.model,
+            record,
+            status=INTERRUPTED if report.interrupted else DONE,
+            frames_in=report.frames_in,
+            frames_out=report.frames_out,
+            wall_s=report.wall_s,
+            backend=report.backend,
+            device=report.device,
+            precision=report.precision,
+            model=report.model,
         )
     return failed(task, error, time.monotonic() - started)

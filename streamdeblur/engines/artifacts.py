@@ -35,11 +35,18 @@ def onnx_for_weights(weights: Path, out: Path | None = None, model: DeepDeblur |
         payload = partial.read_bytes()
     finally:
         partial.unlink(missing_ok=True)
-    write_with_sidecar(path, payload, {
-        **facts, "weights": str(weights), "operators": list(check.operators),
-        "max_abs_diff_vs_torch": check.max_abs_diff, "tensorrt_ops_checked_against": check.tensorrt_version,
-        "streamdeblur": __version__,
-    })
+    write_with_sidecar(
+        path,
+        payload,
+        {
+            **facts,
+            "weights": str(weights),
+            "operators": list(check.operators),
+            "max_abs_diff_vs_torch": check.max_abs_diff,
+            "tensorrt_ops_checked_against": check.tensorrt_version,
+            "streamdeblur": __version__,
+        },
+    )
     return path
 
 
@@ -63,7 +70,10 @@ def require_tensorrt() -> None:
 
 
 def engine_for(
-    onnx: Path, shapes: ProfileShapes, precision: str = "fp16", version_compatible: bool = False,
+    onnx: Path,
+    shapes: ProfileShapes,
+    precision: str = "fp16",
+    version_compatible: bool = False,
     out: Path | None = None,
 ) -> Path:
     """A TensorRT engine for `onnx`: the cached one if its sidecar matches, else a new build."""
@@ -75,8 +85,13 @@ def engine_for(
 
     facts = {
         # The window (K frames, 3K input channels) is in the shapes, and named on its own too.
-        "onnx_sha256": file_sha256(onnx), "frames": shapes.opt[1] // 3, "shapes": shapes.to_dict(), "precision": precision,
-        "tensorrt": tensorrt_version(), "gpu": torch.cuda.get_device_name(), "version_compatible": version_compatible,
+        "onnx_sha256": file_sha256(onnx),
+        "frames": shapes.opt[1] // 3,
+        "shapes": shapes.to_dict(),
+        "precision": precision,
+        "tensorrt": tensorrt_version(),
+        "gpu": torch.cuda.get_device_name(),
+        "version_compatible": version_compatible,
     }
     path = out or engine_dir() / f"{onnx.stem}-{precision}-{key_of(facts)}.engine"
     if matches(path, facts):
@@ -87,7 +102,13 @@ def engine_for(
         _, _, height, width = shapes.opt
         calibration = calibration_batches(shapes.opt[0], height, width)
     payload = build_serialized_engine(
-        onnx, INPUT_NAME, shapes, precision, engine_dir() / "timing.cache", version_compatible,
-        calibration, path.with_suffix(".calibration"),
+        onnx,
+        INPUT_NAME,
+        shapes,
+        precision,
+        engine_dir() / "timing.cache",
+        version_compatible,
+        calibration,
+        path.with_suffix(".calibration"),
     )
     return write_with_sidecar(path, payload, {**facts, "onnx": str(onnx)})

@@ -79,8 +79,14 @@ def export_onnx(model: DeepDeblur, path: Path, opset: int = OPSET) -> ExportChec
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], dynamic_shapes={"x": dims}, verbose=False,
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"x": dims},
+            verbose=False,
         )
     if program is None:
         raise ProcessingError("ONNX export produced no program")
@@ -119,9 +125,13 @@ def check_onnx(path: Path, model: DeepDeblur) -> ExportCheck:
         with torch.no_grad():
             torch_out = model(x).numpy()
         if onnx_out.shape != torch_out.shape:
-            raise ProcessingError(f"{path.name}: ONNX output {onnx_out.shape} for input {shape}, PyTorch {torch_out.shape}")
+            raise ProcessingError(
+                f"{path.name}: ONNX output {onnx_out.shape} for input {shape}, PyTorch {torch_out.shape}"
+            )
         worst = max(worst, float(np.abs(onnx_out - torch_out).max()))
     if worst >= PARITY_TOLERANCE:
-        raise ProcessingError(f"{path.name}: ONNX Runtime differs from PyTorch by {worst:.2e} (limit {PARITY_TOLERANCE})")
+        raise ProcessingError(
+            f"{path.name}: ONNX Runtime differs from PyTorch by {worst:.2e} (limit {PARITY_TOLERANCE})"
+        )
     log.debug("ONNX check passed: %d operator types, max |diff| %.2e", len(operators), worst)
     return ExportCheck(operators, worst, version)

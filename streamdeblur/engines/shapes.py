@@ -40,7 +40,9 @@ def _dims(text: str, channels: int) -> Shape:
 def profile_for_frames(width: int, height: int, batch: int = 1, channels: int = 3) -> ProfileShapes:
     """Frames of one size, either orientation (rotated phone video swaps the sides)."""
     side = max(width, height)
-    return ProfileShapes((1, channels, MIN_SIDE, MIN_SIDE), (batch, channels, height, width), (batch, channels, side, side))
+    return ProfileShapes(
+        (1, channels, MIN_SIDE, MIN_SIDE), (batch, channels, height, width), (batch, channels, side, side)
+    )
 
 
 def parse_shapes(spec: str, batch: int = 1, channels: int = 3) -> ProfileShapes:
@@ -58,7 +60,9 @@ def parse_shapes(spec: str, batch: int = 1, channels: int = 3) -> ProfileShapes:
         return profile_for_frames(width, height, batch, channels)
     parts = spec.split(":")
     if len(parts) != 3:
-        raise BadUsage(f"--shapes {spec!r}: use a preset ({', '.join(PRESETS)}), tile:SIZE, WxH, or MIN:OPT:MAX as NxHxW")
+        raise BadUsage(
+            f"--shapes {spec!r}: use a preset ({', '.join(PRESETS)}), tile:SIZE, WxH, or MIN:OPT:MAX as NxHxW"
+        )
     low, opt, high = (_dims(p, channels) for p in parts)
     if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
         raise BadUsage(f"--shapes {spec!r}: need min <= opt <= max in every dimension")

@@ -58,8 +58,13 @@ def tensorrt_version() -> str:
 
 
 def build_serialized_engine(
-    onnx_path: Path, input_name: str, shapes: ProfileShapes, precision: str, timing_cache: Path,
-    version_compatible: bool = False, calibration: Iterator[torch.Tensor] | None = None,
+    onnx_path: Path,
+    input_name: str,
+    shapes: ProfileShapes,
+    precision: str,
+    timing_cache: Path,
+    version_compatible: bool = False,
+    calibration: Iterator[torch.Tensor] | None = None,
     calibration_cache: Path | None = None,
 ) -> bytes:
     """Parse ONNX, set the profile and precision, build; returns the serialized engine."""

@@ -8,6 +8,12 @@ from streamdeblur.inference.select import BACKENDS, create_backend, make_process
 from streamdeblur.inference.spec import BackendSpec
 
 __all__ = [
-    "BACKENDS", "Backend", "BackendSpec", "FrameProcessor", "PassthroughBackend", "Processor", "create_backend",
+    "BACKENDS",
+    "Backend",
+    "BackendSpec",
+    "FrameProcessor",
+    "PassthroughBackend",
+    "Processor",
+    "create_backend",
     "make_processor",
 ]

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 def machine_facts() -> dict[str, Any]:
     """What makes a CPU timing this machine's: the CPU, its threads, PyTorch, OpenMP's waiting."""
     return {
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_facts(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu": cpu_facts(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
     }
 
@@ -48,8 +50,12 @@ def fastest(record: str, facts: dict[str, Any], options: list[str], seconds_of: 
     path.parent.mkdir(parents=True, exist_ok=True)
     records = {**_read(path), key: {**facts, "seconds": seconds, "choice": choice}}
     replace_atomically(path, (json.dumps(records, indent=2) + "\n").encode())
-    log.info("measured on this machine: %s (%s); remembered in %s", choice,
-             ", ".join(f"{option} {s * 1000:.0f} ms" for option, s in seconds.items()), path)
+    log.info(
+        "measured on this machine: %s (%s); remembered in %s",
+        choice,
+        ", ".join(f"{option} {s * 1000:.0f} ms" for option, s in seconds.items()),
+        path,
+    )
     return choice
 
 

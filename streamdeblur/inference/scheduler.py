@@ -46,7 +46,11 @@ class StreamScheduler:
     """The processor stage on CUDA: same interface as FrameProcessor (submit, flush)."""
 
     def __init__(
-        self, backend: Backend, tile: int = 0, tile_overlap: int = 32, batch_size: int = 1,
+        self,
+        backend: Backend,
+        tile: int = 0,
+        tile_overlap: int = 32,
+        batch_size: int = 1,
         in_flight: int = 3,
     ) -> None:
         validate_tiling(tile, tile_overlap)
@@ -90,7 +94,9 @@ class StreamScheduler:
             self.compute.wait_event(slot.uploaded)
             pixels.record_stream(self.compute)  # allocated on the upload stream, used here
             batch = to_float(pixels, slot.dtype)
-            result = tiled(lambda x: self.backend.infer(x, slot.index), batch, self.tile, self.tile_overlap, self.batch_size)
+            result = tiled(
+                lambda x: self.backend.infer(x, slot.index), batch, self.tile, self.tile_overlap, self.batch_size
+            )
             integers = to_integers(result, slot.dtype)
             slot.computed.record(self.compute)
 

@@ -53,7 +53,9 @@ class CpuCandidate:
         return f"{self.backend} {self.precision}{layout}{' compiled' if self.compiled else ''}"
 
 
-def cpu_candidates(precision: str = "auto", channels_last: bool | None = None, compiled: bool = False) -> list[CpuCandidate]:
+def cpu_candidates(
+    precision: str = "auto", channels_last: bool | None = None, compiled: bool = False
+) -> list[CpuCandidate]:
     """What `--backend auto` compares on the CPU for the asked precision, fastest-expected first;
     `compiled`: the torch candidates compiled."""
     cpu = torch.device("cpu")
@@ -70,15 +72,19 @@ def cpu_candidates(precision: str = "auto", channels_last: bool | None = None, c
 
 
 def build_cpu_candidate(
-    candidate: CpuCandidate, weights: Path, onnx: str | Path | None = None, model: DeepDeblur | None = None,
+    candidate: CpuCandidate,
+    weights: Path,
+    onnx: str | Path | None = None,
+    model: DeepDeblur | None = None,
 ) -> Backend:
     """The candidate built; `model`: the weights already loaded (a copy is used, as a backend
     converts its model in place), so that comparing candidates reads the file once."""
     model = copy.deepcopy(model) if model is not None else load_checkpoint(weights)
     if candidate.backend == "onnxruntime":
         return _onnxruntime(weights, onnx, model)
-    return TorchBackend(model, torch.device("cpu"), candidate.precision, candidate.channels_last,
-                        compiled=candidate.compiled)
+    return TorchBackend(
+        model, torch.device("cpu"), candidate.precision, candidate.channels_last, compiled=candidate.compiled
+    )
 
 
 def worth_compiling(frames: int | None, frame_size: tuple[int, int] | None, batch: int = 1, tile: int = 0) -> bool:
@@ -90,10 +96,21 @@ def worth_compiling(frames: int | None, frame_size: tuple[int, int] | None, batc
 
 
 def create_backend(
-    name: str = "auto", weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
-    *, frame_size: tuple[int, int] | None = None, batch: int = 1, tile: int = 0, streams: int = 3,
-    engine: str | Path | None = None, channels_last: bool | None = None, cuda_graphs: bool = False,
-    compile: bool | None = None, frames: int | None = None, warm: bool = True,
+    name: str = "auto",
+    weights: str | Path | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    *,
+    frame_size: tuple[int, int] | None = None,
+    batch: int = 1,
+    tile: int = 0,
+    streams: int = 3,
+    engine: str | Path | None = None,
+    channels_last: bool | None = None,
+    cuda_graphs: bool = False,
+    compile: bool | None = None,
+    frames: int | None = None,
+    warm: bool = True,
 ) -> Backend:
     """The backend to run. `frame_size` (width, height) sizes TensorRT engines and the CPU probe.
 
@@ -143,8 +160,9 @@ def create_backend(
     if compile and name != "torch":
         raise BadUsage(f"--compile is for the torch backend, not {name}")
     nhwc = resolve_channels_last(channels_last, torch_device, resolved)
-    return ready(TorchBackend(model, torch_device, resolved, nhwc, cuda_graphs,
-                              compiled=compiled and torch_device.type == "cpu"))
+    return ready(
+        TorchBackend(model, torch_device, resolved, nhwc, cuda_graphs, compiled=compiled and torch_device.type == "cpu")
+    )
 
 
 def warmed(backend: Backend, frame_size: tuple[int, int] | None, batch: int, tile: int) -> Backend:
@@ -165,7 +183,12 @@ def warmed(backend: Backend, frame_size: tuple[int, int] | None, batch: int, til
 
 
 def make_processor(
-    backend: Backend, tile: int = 0, tile_overlap: int = 32, batch: int = 1, streams: int = 3, windowed: bool = True,
+    backend: Backend,
+    tile: int = 0,
+    tile_overlap: int = 32,
+    batch: int = 1,
+    streams: int = 3,
+    windowed: bool = True,
     side_by_side: bool = False,
 ) -> Processor:
     """The stream scheduler on CUDA, the synchronous processor elsewhere; for a windowed
@@ -189,8 +212,12 @@ def make_processor(
     elif side_by_side and runs_side_by_side(backend):
         # Offline, each thread goes on to its next call without waiting for the others
         # (overlapped); a windowed model's threads do that with assembly and call together.
-        calls = ConcurrentCalls(FrameProcessor(backend, tile, tile_overlap, batch), torch.get_num_threads(), batch,
-                                overlapped=not windowed_model)
+        calls = ConcurrentCalls(
+            FrameProcessor(backend, tile, tile_overlap, batch),
+            torch.get_num_threads(),
+            batch,
+            overlapped=not windowed_model,
+        )
         inner, pool = calls, calls.pool
     else:
         inner = FrameProcessor(backend, tile, tile_overlap, batch)
@@ -221,7 +248,10 @@ def _probe_size(frame_size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _fastest_on_cpu(
-    weights: Path, model: DeepDeblur, candidates: list[CpuCandidate], frame_size: tuple[int, int],
+    weights: Path,
+    model: DeepDeblur,
+    candidates: list[CpuCandidate],
+    frame_size: tuple[int, int],
 ) -> tuple[CpuCandidate, Backend | None]:
     """Time the candidates on this machine once (per CPU model, flags, size, threads); remember
     the winner. With it, the winner as built for timing, when it was just timed (a compiled
@@ -259,8 +289,15 @@ def _onnxruntime(weights: Path, onnx: str | Path | None, model: DeepDeblur) -> B
 
 
 def _tensorrt(
-    weights: Path, model: DeepDeblur, device: torch.device, precision: str, frame_size: tuple[int, int] | None,
-    batch: int, tile: int, streams: int, engine: str | Path | None,
+    weights: Path,
+    model: DeepDeblur,
+    device: torch.device,
+    precision: str,
+    frame_size: tuple[int, int] | None,
+    batch: int,
+    tile: int,
+    streams: int,
+    engine: str | Path | None,
 ) -> Backend:
     from streamdeblur.engines.artifacts import engine_for, onnx_for_weights, require_tensorrt
     from streamdeblur.engines.shapes import parse_shapes, profile_for_frames
@@ -281,8 +318,11 @@ def _tensorrt(
         if frame_size is None and not tile:
             raise BadUsage("--backend tensorrt needs the frame size to build an engine; pass --engine")
         channels = cfg.in_channels
-        shapes = (parse_shapes(f"tile:{tile}", batch, channels) if tile
-                  else profile_for_frames(*frame_size, batch=batch, channels=channels))  # type: ignore[misc]
+        shapes = (
+            parse_shapes(f"tile:{tile}", batch, channels)
+            if tile
+            else profile_for_frames(*frame_size, batch=batch, channels=channels)
+        )  # type: ignore[misc]
         path = engine_for(onnx_for_weights(weights, model=model), shapes, precision)
         built_with = precision
     return TensorRTBackend(path, device, streams, built_with, cfg)  # an execution context per stream slot

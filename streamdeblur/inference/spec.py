@@ -61,20 +61,37 @@ class BackendSpec:
             raise BadUsage(f"--compile is for --backend torch, not {self.backend}")
 
     def create(
-        self, frame_size: tuple[int, int] | None = None, frames: int | None = None, warm: bool = True,
+        self,
+        frame_size: tuple[int, int] | None = None,
+        frames: int | None = None,
+        warm: bool = True,
     ) -> Backend:
         """The backend alone; `frame_size` (width, height) sizes TensorRT engines and the CPU
         probe; `frames`, the input's length where known, decides `compile` auto; `warm`: see
         select.create_backend."""
         self.check()
         return create_backend(
-            self.backend, self.weights, self.device, self.precision, frame_size=frame_size, batch=self.batch,
-            tile=self.tile, streams=self.streams, engine=self.engine, channels_last=self.channels_last,
-            cuda_graphs=self.cuda_graphs, compile=self.compile, frames=frames, warm=warm,
+            self.backend,
+            self.weights,
+            self.device,
+            self.precision,
+            frame_size=frame_size,
+            batch=self.batch,
+            tile=self.tile,
+            streams=self.streams,
+            engine=self.engine,
+            channels_last=self.channels_last,
+            cuda_graphs=self.cuda_graphs,
+            compile=self.compile,
+            frames=frames,
+            warm=warm,
         )
 
     def build(
-        self, frame_size: tuple[int, int] | None = None, windowed: bool = True, frames: int | None = None,
+        self,
+        frame_size: tuple[int, int] | None = None,
+        windowed: bool = True,
+        frames: int | None = None,
         side_by_side: bool = False,
     ) -> tuple[Backend, Processor]:
         """The backend and the processor that runs it over frames; `windowed` False leaves a
@@ -86,7 +103,9 @@ class BackendSpec:
             # (code compiled for two threads runs slower on one).
             with one_thread_per_call() if runs_side_by_side(backend) else contextlib.nullcontext():
                 warmed(backend, frame_size, self.batch, self.tile)
-        processor = make_processor(backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed, side_by_side)
+        processor = make_processor(
+            backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed, side_by_side
+        )
         return backend, processor
 
     def pinned(self, backend: Backend) -> BackendSpec:
@@ -97,5 +116,11 @@ class BackendSpec:
         channels_last = getattr(backend, "channels_last", None) if backend.name == "torch" else None
         compiled = bool(getattr(backend, "compiled", False)) if backend.name == "torch" else None
         engine = self.engine if backend.name != "torch" else None
-        return replace(self, backend=backend.name, precision=backend.precision, channels_last=channels_last,
-                       compile=compiled, engine=engine)
+        return replace(
+            self,
+            backend=backend.name,
+            precision=backend.precision,
+            channels_last=channels_last,
+            compile=compiled,
+            engine=engine,
+        )

@@ -19,14 +19,18 @@ from streamdeblur.models.config import DeepDeblurConfig
 class TensorRTBackend:
     name = "tensorrt"
 
-    def __init__(self, engine_path: Path, device: torch.device, slots: int, precision: str, model_config: DeepDeblurConfig) -> None:
+    def __init__(
+        self, engine_path: Path, device: torch.device, slots: int, precision: str, model_config: DeepDeblurConfig
+    ) -> None:
         self.device, self.precision = device, precision
         self.model_config, self.model_name = model_config, model_config.name
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if engine is None:
-            raise ProcessingError(f"cannot load TensorRT engine {engine_path} (built by another TensorRT version or for another GPU?)")
+            raise ProcessingError(
+                f"cannot load TensorRT engine {engine_path} (built by another TensorRT version or for another GPU?)"
+            )
         self.engine = engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.input_name = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
@@ -37,7 +41,9 @@ class TensorRTBackend:
         context = self.contexts[slot]
         x = batch.contiguous()
         if not context.set_input_shape(self.input_name, trt.Dims(list(x.shape))):
-            raise ProcessingError(f"input {tuple(x.shape)} is outside the engine's optimization profile; rebuild it for this size")
+            raise ProcessingError(
+                f"input {tuple(x.shape)} is outside the engine's optimization profile; rebuild it for this size"
+            )
         # (N, 3, H, W): a windowed network takes 3K channels and gives back one frame.
         dims = context.get_tensor_shape(self.output_name)
         out = torch.empty([dims[i] for i in range(len(dims))], dtype=x.dtype, device=x.device)

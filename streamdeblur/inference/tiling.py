@@ -41,7 +41,10 @@ def validate_tiling(tile: int, overlap: int) -> None:
 
 
 def tiled(
-    infer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, overlap: int,
+    infer: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    tile: int,
+    overlap: int,
     max_batch: int = 4,
 ) -> torch.Tensor:
     """infer(x) computed tile by tile; up to `max_batch` tiles per call. The output may have

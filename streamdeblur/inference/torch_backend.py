@@ -31,8 +31,13 @@ class TorchBackend:
     name = "torch"
 
     def __init__(
-        self, model: DeepDeblur, device: torch.device, precision: str = "fp32",
-        channels_last: bool = False, cuda_graphs: bool = False, compiled: bool = False,
+        self,
+        model: DeepDeblur,
+        device: torch.device,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        cuda_graphs: bool = False,
+        compiled: bool = False,
     ) -> None:
         if precision not in DTYPES:
             raise BadUsage(f"unknown precision {precision!r} for the torch backend")

@@ -33,8 +33,17 @@ if TYPE_CHECKING:
 
 _WITH_PYAV = {
     **dict.fromkeys(
-        ("NETWORK_TIMEOUT_S", "PREVIEW_ONLY", "RTSP_TRANSPORTS", "Output", "SinkOptions", "SourceOptions", "open_sink",
-         "open_source", "output_is_folder"),
+        (
+            "NETWORK_TIMEOUT_S",
+            "PREVIEW_ONLY",
+            "RTSP_TRANSPORTS",
+            "Output",
+            "SinkOptions",
+            "SourceOptions",
+            "open_sink",
+            "open_source",
+            "output_is_folder",
+        ),
         "streamdeblur.io.opening",
     ),
     "EncodeOptions": "streamdeblur.io.video_sink",

@@ -39,8 +39,14 @@ class CameraSource:
         rate = self._capture.get(cv2.CAP_PROP_FPS)
         fps = Fraction(rate).limit_denominator(1001) if 0 < rate < 1000 else Fraction(_DEFAULT_FPS)
         height, width = first.shape[:2]
-        video = VideoInfo(width=width, height=height, time_base=TIME_BASE, average_rate=fps,
-                          bit_depth=16 if first.dtype == np.uint16 else 8, codec="camera")
+        video = VideoInfo(
+            width=width,
+            height=height,
+            time_base=TIME_BASE,
+            average_rate=fps,
+            bit_depth=16 if first.dtype == np.uint16 else 8,
+            codec="camera",
+        )
         self.info = MediaInfo(source=str(device), format_name="opencv camera", video=video, live=True)
 
     def frames(self) -> Iterator[Frame]:

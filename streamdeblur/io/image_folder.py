@@ -52,9 +52,7 @@ class ImageFolderSource:
 
     def __init__(self, folder: Path, fps: Fraction = Fraction(25)) -> None:
         self.folder = folder
-        self.paths = sorted(
-            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
-        )
+        self.paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
         if not self.paths:
             raise BadInput(f"{folder} is a folder with no images in it")
         first = read_image(self.paths[0])
@@ -63,15 +61,24 @@ class ImageFolderSource:
         self.stats = ReadStats()
         height, width = first.shape[:2]
         video = VideoInfo(
-            width=width, height=height, time_base=1 / fps, average_rate=fps,
-            bit_depth=16 if first.dtype == np.uint16 else 8, codec="image",
-            color_range=_LIMITED_RANGE, colorspace=_BT709, color_primaries=_BT709, color_trc=_BT709,
-            frame_count=len(self.paths), duration_s=float(len(self.paths) / fps),
+            width=width,
+            height=height,
+            time_base=1 / fps,
+            average_rate=fps,
+            bit_depth=16 if first.dtype == np.uint16 else 8,
+            codec="image",
+            color_range=_LIMITED_RANGE,
+            colorspace=_BT709,
+            color_primaries=_BT709,
+            color_trc=_BT709,
+            frame_count=len(self.paths),
+            duration_s=float(len(self.paths) / fps),
         )
         stems = tuple(p.stem for p in self.paths)
         unique = len(set(stems)) == len(stems)  # a.jpg beside a.png: number the frames instead
-        self.info = MediaInfo(source=str(folder), format_name="image folder", video=video,
-                              frame_names=stems if unique else ())
+        self.info = MediaInfo(
+            source=str(folder), format_name="image folder", video=video, frame_names=stems if unique else ()
+        )
 
     def frames(self) -> Iterator[Frame]:
         video = self.info.video

@@ -45,8 +45,13 @@ class LiveSource:
     """
 
     def __init__(
-        self, first: Source, stop: threading.Event, finish: threading.Event,
-        connect: Callable[[], Source] | None = None, pace: bool = False, backoff: Backoff = Backoff(),
+        self,
+        first: Source,
+        stop: threading.Event,
+        finish: threading.Event,
+        connect: Callable[[], Source] | None = None,
+        pace: bool = False,
+        backoff: Backoff = Backoff(),
     ) -> None:
         self._connection: Source | None = first
         self._connect, self._stop, self._finish = connect, stop, finish

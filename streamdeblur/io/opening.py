@@ -62,8 +62,10 @@ class Output:
 
 
 def open_source(
-    spec: str, options: SourceOptions = SourceOptions(),
-    stop: threading.Event | None = None, finish: threading.Event | None = None,
+    spec: str,
+    options: SourceOptions = SourceOptions(),
+    stop: threading.Event | None = None,
+    finish: threading.Event | None = None,
 ) -> Source:
     """A folder of images, a file or URL FFmpeg opens, or (live) a camera.
 
@@ -131,7 +133,10 @@ def output_is_folder(spec: str) -> bool:
 
 
 def open_sink(
-    spec: str, source: Source, options: SinkOptions = SinkOptions(), finish: threading.Event | None = None,
+    spec: str,
+    source: Source,
+    options: SinkOptions = SinkOptions(),
+    finish: threading.Event | None = None,
 ) -> Output:
     """A folder of PNGs, a video file, segments, a pushed stream (container from the URL's
     scheme) or `preview`, a window; closing the window sets `finish`."""
@@ -139,7 +144,8 @@ def open_sink(
     segments = None
     if options.segment_seconds is not None:
         segments = SegmentedSink(
-            Path(spec), options.segment_seconds, info, source.passthrough, options.encode, options.overwrite)
+            Path(spec), options.segment_seconds, info, source.passthrough, options.encode, options.overwrite
+        )
     inner = segments if segments is not None else _file_or_stream_sink(spec, source, info, options)
     preview = None
     if options.preview or inner is None:
@@ -160,5 +166,12 @@ def _file_or_stream_sink(spec: str, source: Source, info: MediaInfo, options: Si
     pushed = scheme(spec) is not None
     encode = replace(options.encode, low_latency=True) if pushed and source.info.live else options.encode
     transport = {"rtsp_transport": options.rtsp_transport} if scheme(spec) in ("rtsp", "rtsps") else None
-    return VideoSink(spec, info, encode, source.passthrough, overwrite=options.overwrite,
-                     container_format=push_format(spec), container_options=transport)
+    return VideoSink(
+        spec,
+        info,
+        encode,
+        source.passthrough,
+        overwrite=options.overwrite,
+        container_format=push_format(spec),
+        container_options=transport,
+    )

@@ -29,8 +29,13 @@ class SegmentedSink:
     """Frames cut into files of `seconds` each (a new one at the first frame past the span)."""
 
     def __init__(
-        self, target: Path, seconds: float, info: MediaInfo, passthrough: PacketBuffer,
-        options: EncodeOptions, overwrite: bool,
+        self,
+        target: Path,
+        seconds: float,
+        info: MediaInfo,
+        passthrough: PacketBuffer,
+        options: EncodeOptions,
+        overwrite: bool,
     ) -> None:
         existing = sorted(target.parent.glob(f"{target.stem}_[0-9][0-9][0-9]{target.suffix}"))
         if existing and not overwrite:

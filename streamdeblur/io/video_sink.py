@@ -35,7 +35,18 @@ _FULL_RANGE = 2
 _CONTAINER_OPTIONS = {"mp4": {"movflags": "+faststart"}, "mov": {"movflags": "+faststart"}}
 _DROPPED_METADATA = {"encoder", "major_brand", "minor_version", "compatible_brands"}
 # Checked here because x264/x265 print their own complaint to stderr on a bad name.
-_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+_X26X_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 
 
 @dataclass(frozen=True)
@@ -150,8 +161,14 @@ class VideoSink:
     """An output file or URL; call write() per frame from one thread, then close() or discard()."""
 
     def __init__(
-        self, target: str, info: MediaInfo, options: EncodeOptions, passthrough: PacketBuffer,
-        overwrite: bool = False, container_format: str | None = None, container_options: dict[str, str] | None = None,
+        self,
+        target: str,
+        info: MediaInfo,
+        options: EncodeOptions,
+        passthrough: PacketBuffer,
+        overwrite: bool = False,
+        container_format: str | None = None,
+        container_options: dict[str, str] | None = None,
     ) -> None:
         self.target = target
         self.info = info
@@ -173,9 +190,7 @@ class VideoSink:
         try:
             self._video = self._add_video_stream(options)
             self._copies = self._add_passthrough_streams(info.passthrough)
-            self._out.metadata.update(
-                {k: v for k, v in info.metadata.items() if k not in _DROPPED_METADATA}
-            )
+            self._out.metadata.update({k: v for k, v in info.metadata.items() if k not in _DROPPED_METADATA})
             self._out.container_options.update(_CONTAINER_OPTIONS.get(self._out.format.name.split(",")[0], {}))
         except BaseException:
             self.discard()
@@ -200,7 +215,12 @@ class VideoSink:
         codec = choose_codec(options.codec, video, self._out)
         pix_fmt = choose_pix_fmt(codec, video, options.pix_fmt)
         if video.high_bit_depth and _bits(pix_fmt) <= 8:
-            log.warning("%d-bit input written as 8-bit %s (%s has no high bit depth format)", video.bit_depth, pix_fmt, codec.name)
+            log.warning(
+                "%d-bit input written as 8-bit %s (%s has no high bit depth format)",
+                video.bit_depth,
+                pix_fmt,
+                codec.name,
+            )
         stream = self._out.add_stream(codec.name, rate=video.rate_or_default)
         stream.width, stream.height, stream.pix_fmt = video.width, video.height, pix_fmt
         stream.time_base = video.time_base
@@ -246,7 +266,9 @@ class VideoSink:
             if "preset" not in names:
                 raise BadUsage(f"{codec.name} has no presets")
             if codec.name in ("libx264", "libx265") and options.preset not in _X26X_PRESETS:
-                raise BadUsage(f"unknown {codec.name} preset {options.preset!r}; choose from {', '.join(_X26X_PRESETS)}")
+                raise BadUsage(
+                    f"unknown {codec.name} preset {options.preset!r}; choose from {', '.join(_X26X_PRESETS)}"
+                )
             chosen["preset"] = options.preset
         if options.low_latency and codec.name in ("libx264", "libx265"):
             chosen["tune"] = "zerolatency"  # no lookahead or B-frames: each frame leaves as it comes
@@ -259,7 +281,9 @@ class VideoSink:
             chosen.setdefault("row-mt", "1")
         return chosen
 
-    def _add_passthrough_streams(self, streams: tuple[PassthroughStream, ...]) -> dict[int, tuple[Any, _AudioTranscode | None]]:
+    def _add_passthrough_streams(
+        self, streams: tuple[PassthroughStream, ...]
+    ) -> dict[int, tuple[Any, _AudioTranscode | None]]:
         copies: dict[int, tuple[Any, _AudioTranscode | None]] = {}
         supported = supported_codecs(self._out)
         for source in streams:
@@ -267,15 +291,29 @@ class VideoSink:
                 copies[source.index] = (self._out.add_stream_from_template(source.template), None)
             elif source.kind == "audio" and self._out.default_audio_codec != "none":
                 codec = "aac" if "aac" in supported else self._out.default_audio_codec
-                log.warning("%s cannot hold %s audio: re-encoding stream #%d as %s", self._out.format.name, source.codec, source.index, codec)
+                log.warning(
+                    "%s cannot hold %s audio: re-encoding stream #%d as %s",
+                    self._out.format.name,
+                    source.codec,
+                    source.index,
+                    codec,
+                )
                 transcode = _AudioTranscode(self._out, source.template, codec)
                 copies[source.index] = (transcode.stream, transcode)
             else:
-                log.warning("%s cannot hold %s %s: stream #%d is left out (use .mkv to keep it)", self._out.format.name, source.codec, source.kind, source.index)
+                log.warning(
+                    "%s cannot hold %s %s: stream #%d is left out (use .mkv to keep it)",
+                    self._out.format.name,
+                    source.codec,
+                    source.kind,
+                    source.index,
+                )
         for source in streams:
             if source.index in copies:
                 out_stream = copies[source.index][0]
-                out_stream.metadata.update({k: v for k, v in source.template.metadata.items() if k in ("language", "title")})
+                out_stream.metadata.update(
+                    {k: v for k, v in source.template.metadata.items() if k in ("language", "title")}
+                )
         return copies
 
     def _mux_passthrough(self, until: float | None) -> None:

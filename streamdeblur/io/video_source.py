@@ -49,8 +49,12 @@ class VideoSource:
     """A PyAV input; iterate `frames()` once, from one thread."""
 
     def __init__(
-        self, url: str, options: dict[str, str] | None = None, live: bool = False,
-        container_format: str | None = None, timeout: tuple[float, float] | None = None,
+        self,
+        url: str,
+        options: dict[str, str] | None = None,
+        live: bool = False,
+        container_format: str | None = None,
+        timeout: tuple[float, float] | None = None,
     ) -> None:
         """`timeout` (open, read) in seconds makes a stalled network source raise, not hang."""
         self.url = url
@@ -96,8 +100,10 @@ class VideoSource:
         ctx = stream.codec_context
         pix_fmt = first.format.name
         frame_count = stream.frames or None
-        duration = float(stream.duration * stream.time_base) if stream.duration else (
-            container.duration / av.time_base if container.duration else None
+        duration = (
+            float(stream.duration * stream.time_base)
+            if stream.duration
+            else (container.duration / av.time_base if container.duration else None)
         )
         video = VideoInfo(
             width=first.width,
@@ -117,8 +123,12 @@ class VideoSource:
         )
         metadata = {k: v for k, v in container.metadata.items()}
         return MediaInfo(
-            source=self.url, format_name=container.format.name, video=video,
-            passthrough=tuple(self._passthrough), metadata=metadata, live=live,
+            source=self.url,
+            format_name=container.format.name,
+            video=video,
+            passthrough=tuple(self._passthrough),
+            metadata=metadata,
+            live=live,
         )
 
     def _passthrough_streams(self) -> list[PassthroughStream]:
@@ -211,15 +221,21 @@ class VideoSource:
             self.stats.frames_lost = expected - decoded
             log.warning(
                 "%s: decoded %d of %s%d frames; %s%d lost (truncated or damaged input)",
-                self.url, decoded, "about " if estimated else "", expected,
-                "about " if estimated else "", self.stats.frames_lost,
+                self.url,
+                decoded,
+                "about " if estimated else "",
+                expected,
+                "about " if estimated else "",
+                self.stats.frames_lost,
             )
         elif self.stats.decode_errors:
             log.warning("%s: %d packets could not be decoded", self.url, self.stats.decode_errors)
         if self.stats.pts_repaired:
-            log.warning("%s: %d frames had timestamps out of order; each was moved one tick after the one before",
-                        self.url, self.stats.pts_repaired)
+            log.warning(
+                "%s: %d frames had timestamps out of order; each was moved one tick after the one before",
+                self.url,
+                self.stats.pts_repaired,
+            )
 
     def close(self) -> None:
         self._container.close()
-

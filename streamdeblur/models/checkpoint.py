@@ -132,9 +132,7 @@ def _read_torch_file(path: Path) -> tuple[DeepDeblurConfig, dict[str, torch.Tens
     raise BadInput(f"weights {path}: not a DeepDeblur state dict")
 
 
-def _from_official(
-    state: dict[str, torch.Tensor], name: str
-) -> tuple[DeepDeblurConfig, dict[str, torch.Tensor]]:
+def _from_official(state: dict[str, torch.Tensor], name: str) -> tuple[DeepDeblurConfig, dict[str, torch.Tensor]]:
     """Map an official state dict to our [0, 1] convention.
 
     The official network computes y = f(255 x - 127.5) + 127.5. Convolutions, ReLU,
@@ -143,9 +141,7 @@ def _from_official(
     the same network on RGB in [0, 1]. Weights are unchanged.
     """
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    converted = {
-        k: (v / OFFICIAL_RGB_RANGE if k.endswith(".bias") else v) for k, v in state.items()
-    }
+    converted = {k: (v / OFFICIAL_RGB_RANGE if k.endswith(".bias") else v) for k, v in state.items()}
     return _infer_config(converted, name=name), converted
 
 

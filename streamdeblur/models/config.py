@@ -143,7 +143,11 @@ class DeepDeblurConfig:
             scale = in_channels * feats + 2 * blocks * feats * feats + feats * 3 + (3 * 12 if s > 0 else 0)
             total += scale * k2 / 4**s
         if self.gate:
-            total += GATE_KERNEL**2 * (self.gate_in_channels * GATE_FEATS + GATE_FEATS**2 + GATE_FEATS) / gate_shrink(self) ** 2
+            total += (
+                GATE_KERNEL**2
+                * (self.gate_in_channels * GATE_FEATS + GATE_FEATS**2 + GATE_FEATS)
+                / gate_shrink(self) ** 2
+            )
         return total
 
     def receptive_radius(self) -> int:
@@ -214,9 +218,7 @@ def load_model_config(name_or_path: str) -> DeepDeblurConfig:
     if not path.suffix:
         path = config_dir() / "models" / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise BadUsage(
-                f"unknown model config {name_or_path!r}; known: {', '.join(model_config_names())}"
-            )
+            raise BadUsage(f"unknown model config {name_or_path!r}; known: {', '.join(model_config_names())}")
     if not path.is_file():
         raise BadUsage(f"model config not found: {path}")
     data = yaml.safe_load(path.read_text())

@@ -177,7 +177,9 @@ class DeepDeblur(nn.Module):
         # The coarsest scale sees the blurry window alone; finer ones also see the upsampled
         # coarser result (3 more channels, last).
         self.body_models = nn.ModuleList(
-            ScaleNet(cfg.in_channels + (0 if s == cfg.n_scales - 1 else 3), cfg.feats[s], cfg.resblocks[s], cfg.kernel_size)
+            ScaleNet(
+                cfg.in_channels + (0 if s == cfg.n_scales - 1 else 3), cfg.feats[s], cfg.resblocks[s], cfg.kernel_size
+            )
             for s in range(cfg.n_scales)
         )
         # Index 0 is a parameterless placeholder, as the official code's `None`.
@@ -209,7 +211,9 @@ class DeepDeblur(nn.Module):
                 scale_input = torch.cat((pyramid[s - 1].to(dtype), upsampled.to(dtype)), dim=1)
         restored = [out + MEAN_SHIFT for out in outputs]
         if self.gate is not None:
-            small_x = pyramid[self.gate.shrink.bit_length() - 1] + MEAN_SHIFT  # pooled once, for the network and the gate
+            small_x = (
+                pyramid[self.gate.shrink.bit_length() - 1] + MEAN_SHIFT
+            )  # pooled once, for the network and the gate
             restored[0] = self.gate(x, small_x, restored[0])
         if self.cfg.never_softer:
             frame = 3 * self.cfg.input_slots.index(0) if 0 in self.cfg.input_slots else 0  # the frame itself, not fused
@@ -296,7 +300,9 @@ def _architecture(cfg: DeepDeblurConfig) -> tuple[object, ...]:
     return (cfg.n_scales, cfg.feats, cfg.kernel_size)
 
 
-def _pruned(state: dict[str, torch.Tensor], blocks: tuple[int, ...], source_blocks: tuple[int, ...]) -> dict[str, torch.Tensor]:
+def _pruned(
+    state: dict[str, torch.Tensor], blocks: tuple[int, ...], source_blocks: tuple[int, ...]
+) -> dict[str, torch.Tensor]:
     """A state dict with each scale's ResBlocks cut to `blocks`: the first ones kept, the
     scale's last convolution renumbered to follow them (ScaleNet.body: head, blocks, tail)."""
     if blocks == source_blocks:

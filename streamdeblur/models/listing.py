@@ -39,7 +39,9 @@ def describe(model: ShippedModel) -> dict[str, Any]:
         "parameters": parameters,
         "precision": "/".join(sorted(_PRECISIONS.get(d, d) for d in dtypes)),
         "gmac_per_megapixel": round(conv_gmac_per_megapixel(model), 2),
-        "quality": {k: held_out.get(k) for k in ("data", "count", "input_psnr", "output_psnr", "gain_db", "sharp_in_psnr")},
+        "quality": {
+            k: held_out.get(k) for k in ("data", "count", "input_psnr", "output_psnr", "gain_db", "sharp_in_psnr")
+        },
         "quality_command": held_out.get("command"),
         "weights": str(model.weights),
         "card": str(model.card_path),
@@ -78,16 +80,35 @@ def model_rows() -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a plain text table, one model a line."""
-    header = ("role", "name", "default for", "frames", "params", "precision", "GMAC/Mpx", "held-out set", "dB", "gain dB")
+    header = (
+        "role",
+        "name",
+        "default for",
+        "frames",
+        "params",
+        "precision",
+        "GMAC/Mpx",
+        "held-out set",
+        "dB",
+        "gain dB",
+    )
     lines = [header]
     for row in rows:
         quality = row["quality"]
-        lines.append((
-            row["role"], row["name"], ", ".join(row["default_for"]) or "-", str(row["frames"]),
-            f"{row['parameters'] / 1e6:.2f} M", row["precision"], f"{row['gmac_per_megapixel']:.1f}",
-            f"{quality['data']} ({quality['count']})" if quality["data"] else "-",
-            _number(quality["output_psnr"]), _signed(quality["gain_db"]),
-        ))
+        lines.append(
+            (
+                row["role"],
+                row["name"],
+                ", ".join(row["default_for"]) or "-",
+                str(row["frames"]),
+                f"{row['parameters'] / 1e6:.2f} M",
+                row["precision"],
+                f"{row['gmac_per_megapixel']:.1f}",
+                f"{quality['data']} ({quality['count']})" if quality["data"] else "-",
+                _number(quality["output_psnr"]),
+                _signed(quality["gain_db"]),
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 

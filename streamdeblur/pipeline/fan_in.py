@@ -38,8 +38,14 @@ _POLL_S = 0.05
 
 class BatchAcrossStreams:
     def __init__(
-        self, lanes: list[StreamLane], processor: Processor, batch_size: int, wait_s: float,
-        arrivals: threading.Condition, stop: threading.Event, assembly: Executor | None = None,
+        self,
+        lanes: list[StreamLane],
+        processor: Processor,
+        batch_size: int,
+        wait_s: float,
+        arrivals: threading.Condition,
+        stop: threading.Event,
+        assembly: Executor | None = None,
     ) -> None:
         self.lanes, self.processor = lanes, processor
         # With a windowed model, each stream's windows are assembled on `assembly`'s threads

@@ -85,8 +85,14 @@ def run_job(opts: RunOptions, stop: threading.Event | None = None) -> RunReport:
     """
     stop = stop or threading.Event()
     finish = threading.Event()  # the end of a live run's duration, or its preview window closed
-    report = RunReport(input=opts.input, output=opts.output, backend=opts.spec.backend, device=opts.spec.device,
-                       precision=opts.spec.precision, model="")
+    report = RunReport(
+        input=opts.input,
+        output=opts.output,
+        backend=opts.spec.backend,
+        device=opts.spec.device,
+        precision=opts.spec.precision,
+        model="",
+    )
     stats = RunStats()
     try:
         check_options(opts)
@@ -125,15 +131,24 @@ def _unrelated_pictures(opts: RunOptions, source: Source) -> bool:
     if opts.spec.weights is not None or not isinstance(source, ImageFolderSource):
         return False
     if unrelated_pictures(source.paths):
-        log.info("%s holds unrelated pictures, not a clip's frames: each goes through the single-frame model %s",
-                 opts.input, default_model("picture").name)
+        log.info(
+            "%s holds unrelated pictures, not a clip's frames: each goes through the single-frame model %s",
+            opts.input,
+            default_model("picture").name,
+        )
         return True
     return False
 
 
 def _process(
-    opts: RunOptions, source: Source, output: Output, report: RunReport, stats: RunStats, stop: threading.Event,
-    finish: threading.Event, cleanup: ExitStack,
+    opts: RunOptions,
+    source: Source,
+    output: Output,
+    report: RunReport,
+    stats: RunStats,
+    stop: threading.Event,
+    finish: threading.Event,
+    cleanup: ExitStack,
 ) -> None:
     """Build the backend and processor, then run the three stages until the input ends, `stop` or `finish`."""
     video = source.info.video
@@ -147,10 +162,14 @@ def _process(
     kind = "live" if opts.live is not None else "picture" if pictures else "clip"
     spec = opts.spec.for_input(kind)
     if spec is not opts.spec and kind == "clip":
-        log.info("a clip: the windowed video model %s (--weights %s runs frame by frame)", spec.weights,
-                 default_model("picture").name)
-    backend, processor = spec.build(frame_size=(video.width, video.height), frames=video.frame_count,
-                                    side_by_side=side_by_side)
+        log.info(
+            "a clip: the windowed video model %s (--weights %s runs frame by frame)",
+            spec.weights,
+            default_model("picture").name,
+        )
+    backend, processor = spec.build(
+        frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side
+    )
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)
     if close is not None:
         cleanup.callback(close)
@@ -161,12 +180,19 @@ def _process(
     if source.info.live:
         warn_of_lookahead(backend.model_config, video.rate_or_default)
     bar = tqdm(
-        total=video.frame_count, unit="frame", dynamic_ncols=True,
+        total=video.frame_count,
+        unit="frame",
+        dynamic_ncols=True,
         disable=not (opts.progress and sys.stderr.isatty()) or opts.live is not None,  # live: stats lines
     )
     cleanup.callback(bar.close)
     pipeline = Pipeline(
-        source, processor, output.sink, stats, opts.queue_size, on_frame_written=bar.update,
+        source,
+        processor,
+        output.sink,
+        stats,
+        opts.queue_size,
+        on_frame_written=bar.update,
         max_latency_s=opts.live.max_latency_s(source) if opts.live else None,
         on_frame_read=output.originals.keep if output.originals is not None else None,
     )

@@ -39,9 +39,19 @@ class StreamLane:
     """
 
     def __init__(
-        self, name: str, input_spec: str, output_spec: str, source: Source, output: Output, stats: RunStats,
-        stop: threading.Event, finish: threading.Event, arrivals: threading.Condition, queue_size: int = 8,
-        max_latency_s: float | None = None, window: FrameWindow | None = None,
+        self,
+        name: str,
+        input_spec: str,
+        output_spec: str,
+        source: Source,
+        output: Output,
+        stats: RunStats,
+        stop: threading.Event,
+        finish: threading.Event,
+        arrivals: threading.Condition,
+        queue_size: int = 8,
+        max_latency_s: float | None = None,
+        window: FrameWindow | None = None,
     ) -> None:
         self.name, self.input_spec, self.output_spec = name, input_spec, output_spec
         self.source, self.output, self.stats, self.window = source, output, stats, window
@@ -52,8 +62,13 @@ class StreamLane:
         decoded_size = queue_size
         if max_latency_s is not None:
             decoded_size = decoded_queue_size(queue_size, max_latency_s, source.info.video.rate_or_default)
-        self.decoded = StageQueue(decoded_size, self.abort, drop_oldest=live,
-                                  on_drop=lambda f: stats.frame_dropped(f.index), condition=arrivals)
+        self.decoded = StageQueue(
+            decoded_size,
+            self.abort,
+            drop_oldest=live,
+            on_drop=lambda f: stats.frame_dropped(f.index),
+            condition=arrivals,
+        )
         # Live, a writer that falls behind loses its own oldest frames instead of holding up
         # the processor, and with it every other stream.
         self.processed = StageQueue(queue_size, self.abort, drop_oldest=live, on_drop=self._dropped_on_the_way_out)
@@ -175,9 +190,14 @@ class StreamLane:
     def _report(self, interrupted: bool) -> StreamReport:
         segments = self.output.segments
         return StreamReport(
-            name=self.name, input=self.input_spec, output=self.output_spec, interrupted=interrupted,
+            name=self.name,
+            input=self.input_spec,
+            output=self.output_spec,
+            interrupted=interrupted,
             error=(str(self.error) or type(self.error).__name__) if self.error is not None else None,
-            frames_lost=self.source.stats.frames_lost, decode_errors=self.source.stats.decode_errors,
-            live=self.source.info.live, reconnects=getattr(self.source, "reconnects", 0),
+            frames_lost=self.source.stats.frames_lost,
+            decode_errors=self.source.stats.decode_errors,
+            live=self.source.info.live,
+            reconnects=getattr(self.source, "reconnects", 0),
             segments=[str(p) for p in segments.paths] if segments is not None else None,
         ).fill_from(self.stats)

@@ -25,8 +25,12 @@ log = logging.getLogger(__name__)
 def warn_of_lookahead(cfg: DeepDeblurConfig | None, rate: float | Fraction) -> None:
     """A centred window on a live input of `rate` frames/s: each frame waits for its later neighbours."""
     if cfg is not None and cfg.lookahead:
-        log.warning("%s restores each frame once %d later frames have arrived: %.0f ms more latency; "
-                    "a causal model adds none", cfg.name, cfg.lookahead, 1000 * cfg.lookahead / float(rate))
+        log.warning(
+            "%s restores each frame once %d later frames have arrived: %.0f ms more latency; a causal model adds none",
+            cfg.name,
+            cfg.lookahead,
+            1000 * cfg.lookahead / float(rate),
+        )
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,24 @@ class LiveOptions:
                 raise BadUsage("--segment-seconds needs a video file output such as rec.mp4")
 
     def source_options(self, fps: Fraction) -> SourceOptions:
-        return SourceOptions(fps=fps, timeout_s=self.timeout_s, rtsp_transport=self.rtsp_transport, live=True,
-                             force=self.force, reconnect=self.reconnect)
+        return SourceOptions(
+            fps=fps,
+            timeout_s=self.timeout_s,
+            rtsp_transport=self.rtsp_transport,
+            live=True,
+            force=self.force,
+            reconnect=self.reconnect,
+        )
 
     def sink_options(self, encode: EncodeOptions, overwrite: bool) -> SinkOptions:
-        return SinkOptions(encode=encode, overwrite=overwrite, rtsp_transport=self.rtsp_transport,
-                           segment_seconds=self.segment_seconds, preview=self.preview, compare=self.compare)
+        return SinkOptions(
+            encode=encode,
+            overwrite=overwrite,
+            rtsp_transport=self.rtsp_transport,
+            segment_seconds=self.segment_seconds,
+            preview=self.preview,
+            compare=self.compare,
+        )
 
     def max_latency_s(self, source: Source) -> float | None:
         """The latency bound and drop policy apply to live inputs only: a file is read whole."""

@@ -23,8 +23,12 @@ class Aborted(Exception):
 
 class StageQueue:
     def __init__(
-        self, capacity: int, abort: threading.Event, drop_oldest: bool = False,
-        on_drop: Callable[[Any], None] | None = None, condition: threading.Condition | None = None,
+        self,
+        capacity: int,
+        abort: threading.Event,
+        drop_oldest: bool = False,
+        on_drop: Callable[[Any], None] | None = None,
+        condition: threading.Condition | None = None,
     ) -> None:
         self.capacity = max(1, capacity)
         self.drop_oldest = drop_oldest

@@ -49,9 +49,15 @@ class StageFailure:
 
 class Pipeline:
     def __init__(
-        self, source: Source, processor: Processor, sink: Sink, stats: RunStats,
-        queue_size: int = 8, on_frame_written: Callable[[], None] | None = None,
-        max_latency_s: float | None = None, on_frame_read: Callable[[Frame], None] | None = None,
+        self,
+        source: Source,
+        processor: Processor,
+        sink: Sink,
+        stats: RunStats,
+        queue_size: int = 8,
+        on_frame_written: Callable[[], None] | None = None,
+        max_latency_s: float | None = None,
+        on_frame_read: Callable[[Frame], None] | None = None,
     ) -> None:
         self.source, self.processor, self.sink, self.stats = source, processor, sink, stats
         self.abort = threading.Event()
@@ -60,7 +66,10 @@ class Pipeline:
         if max_latency_s is not None:
             decoded_size = decoded_queue_size(queue_size, max_latency_s, source.info.video.rate_or_default)
         self.decoded = StageQueue(
-            decoded_size, self.abort, drop_oldest=self.budget is not None, on_drop=lambda f: stats.frame_dropped(f.index)
+            decoded_size,
+            self.abort,
+            drop_oldest=self.budget is not None,
+            on_drop=lambda f: stats.frame_dropped(f.index),
         )
         self.processed = StageQueue(queue_size, self.abort)
         self.on_frame_written, self.on_frame_read = on_frame_written, on_frame_read
@@ -68,7 +77,10 @@ class Pipeline:
         self._current: dict[str, int | None] = {}
 
     def run(
-        self, stop: threading.Event, finish: threading.Event | None = None, idle: Callable[[], None] | None = None,
+        self,
+        stop: threading.Event,
+        finish: threading.Event | None = None,
+        idle: Callable[[], None] | None = None,
     ) -> None:
         """Run to the end of the input, or until `stop` or `finish` is set; raise if a stage failed.
 

@@ -56,8 +56,10 @@ def streams_from_pairs(inputs: list[str], outputs: list[str], defaults: RunOptio
     """--input A --output B --input C --output D ...: the streams in the order given."""
     if len(inputs) != len(outputs):
         raise BadUsage(f"give one --output for each --input ({len(inputs)} inputs, {len(outputs)} outputs)")
-    entries = [_entry({"input": i, "output": o}, position, "", defaults)
-               for position, (i, o) in enumerate(zip(inputs, outputs), start=1)]
+    entries = [
+        _entry({"input": i, "output": o}, position, "", defaults)
+        for position, (i, o) in enumerate(zip(inputs, outputs), start=1)
+    ]
     check_streams(entries)
     return entries
 
@@ -88,8 +90,10 @@ def check_streams(entries: list[StreamEntry]) -> None:
             raise BadUsage(f"{entry.where}: another stream is named {entry.name!r}")
         names.add(entry.name)
         if job.output == PREVIEW_ONLY or (job.live is not None and job.live.preview):
-            raise BadUsage(f"{entry.where}: a preview window is for a single stream (live SOURCE SINK); "
-                           "give each stream a file or a stream output")
+            raise BadUsage(
+                f"{entry.where}: a preview window is for a single stream (live SOURCE SINK); "
+                "give each stream a file or a stream output"
+            )
         output = _identity(job.output)
         if output in outputs:
             raise BadUsage(f"{entry.where}: writes to {job.output}, as {outputs[output].where} does")
@@ -124,7 +128,9 @@ def _entry(item: Any, position: int, prefix: str, defaults: RunOptions) -> Strea
             changes[group][field] = _typed(value, kind, f"{where}: {key}")
     assert defaults.live is not None  # many streams are a `live` run
     job = dataclasses.replace(
-        defaults, input=str(item["input"]), output=str(item["output"]),
+        defaults,
+        input=str(item["input"]),
+        output=str(item["output"]),
         live=dataclasses.replace(defaults.live, **changes["live"]),
         encode=dataclasses.replace(defaults.encode, **changes["encode"]),
     )

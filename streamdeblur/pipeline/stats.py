@@ -143,8 +143,13 @@ class RunStats:
         now = time.monotonic()
         with self._lock:
             since, was_in, was_out, was_dropped = self._interval_start
-            interval = Interval(self.frames_in - was_in, self.frames_out - was_out,
-                                self.frames_dropped - was_dropped, now - since, self._interval_latencies or [])
+            interval = Interval(
+                self.frames_in - was_in,
+                self.frames_out - was_out,
+                self.frames_dropped - was_dropped,
+                now - since,
+                self._interval_latencies or [],
+            )
             self._interval_start = (now, self.frames_in, self.frames_out, self.frames_dropped)
             self._interval_latencies = []
         return interval
@@ -203,13 +208,17 @@ def _ms(seconds: float | None) -> str:
 def describe_streams(intervals: Mapping[str, Interval], totals: Mapping[str, RunStats]) -> str:
     """One line for many streams: the interval's totals, then each stream's out/in and p99."""
     merged = Interval(
-        sum(i.frames_in for i in intervals.values()), sum(i.frames_out for i in intervals.values()),
-        sum(i.frames_dropped for i in intervals.values()), max(i.seconds for i in intervals.values()),
+        sum(i.frames_in for i in intervals.values()),
+        sum(i.frames_out for i in intervals.values()),
+        sum(i.frames_dropped for i in intervals.values()),
+        max(i.seconds for i in intervals.values()),
         [value for i in intervals.values() for value in i.latencies],
     )
     latency = percentiles_ms(merged.latencies)
-    streams = ", ".join(f"{name} {i.frames_out}/{i.frames_in} p99 {_ms(percentiles_ms(i.latencies)['p99'])}"
-                        for name, i in intervals.items())
+    streams = ", ".join(
+        f"{name} {i.frames_out}/{i.frames_in} p99 {_ms(percentiles_ms(i.latencies)['p99'])}"
+        for name, i in intervals.items()
+    )
     total_in, total_out = sum(s.frames_in for s in totals.values()), sum(s.frames_out for s in totals.values())
     return (
         f"last {merged.seconds:.1f} s, {len(intervals)} streams: in {merged.frames_in}, out {merged.frames_out}, "
@@ -273,8 +282,9 @@ class RunReport(_Counts):
     def fill_from(self, stats: RunStats) -> RunReport:
         self._fill_counts(stats)
         if stats.stage_s and stats.frames_out:
-            self.stage_ms_per_frame = {stage: round(1000 * seconds / stats.frames_out, 2)
-                                       for stage, seconds in stats.stage_s.items()}
+            self.stage_ms_per_frame = {
+                stage: round(1000 * seconds / stats.frames_out, 2) for stage, seconds in stats.stage_s.items()
+            }
         return self
 
     def fill_from_streams(self, streams: list[StreamReport], wall_s: float, latency: LatencySamples) -> RunReport:

@@ -58,7 +58,10 @@ def run_streams(opts: StreamsOptions, stop: threading.Event | None = None) -> Ru
     report = RunReport(
         input=opts.sources or ", ".join(e.job.input for e in opts.streams),
         output=", ".join(e.job.output for e in opts.streams),
-        backend=opts.spec.backend, device=opts.spec.device, precision=opts.spec.precision, model="",
+        backend=opts.spec.backend,
+        device=opts.spec.device,
+        precision=opts.spec.precision,
+        model="",
     )
     run_latency = LatencySamples()
     lanes: list[StreamLane] = []
@@ -74,7 +77,9 @@ def run_streams(opts: StreamsOptions, stop: threading.Event | None = None) -> Ru
             started = time.monotonic()  # wall time and fps count the frames' journey, not model loading
             for lane in lanes:
                 lane.stats.start()
-            batcher = BatchAcrossStreams(lanes, processor, opts.batch, opts.batch_wait_ms / 1000, arrivals, stop, assembly)
+            batcher = BatchAcrossStreams(
+                lanes, processor, opts.batch, opts.batch_wait_ms / 1000, arrivals, stop, assembly
+            )
             with live_clock(opts.live, {lane.name: lane.stats for lane in lanes}, finish):
                 ManyStreams(batcher).run(finish)
         report.interrupted = stop.is_set()
@@ -94,8 +99,12 @@ def run_streams(opts: StreamsOptions, stop: threading.Event | None = None) -> Ru
 
 
 def _open(
-    opts: StreamsOptions, stop: threading.Event, arrivals: threading.Condition, run_latency: LatencySamples,
-    report: RunReport, running: ExitStack,
+    opts: StreamsOptions,
+    stop: threading.Event,
+    arrivals: threading.Condition,
+    run_latency: LatencySamples,
+    report: RunReport,
+    running: ExitStack,
 ) -> tuple[list[StreamLane], Processor]:
     """Every input and output opened, the backend built once: the streams, ready to start.
     Anything that fails closes what was opened before it; `running` holds what lasts as long
@@ -123,11 +132,22 @@ def _open(
         lanes = []
         for entry, source, output, finish in zip(entries, sources, outputs, finishes):
             assert entry.job.live is not None  # many streams are a `live` run
-            lanes.append(StreamLane(
-                entry.name, entry.job.input, entry.job.output, source, output, RunStats(run_latency), stop, finish,
-                arrivals, entry.job.queue_size, entry.job.live.max_latency_s(source),
-                FrameWindow(cfg) if cfg is not None and cfg.frames > 1 else None,
-            ))
+            lanes.append(
+                StreamLane(
+                    entry.name,
+                    entry.job.input,
+                    entry.job.output,
+                    source,
+                    output,
+                    RunStats(run_latency),
+                    stop,
+                    finish,
+                    arrivals,
+                    entry.job.queue_size,
+                    entry.job.live.max_latency_s(source),
+                    FrameWindow(cfg) if cfg is not None and cfg.frames > 1 else None,
+                )
+            )
         opened.pop_all()  # from here each stream closes its own input and output
     return lanes, processor
 
@@ -161,13 +181,18 @@ def _build(opts: StreamsOptions, frame_size: tuple[int, int], running: ExitStack
 
 
 def _open_sources(
-    entries: list[StreamEntry], stop: threading.Event, finishes: list[threading.Event], opened: ExitStack,
+    entries: list[StreamEntry],
+    stop: threading.Event,
+    finishes: list[threading.Event],
+    opened: ExitStack,
 ) -> list[Source]:
     """All inputs opened at once (a network input may take its whole timeout to open); the
     first that fails is the error, named by its stream."""
     with ThreadPoolExecutor(max_workers=len(entries), thread_name_prefix="streamdeblur-open") as pool:
-        futures = [pool.submit(open_source, e.job.input, e.job.source_options(), stop, finish)
-                   for e, finish in zip(entries, finishes)]
+        futures = [
+            pool.submit(open_source, e.job.input, e.job.source_options(), stop, finish)
+            for e, finish in zip(entries, finishes)
+        ]
     sources, errors = [], []
     for entry, future in zip(entries, futures):
         try:

@@ -86,8 +86,11 @@ def average_in_linear_light(subframes: list[np.ndarray]) -> np.ndarray:
 
 
 def pose_matrix(
-    centre_in: tuple[float, float], centre_out: tuple[float, float],
-    angle_deg: float, scale: float, shift: tuple[float, float],
+    centre_in: tuple[float, float],
+    centre_out: tuple[float, float],
+    angle_deg: float,
+    scale: float,
+    shift: tuple[float, float],
 ) -> np.ndarray:
     """2x3 affine that rotates/zooms about centre_in, then places it at centre_out + shift."""
     matrix = cv2.getRotationMatrix2D(centre_in, angle_deg, scale)
@@ -209,7 +212,10 @@ def degrade(rng: np.random.Generator, image: np.ndarray, recipe: BlurRecipe) -> 
 
 
 def degrade_pair(
-    rng: np.random.Generator, image: np.ndarray, target: np.ndarray | None, recipe: BlurRecipe,
+    rng: np.random.Generator,
+    image: np.ndarray,
+    target: np.ndarray | None,
+    recipe: BlurRecipe,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """`degrade` on the image and, where given, the same noise field and JPEG on `target`."""
     # No draw at all when clean pairs are off, so that recipes without them render the same
@@ -230,7 +236,11 @@ def degrade_pair(
 
 
 def add_sensor_noise(
-    rng: np.random.Generator, image: np.ndarray, shot: float, read: float, field: np.ndarray | None = None,
+    rng: np.random.Generator,
+    image: np.ndarray,
+    shot: float,
+    read: float,
+    field: np.ndarray | None = None,
 ) -> np.ndarray:
     """Signal-dependent shot noise plus read noise, quantised to 8 bits. `field`: the unit
     normal noise to scale (drawn here when None), so two images can share one exposure's."""
@@ -246,8 +256,13 @@ def through_jpeg(as_bytes: np.ndarray, quality: int) -> np.ndarray:
 
 
 def render_clip(
-    rng: np.random.Generator, width: int, height: int, n_frames: int, fps: float,
-    subframes: int = 9, exposure: float = 0.9,
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    n_frames: int,
+    fps: float,
+    subframes: int = 9,
+    exposure: float = 0.9,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(blurry, sharp) uint8 frames of a procedural scene filmed by a panning, shaking camera.
 
@@ -274,7 +289,9 @@ def render_clip(
     for k in range(n_frames):
         times = k / fps + np.linspace(-0.5, 0.5, subframes) * exposure / fps
         renders = [
-            cv2.warpAffine(canvas, pose(float(t)), (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            cv2.warpAffine(
+                canvas, pose(float(t)), (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            )
             for t in times
         ]
         blurry = average_in_linear_light(renders)

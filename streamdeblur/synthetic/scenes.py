@@ -193,7 +193,10 @@ def photo_crop(rng: np.random.Generator, photo: str, height: int, width: int) ->
 
 
 def sharp_scene(
-    rng: np.random.Generator, height: int, width: int, photos: tuple[str, ...] | None = TRAIN_PHOTOS,
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    photos: tuple[str, ...] | None = TRAIN_PHOTOS,
     photo_probability: float = 0.5,
 ) -> tuple[np.ndarray, str | None]:
     """Procedural or photographic content, and the photo it came from (None: procedural).

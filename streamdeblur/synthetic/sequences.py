@@ -134,8 +134,14 @@ def _camera(rng: np.random.Generator, count: int, recipe: SequenceRecipe, kind: 
     pan_speed = recipe.max_pan_px * float(rng.uniform(0, 1)) ** 1.5 if moving else 0.0
     direction = float(rng.uniform(0, 2 * np.pi))
     pan = pan_speed * np.array([np.cos(direction), np.sin(direction)])
-    sway = [(float(rng.uniform(0, 0.3 * recipe.max_pan_px)) if moving else 0.0, float(rng.uniform(0.02, 0.15)),
-             float(rng.uniform(0, 2 * np.pi))) for _ in range(2)]
+    sway = [
+        (
+            float(rng.uniform(0, 0.3 * recipe.max_pan_px)) if moving else 0.0,
+            float(rng.uniform(0.02, 0.15)),
+            float(rng.uniform(0, 2 * np.pi)),
+        )
+        for _ in range(2)
+    ]
     shake, jitter = [], np.zeros((count, 2))
     # A uniform shot shakes the same way in every frame; a varying one in a new direction each time.
     fixed_angle = float(rng.uniform(0, 2 * np.pi))
@@ -158,16 +164,27 @@ def _subframe_count(length_px: float, recipe: SequenceRecipe) -> int:
 
 
 def render_sequence(
-    rng: np.random.Generator, height: int, width: int, count: int, recipe: SequenceRecipe = SequenceRecipe(),
-    photos: tuple[str, ...] | None = None, kind: str | None = None, reference: int | None = None,
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    count: int,
+    recipe: SequenceRecipe = SequenceRecipe(),
+    photos: tuple[str, ...] | None = None,
+    kind: str | None = None,
+    reference: int | None = None,
 ) -> Sequence:
     """`count` consecutive frames of one shot; `reference` (default: the middle frame) is
     where the camera path is centred on the scene."""
     if kind is None:
         u = float(rng.uniform())
         still_to = recipe.uniform_probability + recipe.still_probability
-        kind = "uniform" if u < recipe.uniform_probability else "still" if u < still_to else (
-            "sharp" if u < still_to + recipe.sharp_probability else "varying")
+        kind = (
+            "uniform"
+            if u < recipe.uniform_probability
+            else "still"
+            if u < still_to
+            else ("sharp" if u < still_to + recipe.sharp_probability else "varying")
+        )
     reference = count // 2 if reference is None else reference
     camera = _camera(rng, count, recipe, kind)
     exposure = float(rng.uniform(*recipe.exposure))
@@ -175,8 +192,11 @@ def render_sequence(
     # Enough canvas that the view never leaves it over the whole shot.
     diagonal = float(np.hypot(height, width))
     span = count + 1
-    travel = (recipe.max_pan_px * (1 + 0.3) * span / 2 + recipe.max_shake_px * 1.2
-              + diagonal * (np.radians(recipe.max_rotation_deg) + recipe.max_zoom) * span / 2)
+    travel = (
+        recipe.max_pan_px * (1 + 0.3) * span / 2
+        + recipe.max_shake_px * 1.2
+        + diagonal * (np.radians(recipe.max_rotation_deg) + recipe.max_zoom) * span / 2
+    )
     margin = int(travel) + 8
     canvas, photo = sharp_scene(rng, height + 2 * margin, width + 2 * margin, photos)
     soft = recipe.degrade
@@ -191,19 +211,31 @@ def render_sequence(
         size = int(min(height, width) * rng.uniform(0.15, 0.45)) | 1
         rgb, alpha = random_sprite(rng, size)
         # Placed in the scene (canvas coordinates) near the view, so the camera moves them too.
-        start = (centre_in[0] + float(rng.uniform(-0.5, 0.5)) * width, centre_in[1] + float(rng.uniform(-0.5, 0.5)) * height)
+        start = (
+            centre_in[0] + float(rng.uniform(-0.5, 0.5)) * width,
+            centre_in[1] + float(rng.uniform(-0.5, 0.5)) * height,
+        )
         speed = recipe.max_object_speed * float(rng.uniform(0, 1))
         direction = float(rng.uniform(0, 2 * np.pi))
-        objects.append((to_linear(rgb), alpha, start, speed * np.cos(direction), speed * np.sin(direction),
-                        float(rng.uniform(-3, 3))))
+        objects.append(
+            (
+                to_linear(rgb),
+                alpha,
+                start,
+                speed * np.cos(direction),
+                speed * np.sin(direction),
+                float(rng.uniform(-3, 3)),
+            )
+        )
 
     def render(k: int, tau: float) -> np.ndarray:
         """The view of frame k at exposure time tau, in linear light."""
         t = float(k - reference)
         x, y, angle, scale = camera.pose(k, t, exposure, tau)
         matrix = pose_matrix(centre_in, centre_out, angle, scale, (x, y))
-        frame = cv2.warpAffine(canvas_linear, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT)
+        frame = cv2.warpAffine(
+            canvas_linear, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
         time = t + tau * exposure
         for rgb, alpha, start, vx, vy, spin in objects:
             half = rgb.shape[0] / 2
@@ -242,7 +274,10 @@ def render_sequence(
 
 
 def _through_camera(
-    rng: np.random.Generator, recipe: SequenceRecipe, frames: list[np.ndarray], targets: list[np.ndarray] | None = None,
+    rng: np.random.Generator,
+    recipe: SequenceRecipe,
+    frames: list[np.ndarray],
+    targets: list[np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The shot's noise and JPEG, then in some shots H.264; `targets`, where given, get the
     same noise fields and codec (else the second list is empty)."""
@@ -260,7 +295,10 @@ def _then(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
 
 
 def degrade_shot(
-    rng: np.random.Generator, frames: list[np.ndarray], recipe: BlurRecipe, targets: list[np.ndarray] | None = None,
+    rng: np.random.Generator,
+    frames: list[np.ndarray],
+    recipe: BlurRecipe,
+    targets: list[np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """One camera's noise and JPEG on every frame of a shot: strengths drawn once, noise per
     frame. `targets`, where given, get each frame's own noise field and the same JPEG (else

@@ -21,9 +21,7 @@ class Augment:
     saturation: float = 0.5  # max relative change of HSV saturation (0 disables)
     noise_sigma: float = 2.0 / 255  # std of the std of Gaussian noise on the input
 
-    def __call__(
-        self, rng: np.random.Generator, blur: np.ndarray, sharp: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, rng: np.random.Generator, blur: np.ndarray, sharp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.flip and rng.uniform() < 0.5:
             blur, sharp = blur[:, ::-1], sharp[:, ::-1]
         if self.flip and rng.uniform() < 0.5:
@@ -36,7 +34,9 @@ class Augment:
             blur, sharp = blur[..., np.concatenate([order + 3 * f for f in range(frames)])], sharp[..., order]
         if self.saturation > 0:
             factor = 1.0 + float(rng.uniform(-self.saturation, self.saturation))
-            blur = np.concatenate([_scale_saturation(blur[..., 3 * f : 3 * f + 3], factor) for f in range(frames)], axis=2)
+            blur = np.concatenate(
+                [_scale_saturation(blur[..., 3 * f : 3 * f + 3], factor) for f in range(frames)], axis=2
+            )
             sharp = _scale_saturation(sharp, factor)
         blur = np.ascontiguousarray(blur, dtype=np.float32)
         sharp = np.ascontiguousarray(sharp, dtype=np.float32)

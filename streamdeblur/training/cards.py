@@ -11,7 +11,13 @@ if TYPE_CHECKING:
 
 
 def record_in_card(
-    weights: Path, name: str, result: EvalResult, data: Path, split: str, limit: int | None, precision: str,
+    weights: Path,
+    name: str,
+    result: EvalResult,
+    data: Path,
+    split: str,
+    limit: int | None,
+    precision: str,
 ) -> None:
     """Put the figures, and the command that reproduces them (in the precision they were
     scored in), into the weights' model card."""
@@ -23,7 +29,9 @@ def record_in_card(
     made = data / SYNTH_RECORD
     card.setdefault("quality", {})[name] = {
         **_rounded(result.to_dict()),
-        "data": str(data), "split": split, "limit": limit,
+        "data": str(data),
+        "split": split,
+        "limit": limit,
         "data_made_by": _without_pairs(json.loads(made.read_text())) if made.is_file() else None,
         "precision": precision,
         "command": f"streamdeblur eval {data} --model {_named(weights)} --backend torch "

@@ -32,10 +32,7 @@ def _match(blur_dir: Path, sharp_dir: Path) -> list[Pair]:
     blur, sharp = _images(blur_dir), _images(sharp_dir)
     missing = sorted(set(blur) ^ set(sharp))
     if missing:
-        raise BadInput(
-            f"unmatched pairs between {blur_dir} and {sharp_dir}: {len(missing)} file(s), "
-            f"e.g. {missing[0]}"
-        )
+        raise BadInput(f"unmatched pairs between {blur_dir} and {sharp_dir}: {len(missing)} file(s), e.g. {missing[0]}")
     return [(blur[name], sharp[name]) for name in sorted(blur)]
 
 
@@ -117,7 +114,11 @@ class PairedImages(Dataset):
     """
 
     def __init__(
-        self, pairs: list[Pair], patch_size: int | None, augment: Augment | None, cfg: DeepDeblurConfig | None = None,
+        self,
+        pairs: list[Pair],
+        patch_size: int | None,
+        augment: Augment | None,
+        cfg: DeepDeblurConfig | None = None,
     ) -> None:
         self.pairs, self.patch_size, self.augment = pairs, patch_size, augment
         self.cfg = cfg if cfg is not None and cfg.frames > 1 else None
@@ -155,8 +156,12 @@ class SyntheticPairs(Dataset):
     """Pairs rendered on the fly from a seed (no disk); `length` sets the epoch size."""
 
     def __init__(
-        self, patch_size: int, length: int, photos: tuple[str, ...] | None,
-        recipe: BlurRecipe = BlurRecipe(), augment: Augment | None = None,
+        self,
+        patch_size: int,
+        length: int,
+        photos: tuple[str, ...] | None,
+        recipe: BlurRecipe = BlurRecipe(),
+        augment: Augment | None = None,
     ) -> None:
         self.patch_size, self.length, self.photos = patch_size, length, photos
         self.recipe, self.augment = recipe, augment
@@ -182,8 +187,13 @@ class StepSampler(Sampler[tuple[int, int]]):
     """
 
     def __init__(
-        self, length: int, batch_size: int, seed: int, start_step: int = 0,
-        rank: int = 0, world_size: int = 1,
+        self,
+        length: int,
+        batch_size: int,
+        seed: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.length, self.batch_size, self.seed = length, batch_size, seed
         self.start_step, self.rank, self.world_size = start_step, rank, world_size
@@ -219,8 +229,13 @@ class SyntheticWindows(Dataset):
     the blurry side is the aligned H x W x 3K window, the sharp side the restored frame."""
 
     def __init__(
-        self, patch_size: int, length: int, photos: tuple[str, ...] | None, cfg: DeepDeblurConfig,
-        recipe: SequenceRecipe = SequenceRecipe(), augment: Augment | None = None,
+        self,
+        patch_size: int,
+        length: int,
+        photos: tuple[str, ...] | None,
+        cfg: DeepDeblurConfig,
+        recipe: SequenceRecipe = SequenceRecipe(),
+        augment: Augment | None = None,
     ) -> None:
         self.patch_size, self.length, self.photos, self.cfg = patch_size, length, photos, cfg
         self.recipe, self.augment = recipe, augment
@@ -255,8 +270,12 @@ class MixedSamples(Dataset):
 
 
 def render_window(
-    rng: np.random.Generator, height: int, width: int, cfg: DeepDeblurConfig,
-    recipe: SequenceRecipe = SequenceRecipe(), photos: tuple[str, ...] | None = None,
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    cfg: DeepDeblurConfig,
+    recipe: SequenceRecipe = SequenceRecipe(),
+    photos: tuple[str, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One training window (H x W x 3K, float32, aligned) and the sharp frame it restores."""
     span = max(cfg.offsets) - min(cfg.offsets) + 1

@@ -21,8 +21,12 @@ from streamdeblur.training.metrics import psnr
 from streamdeblur.training.real_footage import read_footage_record
 
 # By the input's own PSNR against the real frame, sharpest first.
-INPUT_BUCKETS = ((38.0, math.inf, "input over 38 dB"), (32.0, 38.0, "input 32-38 dB"),
-                 (28.0, 32.0, "input 28-32 dB"), (-math.inf, 28.0, "input under 28 dB"))
+INPUT_BUCKETS = (
+    (38.0, math.inf, "input over 38 dB"),
+    (32.0, 38.0, "input 32-38 dB"),
+    (28.0, 32.0, "input 28-32 dB"),
+    (-math.inf, 28.0, "input under 28 dB"),
+)
 MOVING_REGIONS = "regions moving on their own"
 # A real frame that did not move during its exposure comes through identical (infinite PSNR);
 # per-frame PSNR is capped here so that means stay means (8-bit rounding alone gives 59 dB).
@@ -59,8 +63,12 @@ class RealFootageScores:
         self.sharp_psnr: list[float] = []
 
     def add_clip(
-        self, blur_paths: list[Path], blurry: list[np.ndarray], deblurred: list[np.ndarray],
-        sharp: list[np.ndarray], sharp_through: list[np.ndarray],
+        self,
+        blur_paths: list[Path],
+        blurry: list[np.ndarray],
+        deblurred: list[np.ndarray],
+        sharp: list[np.ndarray],
+        sharp_through: list[np.ndarray],
     ) -> None:
         for path, b, d, s, through in zip(blur_paths, blurry, deblurred, sharp, sharp_through):
             path = Path(path)
@@ -92,11 +100,15 @@ class RealFootageScores:
         order = [name for _, _, name in INPUT_BUCKETS] + ["still camera", "moving camera"]
         groups = {
             name: (len(members[name]), _mean([b for b, _ in members[name]]), _mean([a for _, a in members[name]]))
-            for name in order if name in members
+            for name in order
+            if name in members
         }
         if self.moving_n:
-            groups[MOVING_REGIONS] = (len(self.moving_n), pooled_psnr(self.moving_in, self.moving_n),
-                                      pooled_psnr(self.moving_out, self.moving_n))
+            groups[MOVING_REGIONS] = (
+                len(self.moving_n),
+                pooled_psnr(self.moving_in, self.moving_n),
+                pooled_psnr(self.moving_out, self.moving_n),
+            )
         return groups
 
 

@@ -87,7 +87,8 @@ def _train_dataset(recipe: TrainRecipe, cfg: DeepDeblurConfig, photos: tuple[str
     if spec.kind == "synthetic":
         synthetic: Dataset = (
             SyntheticWindows(spec.patch_size, spec.synthetic_length, photos, cfg, spec.sequence_recipe(), Augment())
-            if cfg.frames > 1 else SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, spec.blur_recipe(), Augment())
+            if cfg.frames > 1
+            else SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, spec.blur_recipe(), Augment())
         )
         if spec.real_footage is None:
             return synthetic
@@ -98,7 +99,9 @@ def _train_dataset(recipe: TrainRecipe, cfg: DeepDeblurConfig, photos: tuple[str
 
 
 def _val_pairs(
-    recipe: TrainRecipe, cfg: DeepDeblurConfig, photos: tuple[str, ...] | None,
+    recipe: TrainRecipe,
+    cfg: DeepDeblurConfig,
+    photos: tuple[str, ...] | None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """A small fixed validation set: synthetic from its own seed, or the data's val split.
     For a windowed model the blurry side is the window (H x W x 3K)."""
@@ -153,8 +156,13 @@ class _StopFlag:
 
 
 def train(
-    recipe: TrainRecipe, out_dir: Path, resume: bool = False, until_step: int | None = None,
-    device: str | None = None, minutes: float | None = None, progress_bar: bool = True,
+    recipe: TrainRecipe,
+    out_dir: Path,
+    resume: bool = False,
+    until_step: int | None = None,
+    device: str | None = None,
+    minutes: float | None = None,
+    progress_bar: bool = True,
 ) -> TrainResult:
     """Train (or resume) a run; stop early, with a checkpoint, at `until_step` or after `minutes`
     of this call's wall time (equal-time comparisons, and runs fitted into a session). A recipe
@@ -169,8 +177,13 @@ def train(
 
 
 def _train_stages(
-    recipe: TrainRecipe, out_dir: Path, resume: bool, until_step: int | None, minutes: float | None,
-    ctx: distributed.DistContext, progress_bar: bool,
+    recipe: TrainRecipe,
+    out_dir: Path,
+    resume: bool,
+    until_step: int | None,
+    minutes: float | None,
+    ctx: distributed.DistContext,
+    progress_bar: bool,
 ) -> TrainResult:
     """Each stage in its own folder (OUT/stage-N), started from the weights of the stage before;
     the last stage's weights and card are copied to OUT. With `resume`, stages whose weights
@@ -203,8 +216,13 @@ def _train_stages(
 
 
 def _train(
-    recipe: TrainRecipe, out_dir: Path, resume: bool, until_step: int | None, minutes: float | None,
-    ctx: distributed.DistContext, progress_bar: bool = True,
+    recipe: TrainRecipe,
+    out_dir: Path,
+    resume: bool,
+    until_step: int | None,
+    minutes: float | None,
+    ctx: distributed.DistContext,
+    progress_bar: bool = True,
 ) -> TrainResult:
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -221,7 +239,9 @@ def _train(
     # must agree (native bf16 is taken there), nor for whole images of varying size.
     patch = recipe.data.patch_size
     timed = not ctx.enabled and patch is not None
-    amp_dtype = mixed_precision_dtype(recipe.amp, ctx.device, model if timed else None, (recipe.batch_size, patch, patch) if timed else None)
+    amp_dtype = mixed_precision_dtype(
+        recipe.amp, ctx.device, model if timed else None, (recipe.batch_size, patch, patch) if timed else None
+    )
     use_amp = amp_dtype is not None
     optimizer = torch.optim.Adam(_parameter_groups(model, recipe.lr), betas=(0.9, 0.999), eps=1e-8)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, recipe.milestone_steps(), recipe.gamma)
@@ -261,8 +281,12 @@ def _train(
     dataset = _train_dataset(recipe, cfg, photos)
     sampler = StepSampler(len(dataset), recipe.batch_size, recipe.seed, step, ctx.rank, ctx.world_size)  # type: ignore[arg-type]
     loader = DataLoader(
-        dataset, batch_size=recipe.batch_size, sampler=sampler, num_workers=recipe.workers,
-        pin_memory=ctx.device.type == "cuda", persistent_workers=recipe.workers > 0,
+        dataset,
+        batch_size=recipe.batch_size,
+        sampler=sampler,
+        num_workers=recipe.workers,
+        pin_memory=ctx.device.type == "cuda",
+        persistent_workers=recipe.workers > 0,
         worker_init_fn=_leave_stopping_to_the_trainer,
     )
     val_pairs = _val_pairs(recipe, cfg, photos) if ctx.is_main else []
@@ -289,9 +313,14 @@ def _train(
         if not ctx.is_main:
             return
         state = {
-            "model": model.state_dict(), "model_config": cfg.to_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
-            "recipe": recipe.to_dict(), "train_seconds": train_seconds(),
+            "model": model.state_dict(),
+            "model_config": cfg.to_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "step": step,
+            "recipe": recipe.to_dict(),
+            "train_seconds": train_seconds(),
         }
         if disc is not None and disc_optimizer is not None:
             state["discriminator"] = (disc.module if isinstance(disc, DistributedDataParallel) else disc).state_dict()
@@ -341,8 +370,11 @@ def _train(
             if metrics_file is not None and (step % recipe.log_every == 0 or step == last_step):
                 elapsed = time.perf_counter() - started
                 record = {
-                    "step": step, "loss": float(loss.item()), "content": float(loss_content.item()),
-                    "adversarial": float(loss_adv.item()), "lr": scheduler.get_last_lr()[0],
+                    "step": step,
+                    "loss": float(loss.item()),
+                    "content": float(loss_content.item()),
+                    "adversarial": float(loss_adv.item()),
+                    "lr": scheduler.get_last_lr()[0],
                     "steps_per_s": (step - window_start) / max(elapsed, 1e-9),
                 }
                 metrics_file.write(json.dumps(record) + "\n")
@@ -386,7 +418,9 @@ def _past(deadline: float | None, ctx: distributed.DistContext) -> bool:
 
 
 @torch.no_grad()
-def _log_images(tb: Any, model: DeepDeblur, pairs: list[tuple[np.ndarray, np.ndarray]], device: torch.device, step: int) -> None:
+def _log_images(
+    tb: Any, model: DeepDeblur, pairs: list[tuple[np.ndarray, np.ndarray]], device: torch.device, step: int
+) -> None:
     model.eval()
     rows = []
     for blur, sharp in pairs:
@@ -434,17 +468,26 @@ def _card(
         hardware = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     data = recipe.data
     windowed = load_model_config(recipe.model).frames > 1
-    rendered = "synthetic video (streamdeblur.synthetic.sequences)" if windowed else "synthetic blur (streamdeblur.synthetic.blur)"
+    rendered = (
+        "synthetic video (streamdeblur.synthetic.sequences)"
+        if windowed
+        else "synthetic blur (streamdeblur.synthetic.blur)"
+    )
     source = (
         f"{rendered} rendered on the fly from procedural scenes"
         + (" and scikit-image's training photos" if data.photos else "")
         + (f" and the sharp images under {data.sharp_dir}" if data.sharp_dir else "")
-        if data.kind == "synthetic" else f"pairs under {data.root} ({data.split})"
+        if data.kind == "synthetic"
+        else f"pairs under {data.root} ({data.split})"
     )
     return {
         "training": {
-            "data": source, "recipe": recipe.to_dict(), "steps": step, "finished": finished,
-            "hardware": hardware, "train_hours": round(seconds / 3600, 2),
+            "data": source,
+            "recipe": recipe.to_dict(),
+            "steps": step,
+            "finished": finished,
+            "hardware": hardware,
+            "train_hours": round(seconds / 3600, 2),
             "precision": "fp32" if amp_dtype is None else f"{_PRECISION_NAMES[amp_dtype]} mixed",
         },
     }

@@ -23,7 +23,10 @@ TRAINING_CHOICES = "cpu-training-precision.json"  # in the user cache folder
 
 
 def mixed_precision_dtype(
-    amp: bool, device: torch.device, model: DeepDeblur | None = None, batch_shape: tuple[int, int, int] | None = None,
+    amp: bool,
+    device: torch.device,
+    model: DeepDeblur | None = None,
+    batch_shape: tuple[int, int, int] | None = None,
 ) -> torch.dtype | None:
     """The autocast dtype, or None for plain fp32. With `model` and `batch_shape` (batch,
     height, width) a CPU with native bf16 times both first; without, native bf16 is taken."""
@@ -47,7 +50,9 @@ def _step_seconds(model: DeepDeblur, batch_shape: tuple[int, int, int], precisio
     batch, height, width = batch_shape
     generator = torch.Generator().manual_seed(0)
     # A window's network takes 3 channels per input slot and restores 3.
-    x = torch.rand(batch, model.cfg.in_channels, height, width, generator=generator).contiguous(memory_format=torch.channels_last)
+    x = torch.rand(batch, model.cfg.in_channels, height, width, generator=generator).contiguous(
+        memory_format=torch.channels_last
+    )
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):

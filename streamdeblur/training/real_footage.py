@@ -51,20 +51,23 @@ class RealVideo:
 
 
 _MECA = "/usr/share/pymecavideo/data/video"
+_IMAGEIO = "/usr/lib/python3/dist-packages/imageio/resources/images"
+_NODE_OPENCV = "/usr/share/doc/node-opencv/examples/files"
+_FORENSICS = "/usr/share/forensics-samples/original-files/movie1"
+_KIVY = "/usr/share/kivy-examples/widgets"
+_PD = "/usr/share/doc/pd-extendedview/media"
 REAL_VIDEOS = (
     # Validation: a still camera with a coin rolling, a still camera with a thrown ball and a
     # person, a hand-held-like view of a bird moving on its own, a slow city pan with a cut.
-    RealVideo("coin", "node-opencv", "/usr/share/doc/node-opencv/examples/files/motion.mov", "Expat", "val", "still", 30, 32),
+    RealVideo("coin", "node-opencv", f"{_NODE_OPENCV}/motion.mov", "Expat", "val", "still", 30, 32),
     RealVideo("ball-throw", "python3-mecavideo", f"{_MECA}/balle-jbart.mp4", "GPL-3", "val", "still", 40, 32),
-    RealVideo("cockatoo", "python3-imageio", "/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
-              "BSD-2-Clause", "val", "moving", 0, 32),
-    RealVideo("city", "python-kivy-examples", "/usr/share/kivy-examples/widgets/cityCC0.mpg", "CC0", "val", "moving", 40, 32),
+    RealVideo("cockatoo", "python3-imageio", f"{_IMAGEIO}/cockatoo.mp4", "BSD-2-Clause", "val", "moving", 0, 32),
+    RealVideo("city", "python-kivy-examples", f"{_KIVY}/cityCC0.mpg", "CC0", "val", "moving", 40, 32),
     # Training.
-    RealVideo("diver", "pd-extendedview", "/usr/share/doc/pd-extendedview/media/diver.mov", "GPL-3+", "train", "moving", 0, 60),
-    RealVideo("plant", "python3-imageio", "/usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4",
-              "BSD-2-Clause", "train", "moving", 0, 36),
-    RealVideo("dog", "forensics-samples-files", "/usr/share/forensics-samples/original-files/movie1/VID_20191220_170832.mp4",
-              "CC-BY-SA-4.0", "train", "moving", 0, 41),
+    RealVideo("diver", "pd-extendedview", f"{_PD}/diver.mov", "GPL-3+", "train", "moving", 0, 60),
+    RealVideo("plant", "python3-imageio", f"{_IMAGEIO}/realshort.mp4", "BSD-2-Clause", "train", "moving", 0, 36),
+    RealVideo("dog", "forensics-samples-files", f"{_FORENSICS}/VID_20191220_170832.mp4", "CC-BY-SA-4.0", "train",
+              "moving", 0, 41),
     RealVideo("classroom", "python3-mecavideo", f"{_MECA}/balle1-vp9.avi", "GPL-3", "train", "still", 0, 60),
     RealVideo("inertia", "python3-mecavideo", f"{_MECA}/Principe_inertie.avi", "GPL-3", "train", "still", 0, 28),
     RealVideo("force", "python3-mecavideo", f"{_MECA}/Force_constante.avi", "GPL-3", "train", "still", 0, 26),
@@ -133,8 +136,13 @@ def own_motion_mask(frame: np.ndarray, neighbour: np.ndarray, flow: np.ndarray, 
         return np.zeros((height, width), np.uint8)
     grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
     camera = grid @ affine[:, :2].T.astype(np.float32) + affine[:, 2].astype(np.float32) - grid
-    follows = cv2.warpAffine(_grey(neighbour), affine, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_REPLICATE)
+    follows = cv2.warpAffine(
+        _grey(neighbour),
+        affine,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     changed = cv2.GaussianBlur(cv2.absdiff(_grey(frame), follows), (5, 5), 0) > 10
     mask = (changed & (np.linalg.norm(flow - camera, axis=-1) > 1.0)).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
@@ -167,12 +175,17 @@ def exposures(rng: np.random.Generator, count: int, camera: str, max_shake_px: f
         angle = float(rng.uniform(0, 2 * np.pi))
         length = max_shake_px * float(share)
         bend = 0.15 * length * rng.uniform(-1, 1, 2)
-        made.append(Exposure(shutter, (length * np.cos(angle), length * np.sin(angle)), (float(bend[0]), float(bend[1]))))
+        made.append(
+            Exposure(shutter, (length * np.cos(angle), length * np.sin(angle)), (float(bend[0]), float(bend[1])))
+        )
     return made
 
 
 def blur_real_frame(
-    frame: np.ndarray, back: np.ndarray | None, ahead: np.ndarray | None, exposure: Exposure,
+    frame: np.ndarray,
+    back: np.ndarray | None,
+    ahead: np.ndarray | None,
+    exposure: Exposure,
 ) -> np.ndarray:
     """The frame as a longer exposure would have caught it: sub-frames warped from the frame
     itself along its flow (and the shake), averaged in linear light; uint8 like the camera's."""
@@ -180,7 +193,9 @@ def blur_real_frame(
     back = back if back is not None else (-ahead if ahead is not None else None)
     ahead = ahead if ahead is not None else (-back if back is not None else None)
     height, width = frame.shape[:2]
-    reach = max((float(np.percentile(np.linalg.norm(f, axis=-1), 99)) for f in (back, ahead) if f is not None), default=0.0)
+    reach = max(
+        (float(np.percentile(np.linalg.norm(f, axis=-1), 99)) for f in (back, ahead) if f is not None), default=0.0
+    )
     travel = reach * exposure.shutter + float(np.hypot(*exposure.shake)) + 2 * float(np.hypot(*exposure.bend))
     count = int(min(max(np.ceil(travel / 1.0), 3), 31)) | 1  # a sub-frame per pixel of motion
     grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
@@ -209,7 +224,9 @@ def blur_real_clip(rng: np.random.Generator, frames: list[np.ndarray], camera: s
     shots = exposures(rng, len(frames), camera)
     blurry = [blur_real_frame(f, back, ahead, e) for f, (back, ahead), e in zip(frames, flows, shots)]
     moving = [
-        own_motion_mask(frames[k], frames[k + 1], ahead) if ahead is not None else own_motion_mask(frames[k], frames[k - 1], back)
+        own_motion_mask(frames[k], frames[k + 1], ahead)
+        if ahead is not None
+        else own_motion_mask(frames[k], frames[k - 1], back)
         for k, (back, ahead) in enumerate(flows)
     ]  # type: ignore[arg-type]
     return RealClip(blurry, list(frames), moving, [float(np.hypot(*e.shake)) for e in shots])
@@ -223,7 +240,11 @@ def _write(path: Path, image: np.ndarray) -> None:
 
 
 def write_footage_set(
-    out: Path, split: str = "val", root: Path = Path("/"), seed: int = 0, takes: int = 1,
+    out: Path,
+    split: str = "val",
+    root: Path = Path("/"),
+    seed: int = 0,
+    takes: int = 1,
     chosen: tuple[RealVideo, ...] | None = None,
 ) -> list[Path]:
     """Write the split's videos (or `chosen`) as clips in the GoPro layout: OUT/<split>/<video>
@@ -233,11 +254,19 @@ def write_footage_set(
     missing = [v for v in chosen if not (root / v.path.lstrip("/")).is_file()]
     if missing:
         packages = " ".join(sorted({v.package for v in missing}))
-        raise BadInput(f"{len(missing)} real video(s) not found under {root} (first: {missing[0].path}); "
-                       f"install them (apt-get install {packages}) or unpack the packages there "
-                       f"(apt-get download PKG; dpkg -x PKG.deb DIR; then --root DIR)")
-    record = {"kind": "real_footage", "split": split, "seed": seed, "takes": takes,
-              "videos": [asdict(v) for v in chosen], "frames": {}}
+        raise BadInput(
+            f"{len(missing)} real video(s) not found under {root} (first: {missing[0].path}); "
+            f"install them (apt-get install {packages}) or unpack the packages there "
+            f"(apt-get download PKG; dpkg -x PKG.deb DIR; then --root DIR)"
+        )
+    record = {
+        "kind": "real_footage",
+        "split": split,
+        "seed": seed,
+        "takes": takes,
+        "videos": [asdict(v) for v in chosen],
+        "frames": {},
+    }
     written = []
     for number, video in enumerate(chosen):
         frames = read_frames(root / video.path.lstrip("/"), video.start, video.count)
@@ -251,7 +280,10 @@ def write_footage_set(
                 _write(folder / "sharp" / name, clip.sharp[k])
                 _write(folder / "moving" / name, clip.moving[k])
                 record["frames"][str((folder / "blur" / name).relative_to(out))] = {
-                    "video": video.name, "camera": video.camera, "shake_px": round(clip.shake_px[k], 2)}
+                    "video": video.name,
+                    "camera": video.camera,
+                    "shake_px": round(clip.shake_px[k], 2),
+                }
             written.append(folder)
             log.info("%s: %d frames (%s camera)", folder, len(frames), video.camera)
     (out / FOOTAGE_RECORD).write_text(json.dumps(record, indent=1) + "\n")

@@ -24,9 +24,19 @@ from streamdeblur.training.plots import save_rgb
 from streamdeblur.training.real_footage import read_footage_record
 
 # Pan buckets (the camera's translation over the exposure, pixels): where the gain comes from.
-PAN_BUCKETS = ((0.0, 4.0, "pan under 4 px"), (4.0, 10.0, "pan 4-10 px"), (10.0, 20.0, "pan 10-20 px"), (20.0, math.inf, "pan over 20 px"))
+PAN_BUCKETS = (
+    (0.0, 4.0, "pan under 4 px"),
+    (4.0, 10.0, "pan 4-10 px"),
+    (10.0, 20.0, "pan 10-20 px"),
+    (20.0, math.inf, "pan over 20 px"),
+)
 # Synthetic video (`synth --frames`): each frame's own blur, and the kind of shot it is in.
-BLUR_BUCKETS = ((0.0, 2.0, "blur under 2 px"), (2.0, 6.0, "blur 2-6 px"), (6.0, 15.0, "blur 6-15 px"), (15.0, math.inf, "blur over 15 px"))
+BLUR_BUCKETS = (
+    (0.0, 2.0, "blur under 2 px"),
+    (2.0, 6.0, "blur 2-6 px"),
+    (6.0, 15.0, "blur 6-15 px"),
+    (15.0, math.inf, "blur over 15 px"),
+)
 BLURRED = (6.0, "blur over 6 px")  # the frames a windowed model is chiefly meant for
 SHOT_KINDS = ("varying", "uniform", "still")
 
@@ -70,8 +80,11 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON has it: flicker only for clips (pictures that are not a sequence have none)."""
-        plain = {k: v for k, v in asdict(self).items()
-                 if k != "groups" and not ((k.endswith("_flicker") or k.startswith("real_")) and math.isnan(v))}
+        plain = {
+            k: v
+            for k, v in asdict(self).items()
+            if k != "groups" and not ((k.endswith("_flicker") or k.startswith("real_")) and math.isnan(v))
+        }
         return {**plain, "gain_db": self.gain_db, "groups": {k: g.to_dict() for k, g in self.groups.items()}}
 
 
@@ -129,8 +142,12 @@ def _flicker(errors: list[np.ndarray]) -> list[float]:
 
 
 def evaluate(
-    backend: Backend, data: Path, out: Path | None = None, split: str = "test",
-    limit: int | None = None, examples: int = 8,
+    backend: Backend,
+    data: Path,
+    out: Path | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    examples: int = 8,
 ) -> EvalResult:
     """Scores over the pairs of `data`; a windowed model restores each frame from its
     window within its sequence folder (a clip), padded at the clip's ends."""
@@ -153,24 +170,42 @@ def evaluate(
         blurry = [_to_float(b) for b in blurry_pixels]
         deblurred = deblur_clip(backend, blurry_pixels)
         if real is not None:
-            real.add_clip([b for b, _ in members], blurry, deblurred, sharp, deblur_clip(backend, [read_image(s) for _, s in members]))
+            real.add_clip(
+                [b for b, _ in members],
+                blurry,
+                deblurred,
+                sharp,
+                deblur_clip(backend, [read_image(s) for _, s in members]),
+            )
         for k, (blur_path, _) in enumerate(members):
             scores["in_psnr"].append(psnr(blurry[k], sharp[k]) if real is None else capped_psnr(blurry[k], sharp[k]))
             scores["in_ssim"].append(ssim(blurry[k], sharp[k]))
-            scores["out_psnr"].append(psnr(deblurred[k], sharp[k]) if real is None else capped_psnr(deblurred[k], sharp[k]))
+            scores["out_psnr"].append(
+                psnr(deblurred[k], sharp[k]) if real is None else capped_psnr(deblurred[k], sharp[k])
+            )
             scores["out_ssim"].append(ssim(deblurred[k], sharp[k]))
             scores["sharp_in"].append(psnr(_sharp_in(backend, sharp[k], cfg), sharp[k]))
-            per_frame.append({"frame": str(Path(blur_path).relative_to(data)), "input_psnr": scores["in_psnr"][-1],
-                              "output_psnr": scores["out_psnr"][-1]})
+            per_frame.append(
+                {
+                    "frame": str(Path(blur_path).relative_to(data)),
+                    "input_psnr": scores["in_psnr"][-1],
+                    "output_psnr": scores["out_psnr"][-1],
+                }
+            )
             if out is not None and len(rows) < examples:
                 rows.append(np.concatenate([blurry[k], deblurred[k], sharp[k]], axis=1))
         if clips:
             flicker["in"] += _flicker([b - s for b, s in zip(blurry, sharp)])
             flicker["out"] += _flicker([d - s for d, s in zip(deblurred, sharp)])
     result = EvalResult(
-        count=len(pairs), input_psnr=_mean(scores["in_psnr"]), input_ssim=_mean(scores["in_ssim"]),
-        output_psnr=_mean(scores["out_psnr"]), output_ssim=_mean(scores["out_ssim"]),
-        sharp_in_psnr=_mean(scores["sharp_in"]), input_flicker=_mean(flicker["in"]), output_flicker=_mean(flicker["out"]),
+        count=len(pairs),
+        input_psnr=_mean(scores["in_psnr"]),
+        input_ssim=_mean(scores["in_ssim"]),
+        output_psnr=_mean(scores["out_psnr"]),
+        output_ssim=_mean(scores["out_ssim"]),
+        sharp_in_psnr=_mean(scores["sharp_in"]),
+        input_flicker=_mean(flicker["in"]),
+        output_flicker=_mean(flicker["out"]),
         groups=_groups(data, record, [blur for blur, _ in pairs], scores["in_psnr"], scores["out_psnr"]),
     )
     if real is not None:
@@ -196,7 +231,11 @@ def _synth_record(data: Path) -> dict[str, Any] | None:
 
 
 def _groups(
-    data: Path, record: dict[str, Any] | None, blur_paths: list[Path], in_psnr: list[float], out_psnr: list[float],
+    data: Path,
+    record: dict[str, Any] | None,
+    blur_paths: list[Path],
+    in_psnr: list[float],
+    out_psnr: list[float],
 ) -> dict[str, GroupScore]:
     """Scores split by what each pair shows, when `streamdeblur synth` recorded it (else none)."""
     described = (record or {}).get("pairs", {})
@@ -217,9 +256,18 @@ def _groups(
             for low, high, name in PAN_BUCKETS:
                 if low <= facts["pan_px"] < high:
                     members.setdefault(name, []).append(i)
-    order = ["photos", "procedural", *(name for _, _, name in PAN_BUCKETS), *(name for _, _, name in BLUR_BUCKETS),
-             BLURRED[1], *(f"{kind} shots" for kind in SHOT_KINDS)]
+    order = [
+        "photos",
+        "procedural",
+        *(name for _, _, name in PAN_BUCKETS),
+        *(name for _, _, name in BLUR_BUCKETS),
+        BLURRED[1],
+        *(f"{kind} shots" for kind in SHOT_KINDS),
+    ]
     return {
-        name: GroupScore(len(members[name]), _mean([in_psnr[i] for i in members[name]]), _mean([out_psnr[i] for i in members[name]]))
-        for name in order if name in members
+        name: GroupScore(
+            len(members[name]), _mean([in_psnr[i] for i in members[name]]), _mean([out_psnr[i] for i in members[name]])
+        )
+        for name in order
+        if name in members
     }

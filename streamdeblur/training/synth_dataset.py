@@ -40,10 +40,19 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 
 def write_synthetic_set(
-    out: Path, count: int, width: int = 256, height: int = 256, seed: int = 0,
-    held_out: bool = False, split: str | None = None, per_sequence: int = 50,
-    recipe: BlurRecipe = BlurRecipe(), sharp_dir: Path | None = None, frames: int = 1,
-    kind: str | None = None, clean: bool = False,
+    out: Path,
+    count: int,
+    width: int = 256,
+    height: int = 256,
+    seed: int = 0,
+    held_out: bool = False,
+    split: str | None = None,
+    per_sequence: int = 50,
+    recipe: BlurRecipe = BlurRecipe(),
+    sharp_dir: Path | None = None,
+    frames: int = 1,
+    kind: str | None = None,
+    clean: bool = False,
 ) -> list[Path]:
     """Render `count` pairs, or with `frames` > 1 `count` clips of that many frames; returns
     the sequence folders written.
@@ -72,13 +81,24 @@ def write_synthetic_set(
     flags += f" --split {split}" if split != ("test" if held_out else "train") else ""
     flags += (f" --kind {kind}" if kind else "") + (" --clean" if clean else "")
     recipe_note = {
-        "count": count, "size": f"{width}x{height}", "seed": seed, "held_out": held_out, "split": split,
-        "photos": list(photos), "command": f"streamdeblur synth {out} --count {count} --size {width}x{height} --seed {seed}{flags}",
+        "count": count,
+        "size": f"{width}x{height}",
+        "seed": seed,
+        "held_out": held_out,
+        "split": split,
+        "photos": list(photos),
+        "command": f"streamdeblur synth {out} --count {count} --size {width}x{height} --seed {seed}{flags}",
     }
     if frames > 1:
-        sequence_recipe = SequenceRecipe(degrade=recipe, h264_probability=0.0 if clean else SequenceRecipe.h264_probability)
-        clips = _write_clips(out, split, count, frames, width, height, seed, held_out, sequence_recipe, photos, shot_kind=kind)
-        (out / SYNTH_RECORD).write_text(json.dumps({**recipe_note, "frames": frames, "pairs": clips[1]}, indent=2) + "\n")
+        sequence_recipe = SequenceRecipe(
+            degrade=recipe, h264_probability=0.0 if clean else SequenceRecipe.h264_probability
+        )
+        clips = _write_clips(
+            out, split, count, frames, width, height, seed, held_out, sequence_recipe, photos, shot_kind=kind
+        )
+        (out / SYNTH_RECORD).write_text(
+            json.dumps({**recipe_note, "frames": frames, "pairs": clips[1]}, indent=2) + "\n"
+        )
         return clips[0]
     sequences: list[Path] = []
     pairs: dict[str, dict[str, str | float | None]] = {}
@@ -95,15 +115,25 @@ def write_synthetic_set(
         _write_png(seq / "sharp" / name, pair.sharp)
         # What each pair shows, so that `eval` can split its scores by content and blur length.
         pairs[str((seq / "blur" / name).relative_to(out))] = {
-            "photo": Path(pair.photo).stem if pair.photo else None, "pan_px": round(pair.pan_px, 2),
+            "photo": Path(pair.photo).stem if pair.photo else None,
+            "pan_px": round(pair.pan_px, 2),
         }
     (out / SYNTH_RECORD).write_text(json.dumps({**recipe_note, "pairs": pairs}, indent=2) + "\n")
     return sequences
 
 
 def _write_clips(
-    out: Path, split: str, count: int, frames: int, width: int, height: int, seed: int, held_out: bool,
-    recipe: SequenceRecipe, photos: tuple[str, ...], shot_kind: str | None = None,
+    out: Path,
+    split: str,
+    count: int,
+    frames: int,
+    width: int,
+    height: int,
+    seed: int,
+    held_out: bool,
+    recipe: SequenceRecipe,
+    photos: tuple[str, ...],
+    shot_kind: str | None = None,
 ) -> tuple[list[Path], dict[str, dict[str, str | float | None]]]:
     """`count` clips of `frames` consecutive frames, one folder each; and what each frame shows."""
     folders: list[Path] = []
@@ -120,7 +150,8 @@ def _write_clips(
             _write_png(seq / "blur" / name, clip.blurry[k])
             _write_png(seq / "sharp" / name, clip.sharp[k])
             described[str((seq / "blur" / name).relative_to(out))] = {
-                "photo": Path(clip.photo).stem if clip.photo else None, "blur_px": round(clip.blur_px[k], 2),
+                "photo": Path(clip.photo).stem if clip.photo else None,
+                "blur_px": round(clip.blur_px[k], 2),
                 "kind": clip.kind,
             }
     return folders, described

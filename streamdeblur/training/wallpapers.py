@@ -39,7 +39,9 @@ PHOTOS = tuple(
 )  # fmt: skip
 
 
-def gather_photos(out: Path = DEFAULT_PHOTOS_DIR, max_side: int = 1600, sources: tuple[str, ...] = PHOTOS) -> list[Path]:
+def gather_photos(
+    out: Path = DEFAULT_PHOTOS_DIR, max_side: int = 1600, sources: tuple[str, ...] = PHOTOS
+) -> list[Path]:
     """Write the installed wallpaper photos into `out` as PNG; returns the files written."""
     missing = [src for src in sources if not Path(src).is_file()]
     if missing:

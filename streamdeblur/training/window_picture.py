@@ -22,7 +22,9 @@ from streamdeblur.training.plots import save_rgb
 from streamdeblur.training.scoring import deblur_clip
 
 
-def window_picture(backends: list[Backend], data: Path, frame: str, out: Path, split: str = "test") -> dict[str, object]:
+def window_picture(
+    backends: list[Backend], data: Path, frame: str, out: Path, split: str = "test"
+) -> dict[str, object]:
     """Write the picture for `frame` (a blurry frame's path under `data`) into `out`; return
     what it shows: the frame, its window's blur where `synth` recorded it, and each model's PSNR."""
     pairs = find_pairs(data, split)
@@ -49,7 +51,8 @@ def window_picture(backends: list[Backend], data: Path, frame: str, out: Path, s
     save_rgb(picture, canvas)
     described = _described(data, paths, first, last)
     return {
-        "picture": str(picture), "frame": frame,
+        "picture": str(picture),
+        "frame": frame,
         "window": [paths[first + i] for i in shown],
         "blur_px": [described.get(paths[first + i]) for i in shown],
         "input_psnr": psnr(blurry[here - first].astype(np.float32) / 255, sharp),

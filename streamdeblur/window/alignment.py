@@ -131,8 +131,14 @@ def _warp_part(neighbour: np.ndarray, warp: np.ndarray, out: np.ndarray, box: Bo
         return
     shifted = warp.copy()
     shifted[:, 2] += warp[:, 0] * x0 + warp[:, 1] * y0  # the box's own origin
-    cv2.warpAffine(neighbour, shifted, (x1 - x0, y1 - y0), dst=out[y0:y1, x0:x1],
-                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
+    cv2.warpAffine(
+        neighbour,
+        shifted,
+        (x1 - x0, y1 - y0),
+        dst=out[y0:y1, x0:x1],
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=border,
+    )
 
 
 def _inside_box(warp: np.ndarray, width: int, height: int) -> Box | None:
@@ -140,7 +146,9 @@ def _inside_box(warp: np.ndarray, width: int, height: int) -> Box | None:
     short of its edges, for OpenCV's fixed-point rounding), or None."""
     low_x, low_y, high_x, high_y = 1.0, 1.0, width - 2.0, height - 2.0
     back = cv2.invertAffineTransform(warp)  # neighbour coordinates to the target's
-    corners = [back @ np.array([x, y, 1.0]) for x, y in ((low_x, low_y), (high_x, low_y), (high_x, high_y), (low_x, high_y))]
+    corners = [
+        back @ np.array([x, y, 1.0]) for x, y in ((low_x, low_y), (high_x, low_y), (high_x, high_y), (low_x, high_y))
+    ]
     (tlx, tly), (trx, try_), (brx, bry), (blx, bly) = corners
     x0, x1 = int(np.ceil(max(tlx, blx))), int(np.floor(min(trx, brx))) + 1
     y0, y1 = int(np.ceil(max(tly, try_))), int(np.floor(min(bly, bry))) + 1
@@ -192,7 +200,9 @@ def refuse_mismatch(target: np.ndarray, warped: np.ndarray) -> np.ndarray:
     coarse picture (MISMATCH_LEVELS), blended smoothly in between."""
     height, width = target.shape[:2]
     size = (max(1, width // MISMATCH_SHRINK), max(1, height // MISMATCH_SHRINK))
-    small = [cv2.resize(_grey(image), size, interpolation=cv2.INTER_AREA).astype(np.float32) for image in (target, warped)]
+    small = [
+        cv2.resize(_grey(image), size, interpolation=cv2.INTER_AREA).astype(np.float32) for image in (target, warped)
+    ]
     difference = cv2.dilate(np.abs(small[0] - small[1]), np.ones((3, 3), np.uint8))  # the object's rim too
     low, high = MISMATCH_LEVELS
     keep = np.clip((high - difference) / (high - low), 0.0, 1.0)
@@ -204,7 +214,10 @@ def refuse_mismatch(target: np.ndarray, warped: np.ndarray) -> np.ndarray:
 
 
 def align_window(
-    frames: list[np.ndarray], method: str, offsets: tuple[int, ...], memo: FrameMemo | None = None,
+    frames: list[np.ndarray],
+    method: str,
+    offsets: tuple[int, ...],
+    memo: FrameMemo | None = None,
     refuse: bool = False,
 ) -> list[np.ndarray]:
     """`frames` in the network's order (the restored frame first, then its neighbours at

@@ -49,6 +49,7 @@ def stack_window(frames: list[np.ndarray], cfg: DeepDeblurConfig, memo: FrameMem
     aligned = align_window(frames, cfg.align, cfg.offsets, memo, refuse=cfg.refuse_mismatch)
     if cfg.fuse == "none":
         return _channels(aligned)
+
     # Weighed by the frames' magnitudes before alignment: the same up to the borders a warp
     # brings in, and computed once per frame, from the spectrum that the frame's own window
     # fuses as well (alignment leaves the restored frame as it is).
@@ -77,7 +78,9 @@ def colour_histogram(pixels: np.ndarray) -> np.ndarray:
     if pixels.dtype == np.uint16:
         pixels = (pixels >> 8).astype(np.uint8)
     height, width = pixels.shape[:2]
-    small = cv2.resize(pixels, (_THUMB_WIDTH, max(1, round(height * _THUMB_WIDTH / width))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        pixels, (_THUMB_WIDTH, max(1, round(height * _THUMB_WIDTH / width))), interpolation=cv2.INTER_AREA
+    )
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1, 2], None, [12, 3, 3], [0, 180, 0, 256, 0, 256])
     return cv2.normalize(hist, hist).flatten()
@@ -105,8 +108,9 @@ class FrameWindow:
     and `start_flush` return them as futures instead, assembling on the pool meanwhile.
     """
 
-    def __init__(self, cfg: DeepDeblurConfig, pool: Executor | None = None,
-                 then: Callable[[Frame], Frame] | None = None) -> None:
+    def __init__(
+        self, cfg: DeepDeblurConfig, pool: Executor | None = None, then: Callable[[Frame], Frame] | None = None
+    ) -> None:
         self.cfg = cfg
         # Windows that become complete together are assembled (aligned, fused, stacked) on
         # `pool`'s threads at once, where given: the processor running frames side by side.
@@ -243,7 +247,12 @@ class WindowedProcessor:
     of calls on the same cores gain nothing)."""
 
     def __init__(
-        self, inner: Processor, cfg: DeepDeblurConfig, pool: Executor | None = None, ahead: int = 0, take: int = 0,
+        self,
+        inner: Processor,
+        cfg: DeepDeblurConfig,
+        pool: Executor | None = None,
+        ahead: int = 0,
+        take: int = 0,
         then: Callable[[Frame], Frame] | None = None,
     ) -> None:
         if ahead and pool is None:
@@ -276,8 +285,14 @@ class WindowedProcessor:
         end, while the other threads do the same for the next frames. No thread waits for
         another between assembling and the call, or for the slower call of a pair (up to one
         frame more than the threads is in flight, handed on in order)."""
-        return cls(calls, cfg, calls.pool, ahead=calls.workers + 1, take=1,
-                   then=lambda window: calls.inner.process([window])[0])
+        return cls(
+            calls,
+            cfg,
+            calls.pool,
+            ahead=calls.workers + 1,
+            take=1,
+            then=lambda window: calls.inner.process([window])[0],
+        )
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
         if not self.ahead:

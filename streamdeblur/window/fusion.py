@@ -112,7 +112,9 @@ def _raise(x: np.ndarray, power: int, out: np.ndarray) -> None:
 
 
 def fourier_burst_accumulation(
-    frames: list[np.ndarray], power: int = POWER, magnitudes: list[np.ndarray] | None = None,
+    frames: list[np.ndarray],
+    power: int = POWER,
+    magnitudes: list[np.ndarray] | None = None,
     spectra: list[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """One frame (H x W x C, the frames' dtype) from aligned frames of the same size.
