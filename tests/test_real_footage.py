@@ -242,3 +242,22 @@ def test_a_model_with_never_softer_gives_a_sharp_still_frame_back(tmp_path: Path
     assert torch.allclose(out, frame)
     check = export_onnx(model, tmp_path / "guarded.onnx")  # in the one graph every backend runs
     assert (tmp_path / "guarded.onnx").is_file() and check.max_abs_diff < 1e-4
+
+
+def test_a_clips_frames_are_a_clip_and_unrelated_photos_are_pictures(tmp_path: Path) -> None:
+    import cv2
+
+    from streamdeblur.pipeline.pictures import unrelated_pictures
+
+    shot = render_sequence(np.random.default_rng(6), 48, 64, 6, _quiet_camera())
+    frames = []
+    for k, frame in enumerate(shot.blurry):
+        frames.append(tmp_path / f"frame_{k}.png")
+        cv2.imwrite(str(frames[-1]), np.round(frame[..., ::-1] * 255).astype(np.uint8))
+    assert not unrelated_pictures(frames)
+    photos = []
+    for k in range(4):
+        photos.append(tmp_path / f"photo_{k}.png")
+        cv2.imwrite(str(photos[-1]), cv2.cvtColor(_scene(48, 64, seed=10 + k), cv2.COLOR_RGB2BGR) // (k + 1))
+    assert unrelated_pictures(photos)
+    assert not unrelated_pictures(photos[:1])  # one picture is not a folder of them
