@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamdeblur.errors import BadUsage
+from streamdeblur.errors import BadInput, BadUsage
 from streamdeblur.models import load_model_config
 from streamdeblur.synthetic.blur import BlurRecipe, render_pair
 from streamdeblur.synthetic.scenes import procedural_scene
@@ -261,3 +261,15 @@ def test_a_clips_frames_are_a_clip_and_unrelated_photos_are_pictures(tmp_path: P
         cv2.imwrite(str(photos[-1]), cv2.cvtColor(_scene(48, 64, seed=10 + k), cv2.COLOR_RGB2BGR) // (k + 1))
     assert unrelated_pictures(photos)
     assert not unrelated_pictures(photos[:1])  # one picture is not a folder of them
+
+
+def test_footage_leaves_nothing_when_it_fails_and_never_writes_over_a_set(tmp_path: Path) -> None:
+    still, _ = _real_video(tmp_path)
+    broken = dataclasses.replace(still, name="broken", path="/usr/share/missing.mp4")
+    (tmp_path / "usr/share/missing.mp4").write_bytes(b"not a video")
+    with pytest.raises(BadInput):
+        write_footage_set(tmp_path / "set", "val", tmp_path, chosen=(still, broken))
+    assert not (tmp_path / "set").exists() and not list(tmp_path.glob(".set*"))
+    write_footage_set(tmp_path / "set", "val", tmp_path, chosen=(still,))
+    with pytest.raises(BadUsage, match="already"):
+        write_footage_set(tmp_path / "set", "val", tmp_path, chosen=(still,))

@@ -132,19 +132,23 @@ class PassThroughGate(nn.Module):
         return output + g * (frame - output)
 
 
-# never_softer: fine detail is the mean |Laplacian| of grey over blocks this many pixels wide;
-# the output is trusted wholly where it holds this much more of it than the input (a ramp from
-# as much as the input): deblurring adds detail, smoothing takes it away.
+# never_softer: detail is the mean |Laplacian| of grey on a copy DETAIL_SCALE times smaller
+# (sensor noise and codec grain average out there, blur does not), over blocks DETAIL_BLOCK
+# pixels of the frame wide; the output is trusted wholly where it holds DETAIL_GAIN more of it
+# than the input (a ramp from as much as the input): deblurring adds detail, smoothing does not.
+DETAIL_SCALE = 2
 DETAIL_BLOCK = 8
 DETAIL_GAIN = 0.15
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
 
 
 def _detail(image: torch.Tensor) -> torch.Tensor:
-    """Fine detail per block: (N, 1, H / DETAIL_BLOCK, W / DETAIL_BLOCK), rounded up."""
-    grey = F.pad(image.float().mean(dim=1, keepdim=True), (1, 1, 1, 1), mode="replicate")
-    edges = F.conv2d(grey, _LAPLACIAN.to(grey.device)).abs()
-    return F.avg_pool2d(edges, DETAIL_BLOCK, ceil_mode=True)
+    """Detail per block: (N, 1, H / DETAIL_BLOCK, W / DETAIL_BLOCK), rounded up."""
+    grey = image.float().mean(dim=1, keepdim=True)
+    if DETAIL_SCALE > 1:
+        grey = F.avg_pool2d(grey, DETAIL_SCALE, ceil_mode=True)
+    edges = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), _LAPLACIAN.to(grey.device)).abs()
+    return F.avg_pool2d(edges, max(1, DETAIL_BLOCK // DETAIL_SCALE), ceil_mode=True)
 
 
 def never_softer(frame: torch.Tensor, output: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -110,14 +112,20 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    """Each pixel's (x, y), float32 H x W x 2."""
+    return np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+
+
 def real_flows(frames: list[np.ndarray]) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
     """For each frame, the dense flow to the previous and to the next frame (None at the ends)."""
     dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_MEDIUM)
     greys = [_grey(f) for f in frames]
     flows: list[tuple[np.ndarray | None, np.ndarray | None]] = []
     for k, grey in enumerate(greys):
-        back = dis.calc(grey, greys[k - 1], None) if k > 0 else None
-        ahead = dis.calc(grey, greys[k + 1], None) if k + 1 < len(greys) else None
+        # The stubs omit the None that asks DIS for a fresh flow.
+        back = np.asarray(dis.calc(grey, greys[k - 1], None)) if k > 0 else None  # type: ignore[call-overload]
+        ahead = np.asarray(dis.calc(grey, greys[k + 1], None)) if k + 1 < len(greys) else None  # type: ignore[call-overload]
         flows.append((back, ahead))
     return flows
 
@@ -134,7 +142,7 @@ def own_motion_mask(frame: np.ndarray, neighbour: np.ndarray, flow: np.ndarray, 
     affine, _ = cv2.estimateAffine2D(points, moved, method=cv2.RANSAC, ransacReprojThreshold=1.0)
     if affine is None:
         return np.zeros((height, width), np.uint8)
-    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+    grid = _pixel_grid(height, width)
     camera = grid @ affine[:, :2].T.astype(np.float32) + affine[:, 2].astype(np.float32) - grid
     follows = cv2.warpAffine(
         _grey(neighbour),
@@ -198,7 +206,7 @@ def blur_real_frame(
     )
     travel = reach * exposure.shutter + float(np.hypot(*exposure.shake)) + 2 * float(np.hypot(*exposure.bend))
     count = int(min(max(np.ceil(travel / 1.0), 3), 31)) | 1  # a sub-frame per pixel of motion
-    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+    grid = _pixel_grid(height, width)
     linear = to_linear(frame.astype(np.float32) / 255.0)
     total = np.zeros_like(linear)
     for tau in np.linspace(-0.5, 0.5, count):
@@ -223,12 +231,12 @@ def blur_real_clip(rng: np.random.Generator, frames: list[np.ndarray], camera: s
     flows = real_flows(frames)
     shots = exposures(rng, len(frames), camera)
     blurry = [blur_real_frame(f, back, ahead, e) for f, (back, ahead), e in zip(frames, flows, shots)]
-    moving = [
-        own_motion_mask(frames[k], frames[k + 1], ahead)
-        if ahead is not None
-        else own_motion_mask(frames[k], frames[k - 1], back)
-        for k, (back, ahead) in enumerate(flows)
-    ]  # type: ignore[arg-type]
+    moving = []
+    for k, (back, ahead) in enumerate(flows):
+        # Against the next frame, or for a clip's last frame the one before it.
+        neighbour, flow = (frames[k + 1], ahead) if ahead is not None else (frames[k - 1], back)
+        assert flow is not None  # a clip has at least 3 frames
+        moving.append(own_motion_mask(frames[k], neighbour, flow))
     return RealClip(blurry, list(frames), moving, [float(np.hypot(*e.shake)) for e in shots])
 
 
@@ -259,41 +267,47 @@ def write_footage_set(
             f"install them (apt-get install {packages}) or unpack the packages there "
             f"(apt-get download PKG; dpkg -x PKG.deb DIR; then --root DIR)"
         )
-    record = {
-        "kind": "real_footage",
-        "split": split,
-        "seed": seed,
-        "takes": takes,
-        "videos": [asdict(v) for v in chosen],
-        "frames": {},
-    }
+    if (out / FOOTAGE_RECORD).exists() or (out / split).exists():
+        raise BadUsage(f"{out} holds a footage set already; choose another folder")
+    # Written aside and moved in at the end: a stopped or failed run leaves nothing behind.
+    staging = out.parent / f".{out.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    frames_made: dict[str, dict[str, object]] = {}
     written = []
-    for number, video in enumerate(chosen):
-        frames = read_frames(root / video.path.lstrip("/"), video.start, video.count)
-        for take in range(takes):
-            rng = np.random.default_rng([seed, number, take])
-            clip = blur_real_clip(rng, frames, video.camera)
-            folder = out / split / (video.name if takes == 1 else f"{video.name}_{take}")
-            for k in range(len(frames)):
-                name = f"{k:06d}.png"
-                _write(folder / "blur" / name, clip.blurry[k])
-                _write(folder / "sharp" / name, clip.sharp[k])
-                _write(folder / "moving" / name, clip.moving[k])
-                record["frames"][str((folder / "blur" / name).relative_to(out))] = {
-                    "video": video.name,
-                    "camera": video.camera,
-                    "shake_px": round(clip.shake_px[k], 2),
-                }
-            written.append(folder)
-            log.info("%s: %d frames (%s camera)", folder, len(frames), video.camera)
-    (out / FOOTAGE_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    try:
+        for number, video in enumerate(chosen):
+            frames = read_frames(root / video.path.lstrip("/"), video.start, video.count)
+            for take in range(takes):
+                rng = np.random.default_rng([seed, number, take])
+                clip = blur_real_clip(rng, frames, video.camera)
+                folder = Path(split) / (video.name if takes == 1 else f"{video.name}_{take}")
+                for k in range(len(frames)):
+                    name = f"{k:06d}.png"
+                    _write(staging / folder / "blur" / name, clip.blurry[k])
+                    _write(staging / folder / "sharp" / name, clip.sharp[k])
+                    _write(staging / folder / "moving" / name, clip.moving[k])
+                    frames_made[str(folder / "blur" / name)] = {
+                        "video": video.name,
+                        "camera": video.camera,
+                        "shake_px": round(clip.shake_px[k], 2),
+                    }
+                written.append(out / folder)
+                log.info("%s: %d frames (%s camera)", out / folder, len(frames), video.camera)
+        record = {"kind": "real_footage", "split": split, "seed": seed, "takes": takes,
+                  "videos": [asdict(v) for v in chosen], "frames": frames_made}  # fmt: skip
+        (staging / FOOTAGE_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+        out.mkdir(parents=True, exist_ok=True)
+        for part in (split, FOOTAGE_RECORD):
+            (staging / part).rename(out / part)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return written
 
 
-def read_footage_record(data: Path) -> dict | None:
+def read_footage_record(data: Path) -> dict[str, Any] | None:
     """What `write_footage_set` recorded about a set, or None for other data."""
     path = data / FOOTAGE_RECORD
     if not path.is_file():
         return None
-    loaded: dict = json.loads(path.read_text())
+    loaded: dict[str, Any] = json.loads(path.read_text())
     return loaded
