@@ -136,7 +136,7 @@ class PassThroughGate(nn.Module):
 # (sensor noise and codec grain average out there, blur does not), over blocks DETAIL_BLOCK
 # pixels of the frame wide; the output is trusted wholly where it holds DETAIL_GAIN more of it
 # than the input (a ramp from as much as the input): deblurring adds detail, smoothing does not.
-DETAIL_SCALE = 2
+DETAIL_SCALE = 4
 DETAIL_BLOCK = 8
 DETAIL_GAIN = 0.15
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
