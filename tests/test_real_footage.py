@@ -105,6 +105,10 @@ def test_a_footage_set_and_what_eval_reports_on_it(tmp_path: Path) -> None:
             assert len(list((clip / part).glob("*.png"))) == 8
     record = json.loads((tmp_path / "set" / "footage.json").read_text())
     assert record["kind"] == "real_footage" and len(record["frames"]) == 16
+    from streamdeblur.training.cards import _footage_made_by
+
+    made = _footage_made_by(tmp_path / "set")  # what a card records of how the set was made
+    assert made is not None and made["command"].endswith("--split val --seed 3 --takes 1")
     # The input scored against itself: every figure the input's, and real frames come back whole.
     result = run_cli("eval", str(tmp_path / "set"), "--backend", "passthrough", "--split", "val", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

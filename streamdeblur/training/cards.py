@@ -32,12 +32,23 @@ def record_in_card(
         "data": str(data),
         "split": split,
         "limit": limit,
-        "data_made_by": _without_pairs(json.loads(made.read_text())) if made.is_file() else None,
+        "data_made_by": _without_pairs(json.loads(made.read_text())) if made.is_file() else _footage_made_by(data),
         "precision": precision,
         "command": f"streamdeblur eval {data} --model {_named(weights)} --backend torch "
         f"--precision {precision} --split {split}{limit_arg}",
     }
     write_card(weights, card)
+
+
+def _footage_made_by(data: Path) -> dict[str, Any] | None:
+    """How a real-footage set was made (training/real_footage.py), or None for other data."""
+    from streamdeblur.training.real_footage import read_footage_record
+
+    record = read_footage_record(data)
+    if record is None:
+        return None
+    command = f"streamdeblur footage {data} --split {record['split']} --seed {record['seed']} --takes {record['takes']}"
+    return {"command": command, "videos": [video["name"] for video in record["videos"]]}
 
 
 def _named(weights: Path) -> str:
