@@ -203,9 +203,10 @@ def test_mixed_precision_is_fp16_on_cuda_and_bf16_only_on_cpus_that_have_it(
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert mixed_precision_dtype(False, cuda) is None and mixed_precision_dtype(False, cpu) is None
     assert mixed_precision_dtype(True, cuda) == torch.float16
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     assert mixed_precision_dtype(True, cpu) == torch.bfloat16
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     assert mixed_precision_dtype(True, cpu) is None  # emulated bf16 would be slower than fp32
 
 

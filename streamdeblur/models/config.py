@@ -170,6 +170,9 @@ class DeepDeblurConfig:
         data = dataclasses.asdict(self)
         if not self.gate:  # records of networks without a gate stay as they were before it
             data.pop("gate")
+        for key in ("refuse_mismatch", "never_softer"):  # and those without these run-time guards too
+            if not data[key]:
+                data.pop(key)
         if self.frames == 1:  # a single-frame network's record stays as it was before windows
             for key in ("frames", "causal", "align", "fuse"):
                 data.pop(key)
