@@ -248,14 +248,12 @@ def render_sequence(
     # Drawn only where a recipe asks, so that other recipes render the same shots as before.
     noisy_target = recipe.noisy_target_probability > 0 and rng.uniform() < recipe.noisy_target_probability
     blurry, sharp, blur_px = [], [], []
-    if kind == "sharp" and not noisy_target:  # the camera's path as filmed, every exposure instantaneous and clean
+    if kind == "sharp":  # the camera's path as filmed, every exposure instantaneous
         sharp = [to_gamma(render(k, 0.0)).astype(np.float32) for k in range(count)]
-        blurry = [as_clean_8bit(f) for f in sharp]
-        return Sequence(blurry, sharp, [0.0] * count, kind, photo)
-    if kind == "sharp":  # instantaneous exposures through a real camera's noise and codec
-        sharp = [to_gamma(render(k, 0.0)).astype(np.float32) for k in range(count)]
-        sharp = _through_camera(rng, recipe, sharp)[0]
-        return Sequence(sharp, sharp, [0.0] * count, kind, photo)
+        if noisy_target:  # through a real camera's noise and codec, each frame its own target
+            sharp = _through_camera(rng, recipe, sharp)[0]
+            return Sequence(sharp, sharp, [0.0] * count, kind, photo)
+        return Sequence([as_clean_8bit(f) for f in sharp], sharp, [0.0] * count, kind, photo)
     for k in range(count):
         t = float(k - reference)
         ends = [np.array(camera.pose(k, t, exposure, tau)[:2]) for tau in (-0.5, 0.5)]

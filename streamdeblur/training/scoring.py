@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from streamdeblur.inference import Backend
-from streamdeblur.io.image_folder import read_image, read_image_float
+from streamdeblur.io.image_folder import read_image
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.footage_scores import RealFootageScores, capped_psnr
@@ -166,7 +166,8 @@ def evaluate(
     for first, last in ranges:
         members = pairs[first : last + 1]
         blurry_pixels = [read_image(b) for b, _ in members]
-        sharp = [read_image_float(s) for _, s in members]
+        sharp_pixels = [read_image(s) for _, s in members]
+        sharp = [_to_float(s) for s in sharp_pixels]
         blurry = [_to_float(b) for b in blurry_pixels]
         deblurred = deblur_clip(backend, blurry_pixels)
         if real is not None:
@@ -175,7 +176,7 @@ def evaluate(
                 blurry,
                 deblurred,
                 sharp,
-                deblur_clip(backend, [read_image(s) for _, s in members]),
+                deblur_clip(backend, sharp_pixels),
             )
         for k, (blur_path, _) in enumerate(members):
             scores["in_psnr"].append(psnr(blurry[k], sharp[k]) if real is None else capped_psnr(blurry[k], sharp[k]))
