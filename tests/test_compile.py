@@ -20,6 +20,7 @@ from streamdeblur.inference.select import create_backend, worth_compiling
 from streamdeblur.inference.torch_backend import TorchBackend
 from streamdeblur.io.frame import Frame
 from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config
+from streamdeblur.window.assembly import windowed_processor
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,8 @@ def test_an_offline_run_compiles_the_network_once_for_the_threads_its_calls_run_
     torch.set_num_threads(SIDE_BY_SIDE_THREADS)
     try:
         spec = BackendSpec(backend="torch", weights=str(tiny_weights), device="cpu", precision="fp32", compile=True)
-        _, processor = spec.build(frame_size=(64, 48), side_by_side=True)
+        backend = spec.ready(frame_size=(64, 48), side_by_side=True)
+        processor = windowed_processor(backend, side_by_side=True)  # as pipeline/job.py builds it
         assert isinstance(processor, ConcurrentCalls) and torch.get_num_threads() == SIDE_BY_SIDE_THREADS
         assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
         rng = np.random.default_rng(0)

@@ -229,22 +229,21 @@ def test_scheduler_equals_a_synchronous_loop(dtype: type, in_flight: int, batch:
 
 @pytest.mark.gpu
 def test_on_cuda_windows_assembled_ahead_give_what_one_at_a_time_gives() -> None:
-    """An offline run of a windowed model on CUDA (select.make_processor): windows assembled on
+    """An offline run of a windowed model on CUDA (windowed_processor): windows assembled on
     the CPU's threads while the scheduler has earlier ones on the GPU; the same frames, in
     order, as assembling each window in turn before its call."""
     from dataclasses import replace
 
     from streamdeblur.inference.scheduler import StreamScheduler
-    from streamdeblur.inference.select import make_processor
     from streamdeblur.inference.torch_backend import TorchBackend
-    from streamdeblur.window.assembly import WindowedProcessor
+    from streamdeblur.window.assembly import WindowedProcessor, windowed_processor
 
     torch.manual_seed(0)
     cfg = replace(load_model_config("tiny-k3"), align="global", fuse="fba+window")
     backend = TorchBackend(DeepDeblur(cfg), torch.device("cuda"))
     frames = _frames(12, 90, 130)
     expected = _run(WindowedProcessor(StreamScheduler(backend), cfg), frames, 1)
-    ahead = make_processor(backend, side_by_side=True)
+    ahead = windowed_processor(backend, side_by_side=True)
     assert isinstance(ahead, WindowedProcessor) and ahead.ahead > 0
     got = _run(ahead, frames, 1)
     assert [f.index for f in got] == list(range(12))

@@ -29,7 +29,14 @@ from streamdeblur.synthetic.blur import BlurRecipe
 from streamdeblur.synthetic.scenes import procedural_scene
 from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
 from streamdeblur.window.alignment import align_window, global_motion
-from streamdeblur.window.assembly import FrameWindow, WindowedProcessor, colour_histogram, is_cut, window_indices
+from streamdeblur.window.assembly import (
+    FrameWindow,
+    WindowedProcessor,
+    colour_histogram,
+    is_cut,
+    window_indices,
+    windowed_processor,
+)
 from tests.conftest import run_cli
 from tests.media import decodes_cleanly, frame_times, make_clip, packet_hashes
 
@@ -642,17 +649,16 @@ def test_a_folder_of_frames_is_a_sequence_for_a_windowed_model(tmp_path: Path) -
 def test_frames_side_by_side_come_out_as_one_call_at_a_time_makes_them() -> None:
     """An offline run on the CPU: calls side by side, windows assembled on their threads."""
     from streamdeblur.inference.concurrent import one_thread_per_call
-    from streamdeblur.inference.select import make_processor
 
     torch.manual_seed(0)
     model = DeepDeblur(_cfg(3, align="global")).eval()
     backend = TorchBackend(model, torch.device("cpu"))
     scene = _textured(80, 120)
     frames = [Frame(np.ascontiguousarray(scene[i : i + 48, 3 * i : 3 * i + 64]), 5 * i, TB, i) for i in range(7)]
-    plain = make_processor(backend)
+    plain = windowed_processor(backend)
     expected = plain.submit(frames) + plain.flush()
     torch.set_num_threads(2)
-    side = make_processor(backend, side_by_side=True)
+    side = windowed_processor(backend, side_by_side=True)
     assert isinstance(side, WindowedProcessor) and side.window.then is not None  # end to end on each thread
     with one_thread_per_call():
         out = [f for frame in frames for f in side.submit([frame])] + side.flush()
@@ -730,7 +736,7 @@ class _Accelerator:
 def test_windows_assembled_ahead_on_many_threads_come_out_as_one_at_a_time_makes_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Beside a GPU (select.make_processor on CUDA, offline), windows are assembled on a pool
+    """Beside a GPU (windowed_processor on CUDA, offline), windows are assembled on a pool
     while earlier ones are on the device: every frame, in order, fused as a stream fuses it
     alone, across a cut, with several windows assembling at once and the frames held bounded."""
     from concurrent.futures import ThreadPoolExecutor
@@ -783,7 +789,8 @@ def test_windows_assembled_ahead_on_many_threads_come_out_as_one_at_a_time_makes
 def test_on_cuda_windows_are_assembled_on_the_cpu_s_threads_ahead_offline_and_at_once_live(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from streamdeblur.inference import concurrent, scheduler, select
+    import streamdeblur.window.assembly as window_module
+    from streamdeblur.inference import concurrent, scheduler
     from streamdeblur.window.assembly import AHEAD_PER_THREAD
 
     class FakeScheduler(_Accelerator):
@@ -794,9 +801,9 @@ def test_on_cuda_windows_are_assembled_on_the_cpu_s_threads_ahead_offline_and_at
         name, device, model_config = "torch", torch.device("cuda"), _cfg(3, causal=True)
 
     monkeypatch.setattr(scheduler, "StreamScheduler", FakeScheduler)
-    monkeypatch.setattr(select, "assembly_threads", lambda: 5)
-    offline = select.make_processor(CudaBackend(), side_by_side=True)  # type: ignore[arg-type]
-    live = select.make_processor(CudaBackend(), side_by_side=False)  # type: ignore[arg-type]
+    monkeypatch.setattr(window_module, "assembly_threads", lambda: 5)
+    offline = windowed_processor(CudaBackend(), side_by_side=True)  # type: ignore[arg-type]
+    live = windowed_processor(CudaBackend(), side_by_side=False)  # type: ignore[arg-type]
     assert isinstance(offline, WindowedProcessor) and isinstance(live, WindowedProcessor)
     assert concurrent.assembles_beside_gpu(offline) and concurrent.assembles_beside_gpu(live)
     assert offline.own_pool is not None and offline.own_pool._max_workers == 5  # type: ignore[attr-defined]
@@ -811,7 +818,7 @@ def test_on_cuda_windows_are_assembled_on_the_cpu_s_threads_ahead_offline_and_at
     live.submit(frames[1:])
     assert device.batches == [1, 1, 1, 1] and [f.index for f in device.waiting] == [3]
     assert not concurrent.assembles_beside_gpu(
-        select.make_processor(TorchBackend(DeepDeblur(_cfg(3)), torch.device("cpu")))
+        windowed_processor(TorchBackend(DeepDeblur(_cfg(3)), torch.device("cpu")))
     )
     # Closed, the assembly threads end (a batch worker builds a processor for every file).
     threads = list(offline.own_pool._threads)  # type: ignore[union-attr]

@@ -88,9 +88,9 @@ def runs_side_by_side(backend: Backend) -> bool:
 
 def assembles_beside_gpu(processor: object) -> bool:
     """Whether `processor` assembles a windowed model's windows on CPU threads of its own while
-    the network runs on a GPU (select.make_processor): each thread's transforms and warps
-    then need torch and OpenCV on that one thread, as calls side by side do
-    (one_thread_per_call)."""
+    the network runs on a GPU (window/assembly.py, windowed_processor): each thread's
+    transforms and warps then need torch and OpenCV on that one thread, as calls side by side
+    do (one_thread_per_call)."""
     return getattr(processor, "own_pool", None) is not None
 
 

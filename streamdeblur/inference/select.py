@@ -19,7 +19,7 @@ import torch
 from streamdeblur.errors import BadUsage
 from streamdeblur.files import file_sha256
 from streamdeblur.inference.backend import Backend, PassthroughBackend
-from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_threads, runs_side_by_side
+from streamdeblur.inference.concurrent import ConcurrentCalls, runs_side_by_side
 from streamdeblur.inference.measured import fastest, machine_facts
 from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
@@ -188,49 +188,25 @@ def make_processor(
     tile_overlap: int = 32,
     batch: int = 1,
     streams: int = 3,
-    windowed: bool = True,
     side_by_side: bool = False,
+    overlapped: bool = True,
 ) -> Processor:
-    """The stream scheduler on CUDA, the synchronous processor elsewhere; for a windowed
-    model, behind the window that assembles each frame's neighbours, unless `windowed` is
-    False: a caller feeding many streams keeps one window per stream in front of it.
+    """The stream scheduler on CUDA, the synchronous processor elsewhere. For a windowed
+    model it takes windows: the caller assembles them in front of it (window/assembly.py).
     `side_by_side` (an offline run: frames wait in the queue): torch on a CPU runs one call per
-    thread side by side, windows assembled on the same threads, and the caller sets one thread
-    per call for the run (concurrent.one_thread_per_call). On CUDA a windowed model's windows
-    are assembled on the CPU's cores (WindowedProcessor.beside_gpu; ahead of the GPU when
-    offline), which need one thread each as well (concurrent.assembles_beside_gpu). On the
-    CPU, offline, each thread takes its next frame as soon as it is done with one, without
-    waiting for the others (ConcurrentCalls `overlapped`, WindowedProcessor.end_to_end)."""
-    inner: Processor
-    pool = None
-    cfg = backend.model_config
-    windowed_model = windowed and cfg is not None and cfg.frames > 1
+    thread side by side, and the caller sets one thread per call for the run
+    (concurrent.one_thread_per_call). `overlapped`: each of those threads then takes its next
+    frame as soon as it is done with one, without waiting for the others (ConcurrentCalls);
+    False where the window in front does that itself, with assembly and call together."""
     if backend.device.type == "cuda":
         from streamdeblur.inference.scheduler import StreamScheduler
 
-        inner = StreamScheduler(backend, tile, tile_overlap, batch, streams)
-    elif side_by_side and runs_side_by_side(backend):
-        # Offline, each thread goes on to its next call without waiting for the others
-        # (overlapped); a windowed model's threads do that with assembly and call together.
-        calls = ConcurrentCalls(
-            FrameProcessor(backend, tile, tile_overlap, batch),
-            torch.get_num_threads(),
-            batch,
-            overlapped=not windowed_model,
+        return StreamScheduler(backend, tile, tile_overlap, batch, streams)
+    if side_by_side and runs_side_by_side(backend):
+        return ConcurrentCalls(
+            FrameProcessor(backend, tile, tile_overlap, batch), torch.get_num_threads(), batch, overlapped=overlapped
         )
-        inner, pool = calls, calls.pool
-    else:
-        inner = FrameProcessor(backend, tile, tile_overlap, batch)
-    if windowed_model:
-        assert cfg is not None
-        from streamdeblur.window.assembly import WindowedProcessor
-
-        if backend.device.type == "cuda":
-            return WindowedProcessor.beside_gpu(inner, cfg, assembly_threads(), offline=side_by_side)
-        if isinstance(inner, ConcurrentCalls) and inner.call_batch == 1:
-            return WindowedProcessor.end_to_end(inner, cfg)
-        return WindowedProcessor(inner, cfg, pool)
-    return inner
+    return FrameProcessor(backend, tile, tile_overlap, batch)
 
 
 def _onnxruntime_available() -> bool:

@@ -1,8 +1,8 @@
 """How the network runs, as one value: from the command line's flags to the built backend.
 
 `run`, `live`, `batch` and `bench` all describe the backend with a BackendSpec and build it
-with `build()`; each field is named after its flag (`--batch` is `batch`, `--streams` is
-`streams`).
+with `create()` or, for a run, `ready()`; each field is named after its flag (`--batch` is
+`batch`, `--streams` is `streams`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass, replace
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.backend import Backend
 from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_side
-from streamdeblur.inference.processor import Processor
-from streamdeblur.inference.select import create_backend, make_processor, warmed
+from streamdeblur.inference.select import create_backend, warmed
 from streamdeblur.inference.tiling import validate_tiling
 from streamdeblur.registry import default_model
 
@@ -87,26 +86,21 @@ class BackendSpec:
             warm=warm,
         )
 
-    def build(
+    def ready(
         self,
         frame_size: tuple[int, int] | None = None,
-        windowed: bool = True,
         frames: int | None = None,
         side_by_side: bool = False,
-    ) -> tuple[Backend, Processor]:
-        """The backend and the processor that runs it over frames; `windowed` False leaves a
-        windowed model's windows to the caller (one per stream: pipeline/fan_in.py);
-        `side_by_side`: see select.make_processor."""
+    ) -> Backend:
+        """The backend, compiled (where it is) for the threads the run's calls will have;
+        `side_by_side`: see select.make_processor, which builds the processor around it."""
         backend = self.create(frame_size, frames, warm=not side_by_side)
         if side_by_side:
             # Compiled for the threads each call will have: one, where calls run side by side
             # (code compiled for two threads runs slower on one).
             with one_thread_per_call() if runs_side_by_side(backend) else contextlib.nullcontext():
                 warmed(backend, frame_size, self.batch, self.tile)
-        processor = make_processor(
-            backend, self.tile, self.tile_overlap, self.batch, self.streams, windowed, side_by_side
-        )
-        return backend, processor
+        return backend
 
     def pinned(self, backend: Backend) -> BackendSpec:
         """This spec with `auto`'s choices replaced by what `backend` is, so that other processes

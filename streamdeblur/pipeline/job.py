@@ -31,6 +31,7 @@ from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.stats import RunReport, RunStats
 from streamdeblur.registry import default_model
+from streamdeblur.window.assembly import windowed_processor
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,8 @@ def _process(
             spec.weights,
             default_model("picture").name,
         )
-    backend, processor = spec.build(
-        frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side
-    )
+    backend = spec.ready(frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side)
+    processor = windowed_processor(backend, spec.tile, spec.tile_overlap, spec.batch, spec.streams, side_by_side)
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)
     if close is not None:
         cleanup.callback(close)

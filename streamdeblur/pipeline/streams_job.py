@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamdeblur.errors import BadUsage, ProcessingError, StreamdeblurError
-from streamdeblur.inference import Backend, BackendSpec, FrameProcessor, Processor
+from streamdeblur.inference import Backend, BackendSpec, FrameProcessor, Processor, make_processor
 from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, one_thread_per_call
 from streamdeblur.inference.torch_backend import resolve_device
 from streamdeblur.io import Source, open_sink, open_source
@@ -171,11 +171,13 @@ def _build(opts: StreamsOptions, frame_size: tuple[int, int], running: ExitStack
     CUDA one batch (a TensorRT engine's profile is built for it), on the CPU calls of --batch
     frames side by side, one thread each (inference/concurrent.py says why)."""
     if resolve_device(opts.spec.device).type != "cpu":
-        return dataclasses.replace(opts.spec, batch=opts.batch).build(frame_size, windowed=False)
+        spec = dataclasses.replace(opts.spec, batch=opts.batch)
+        backend = spec.ready(frame_size)
+        return backend, make_processor(backend, spec.tile, spec.tile_overlap, spec.batch, spec.streams)
     workers = running.enter_context(one_thread_per_call())
-    backend, inner = opts.spec.build(frame_size, windowed=False)
-    assert isinstance(inner, FrameProcessor)  # what make_processor gives on the CPU
-    calls = ConcurrentCalls(inner, workers, opts.spec.batch)
+    spec = opts.spec
+    backend = spec.ready(frame_size)
+    calls = ConcurrentCalls(FrameProcessor(backend, spec.tile, spec.tile_overlap, spec.batch), workers, spec.batch)
     running.callback(calls.close)
     return backend, calls
 

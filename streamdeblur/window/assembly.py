@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, ended_in_order
+from streamdeblur.inference.backend import Backend
+from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, assembly_threads, ended_in_order
 from streamdeblur.inference.processor import Processor
+from streamdeblur.inference.select import make_processor
 from streamdeblur.io.frame import Frame
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.window.alignment import align_window
@@ -323,3 +325,32 @@ class WindowedProcessor:
         """The windows through the network, a batch of the inner processor's size at a time."""
         size = max(1, self.inner.batch_size)
         return [done for i in range(0, len(windows), size) for done in self.inner.submit(windows[i : i + size])]
+
+
+def windowed_processor(
+    backend: Backend,
+    tile: int = 0,
+    tile_overlap: int = 32,
+    batch: int = 1,
+    streams: int = 3,
+    side_by_side: bool = False,
+) -> Processor:
+    """select.make_processor's processor for `backend`, behind the window that assembles each
+    frame's neighbours where the model is windowed (a caller feeding many streams keeps one
+    window per stream in front of make_processor's instead: pipeline/fan_in.py).
+    `side_by_side` (an offline run): see make_processor; windows are assembled on the calls'
+    threads, with one frame a call end to end: each thread takes its next frame, window and
+    call, as soon as it is done with one (WindowedProcessor.end_to_end). On CUDA windows are
+    assembled on the CPU's cores (WindowedProcessor.beside_gpu; ahead of the GPU when
+    offline), which need one thread each as well (concurrent.assembles_beside_gpu)."""
+    cfg = backend.model_config
+    if cfg is None or cfg.frames <= 1:
+        return make_processor(backend, tile, tile_overlap, batch, streams, side_by_side)
+    inner = make_processor(backend, tile, tile_overlap, batch, streams, side_by_side, overlapped=False)
+    if backend.device.type == "cuda":
+        return WindowedProcessor.beside_gpu(inner, cfg, assembly_threads(), offline=side_by_side)
+    if isinstance(inner, ConcurrentCalls):
+        if inner.call_batch == 1:
+            return WindowedProcessor.end_to_end(inner, cfg)
+        return WindowedProcessor(inner, cfg, inner.pool)
+    return WindowedProcessor(inner, cfg)
