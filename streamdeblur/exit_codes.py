@@ -20,6 +20,7 @@ log = logging.getLogger("streamdeblur")
 _EXTRAS = {
     "skimage": "train", "tensorboard": "train", "matplotlib": "train",
     "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx", "tensorrt": "trt", "ray": "ray",
+    "openvino": "openvino",
 }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference import BackendSpec
+from streamdeblur.inference.backend import device_label
 from streamdeblur.inference.concurrent import assembles_beside_gpu, one_thread_per_call, runs_side_by_side
 from streamdeblur.io import (
     EncodeOptions,
@@ -175,7 +176,7 @@ def _process(
         cleanup.callback(close)
     if side_by_side and runs_side_by_side(backend) or assembles_beside_gpu(processor):
         cleanup.enter_context(one_thread_per_call())
-    report.backend, report.device = backend.name, str(backend.device)
+    report.backend, report.device = backend.name, device_label(backend)
     report.precision, report.model = backend.precision, backend.model_name
     if source.info.live:
         warn_of_lookahead(backend.model_config, video.rate_or_default)

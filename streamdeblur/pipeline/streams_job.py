@@ -17,6 +17,7 @@ from pathlib import Path
 
 from streamdeblur.errors import BadUsage, ProcessingError, StreamdeblurError
 from streamdeblur.inference import Backend, BackendSpec, FrameProcessor, Processor
+from streamdeblur.inference.backend import device_label
 from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, one_thread_per_call
 from streamdeblur.inference.torch_backend import resolve_device
 from streamdeblur.io import Source, open_sink, open_source
@@ -123,7 +124,7 @@ def _open(
             outputs.append(output)
         largest = max((s.info.video for s in sources), key=lambda v: v.width * v.height)
         backend, processor = _build(opts, (largest.width, largest.height), running)
-        report.backend, report.device = backend.name, str(backend.device)
+        report.backend, report.device = backend.name, device_label(backend)
         report.precision, report.model = backend.precision, backend.model_name
         cfg = backend.model_config
         live_rates = [s.info.video.rate_or_default for s in sources if s.info.live]
