@@ -137,6 +137,10 @@ def create_backend(
         name = "openvino"  # the one backend that runs on an Intel GPU
     elif is_intel_gpu(device) and name != "passthrough":
         raise BadUsage(f"--device {device} is an Intel GPU, which --backend openvino runs; not {name}")
+    if name == "openvino":
+        from streamdeblur.inference.openvino_backend import openvino_target
+
+        target = openvino_target(device)  # OpenVINO's own device: checked before anything is loaded
     torch_device = resolve_device(device)
     weights_path = resolve_weights(weights)
     if name == "passthrough":
@@ -163,9 +167,6 @@ def create_backend(
             raise BadUsage("--backend onnxruntime runs on the CPU in fp32")
         return _onnxruntime(weights_path, engine, model)
     if name == "openvino":
-        from streamdeblur.inference.openvino_backend import openvino_target
-
-        target = openvino_target(device)
         if target != "CPU" or precision != "auto" or not cpu_has_native_bf16() or not _openvino_available():
             return _openvino(weights_path, engine, model, target, precision)
     if name in ("torch", "openvino") and torch_device.type == "cpu" and precision == "auto" and not cuda_graphs:
