@@ -8,6 +8,7 @@ engines (engines/openvino_cache.py), which spares an Intel GPU its long compile 
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,14 @@ def import_openvino() -> Any:
     return openvino
 
 
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one OpenVINO Core, kept to its end. Each Core's CPU plugin gives the thread
+    that loads it an alternate signal stack, and when freed puts back the stack it found: Cores
+    freed out of order leave a thread on an unmapped stack, and the next Ctrl-C crashes."""
+    return import_openvino().Core()
+
+
 def is_intel_gpu(device: str) -> bool:
     """`--device gpu` or `gpu:N`: an Intel GPU, which only OpenVINO runs."""
     return device == "gpu" or device.startswith("gpu:")
@@ -48,7 +57,7 @@ def openvino_target(device: str) -> str:
     index = device.partition(":")[2]
     if index and not index.isdigit():
         raise BadUsage(f"unknown device {device!r}; use gpu or gpu:N for an Intel GPU")
-    seen = list(import_openvino().Core().available_devices)
+    seen = list(openvino_core().available_devices)
     gpus = [name for name in seen if name.split(".")[0] == "GPU"]
     if not gpus:
         raise BadUsage(f"--device {device}: OpenVINO sees no Intel GPU (it sees: {', '.join(seen) or 'nothing'})")
@@ -84,7 +93,7 @@ def openvino_precision(precision: str, target: str) -> str:
 def device_name(target: str) -> str:
     """The device's full name as OpenVINO gives it (the CPU's or GPU's model)."""
     ov = import_openvino()
-    return str(ov.Core().get_property(target, ov.properties.device.full_name()))
+    return str(openvino_core().get_property(target, ov.properties.device.full_name()))
 
 
 class OpenVinoBackend:
@@ -101,7 +110,7 @@ class OpenVinoBackend:
     ) -> None:
         ov = import_openvino()
         hint = ov.properties.hint
-        self.core = ov.Core()
+        self.core = openvino_core()
         self.network = self.core.read_model(str(onnx_path))
         self.config: dict[str, Any] = {
             hint.inference_precision(): _OV_TYPES[precision],
