@@ -28,6 +28,7 @@ from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.models import DeepDeblur, load_checkpoint, resolve_weights
 from streamdeblur.models.checkpoint import missing_weights
+from streamdeblur.stopping import stop_point
 
 log = logging.getLogger(__name__)
 
@@ -301,10 +302,13 @@ def _fastest_on_cpu(
 
 def _seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:
     backend.infer(x)  # warm-up
-    started = time.perf_counter()
+    elapsed = 0.0
     for _ in range(repeats):
+        stop_point()  # between calls: a run's stop ends the timing (stopping.py)
+        started = time.perf_counter()
         backend.infer(x)
-    return (time.perf_counter() - started) / repeats
+        elapsed += time.perf_counter() - started
+    return elapsed / repeats
 
 
 def _onnxruntime(weights: Path, onnx: str | Path | None, model: DeepDeblur) -> Backend:

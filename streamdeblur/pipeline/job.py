@@ -30,8 +30,10 @@ from streamdeblur.io.image_folder import ImageFolderSource
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
+from streamdeblur.pipeline.signals import starting
 from streamdeblur.pipeline.stats import RunReport, RunStats
 from streamdeblur.registry import default_model
+from streamdeblur.stopping import StartStopped
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +170,13 @@ def _process(
             spec.weights,
             default_model("picture").name,
         )
-    backend, processor = spec.build(
-        frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side
-    )
+    try:
+        with starting(stop):  # loading, exporting, timing, compiling: a stop ends it at once
+            backend, processor = spec.build(
+                frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side
+            )
+    except StartStopped:  # before the first frame: run_job keeps no output
+        return
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)
     if close is not None:
         cleanup.callback(close)
