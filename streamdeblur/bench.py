@@ -3,9 +3,8 @@
 - model alone: the chosen backend on a batch already on the device, timed back to back; on the
   CPU also every candidate `auto` compares (torch bf16 channels-last where bf16 is native, torch
   fp32 channels-last, ONNX Runtime fp32, OpenVINO where installed; the torch ones compiled too
-  unless --no-compile), with
-  the CPU's model name and bf16/AMX flags, and for torch on the CPU the calls side by side, one
-  thread each, as an offline run makes them (`model_side_by_side_fps`);
+  unless --no-compile), with the CPU's model name and bf16/AMX flags, and for torch on the CPU
+  the calls side by side, one thread each, as an offline run makes them (`model_side_by_side_fps`);
 - pipeline: `run` on a synthetic clip of the same size, decode to encode, with each stage's
   working time per frame (decode, processor, encode: `stage_ms_per_frame`);
 - naive baseline: what simple scripts do, one frame at a time, synchronous fp32 PyTorch with
