@@ -4,6 +4,7 @@ candidates, its one-line errors, and `run` end to end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import torch
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference import select
 from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
+from streamdeblur.inference.openvino_backend import import_openvino
 from streamdeblur.inference.processor import FrameProcessor
 from streamdeblur.inference.select import cpu_candidates, create_backend
 from streamdeblur.inference.torch_backend import TorchBackend
@@ -26,6 +28,8 @@ from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, 
 from tests.conftest import run_cli
 from tests.media import decodes_cleanly, make_clip
 
+with contextlib.suppress(BadUsage):
+    import_openvino()  # first as the backend imports it: without its telemetry, which a plain import sends
 pytest.importorskip("openvino")
 pytest.importorskip("onnxruntime")  # the ONNX export OpenVINO reads is checked against it
 
