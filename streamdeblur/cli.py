@@ -29,7 +29,7 @@ from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError
 from streamdeblur.exit_codes import exit_codes as _exit_codes  # one home, shared with adapt/command.py
 from streamdeblur.logs import setup_logging
 from streamdeblur.memory import keep_freed_memory
-from streamdeblur.stopping import stop_at_once
+from streamdeblur.stopping import stop_asked, stop_at_once
 
 if TYPE_CHECKING:
     from streamdeblur.inference.spec import BackendSpec
@@ -776,6 +776,10 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # before the command began: its options were still being read
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except SystemExit as exc:  # older typer turns a stop while loading into "Aborted!", exit 1
+        if stop_asked() and exc.code not in (0, None, EXIT_INTERRUPTED):
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        raise
 
 
 if __name__ == "__main__":
