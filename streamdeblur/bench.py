@@ -2,9 +2,9 @@
 
 - model alone: the chosen backend on a batch already on the device, timed back to back; on the
   CPU also every candidate `auto` compares (torch bf16 channels-last where bf16 is native, torch
-  fp32 channels-last, ONNX Runtime fp32; the torch ones compiled too unless --no-compile), with
-  the CPU's model name and bf16/AMX flags, and for torch on the CPU the calls side by side, one
-  thread each, as an offline run makes them (`model_side_by_side_fps`);
+  fp32 channels-last, ONNX Runtime fp32, OpenVINO where installed; the torch ones compiled too
+  unless --no-compile), with the CPU's model name and bf16/AMX flags, and for torch on the CPU
+  the calls side by side, one thread each, as an offline run makes them (`model_side_by_side_fps`);
 - pipeline: `run` on a synthetic clip of the same size, decode to encode, with each stage's
   working time per frame (decode, processor, encode: `stage_ms_per_frame`);
 - naive baseline: what simple scripts do, one frame at a time, synchronous fp32 PyTorch with
@@ -29,7 +29,7 @@ import torch
 
 from streamdeblur.demo import write_demo_clip
 from streamdeblur.inference import BackendSpec
-from streamdeblur.inference.backend import Backend
+from streamdeblur.inference.backend import Backend, device_label
 from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_side
 from streamdeblur.inference.precision import cpu_facts
 from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates
@@ -137,7 +137,8 @@ def run_bench(
         cfg = load_checkpoint(weights_path).cfg
         x = torch.rand(spec.batch, cfg.in_channels, height, width, device=torch_device)
         candidates_fps: dict[str, float] = {}
-        if torch_device.type == "cpu" and chosen.name != "passthrough":
+        # The CPU's candidates, where the chosen backend runs on the CPU (not an Intel GPU's OpenVINO).
+        if device_label(chosen) == "cpu" and chosen.name != "passthrough":
             candidates = cpu_candidates(spec.precision, spec.channels_last)
             if spec.compile is not False:
                 candidates += [c for c in cpu_candidates(spec.precision, spec.channels_last, True) if c.compiled]

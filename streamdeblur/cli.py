@@ -29,6 +29,7 @@ from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError
 from streamdeblur.exit_codes import exit_codes as _exit_codes  # one home, shared with adapt/command.py
 from streamdeblur.logs import setup_logging
 from streamdeblur.memory import keep_freed_memory
+from streamdeblur.stopping import stop_asked, stop_at_once
 
 if TYPE_CHECKING:
     from streamdeblur.inference.spec import BackendSpec
@@ -61,6 +62,9 @@ def _execute(opts: RunOptions, quiet: bool) -> None:
 
     with stop_on_signals(threading.Event()) as stop:
         result = run_job(opts, stop)
+    if result.interrupted and not result.frames_out:
+        log.warning("interrupted before the first frame: no output written")
+        raise typer.Exit(EXIT_INTERRUPTED)
     if result.interrupted:
         log.warning("interrupted: %s holds the %d frames processed", opts.output, result.frames_out)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -255,6 +259,9 @@ def _execute_streams(
     )
     with stop_on_signals(threading.Event()) as stop:
         result = run_streams(opts, stop)
+    if result.interrupted and not result.frames_out:
+        log.warning("interrupted before the first frame: no output written")
+        raise typer.Exit(EXIT_INTERRUPTED)
     if result.interrupted:
         log.warning(
             "interrupted: the outputs of %d streams hold the %d frames processed", len(streams), result.frames_out
@@ -764,7 +771,15 @@ def main() -> None:
     # many times slower with spinning threads than with sleeping ones.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     keep_freed_memory()  # before any thread starts: frame-sized buffers reused, not faulted in again
-    app()
+    stop_at_once()  # SIGINT and SIGTERM end a command that sets no handling of its own at once, exit code 130
+    try:
+        app()
+    except KeyboardInterrupt:  # before the command began: its options were still being read
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except SystemExit as exc:  # older typer turns a stop while loading into "Aborted!", exit 1
+        if stop_asked() and exc.code not in (0, None, EXIT_INTERRUPTED):
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        raise
 
 
 if __name__ == "__main__":

@@ -35,11 +35,12 @@ WeightsOpt = Annotated[
         f"Default: for run and batch on video or a folder of frames the windowed {_CLIP}, otherwise {_PICTURE}."
     ),
 ]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N; gpu or gpu:N: an Intel GPU (openvino).")]
 PrecisionOpt = Annotated[
     str,
     typer.Option(
-        help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, fp16 (CUDA), int8 (TensorRT)."
+        help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, "
+        "fp16 (CUDA, Intel GPU), int8 (TensorRT)."
     ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]
@@ -52,7 +53,9 @@ BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
     "backend": (
         Annotated[
             str,
-            typer.Option(help="auto, tensorrt, torch, onnxruntime, or passthrough (no network: checks the I/O path)."),
+            typer.Option(
+                help="auto, tensorrt, torch, onnxruntime, openvino, or passthrough (no network: checks the I/O path)."
+            ),
         ],
         "auto",
     ),
@@ -69,7 +72,8 @@ BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
         Annotated[
             Path | None,
             typer.Option(
-                help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime) to use as is."
+                help="A TensorRT engine (--backend tensorrt) or ONNX file (--backend onnxruntime or openvino) "
+                "to use as is."
             ),
         ],
         None,

@@ -186,7 +186,7 @@ def test_input_is_never_its_own_output(media_dir: Path, tiny_weights: Path) -> N
         (
             ["--backend", "torch", "--engine", "x.onnx"],
             {"backend": "torch", "engine": "x.onnx"},
-            "--engine is for --backend tensorrt or onnxruntime, not torch",
+            "--engine is for --backend tensorrt, onnxruntime or openvino, not torch",
         ),
         (
             ["--backend", "onnxruntime", "--cuda-graphs"],

@@ -16,6 +16,7 @@ from streamdeblur.engines.onnx_export import PARITY_TOLERANCE, check_onnx, expor
 from streamdeblur.engines.shapes import parse_shapes
 from streamdeblur.engines.store import matches, write_with_sidecar
 from streamdeblur.errors import BadUsage, ProcessingError
+from streamdeblur.inference import select
 from streamdeblur.io import Frame
 from streamdeblur.models import DeepDeblur, load_model_config
 from tests.conftest import run_cli
@@ -137,6 +138,8 @@ def test_auto_remembers_the_faster_cpu_backend(
     records = json.loads((cache_dir / "cpu-backend-choice.json").read_text())
     ran = json.loads(report.read_text())
     assert f"{ran['backend']} {ran['precision']}" in {" ".join(r["choice"].split()[:2]) for r in records.values()}
+    if select._openvino_available():  # among the candidates timed where installed
+        assert any("openvino fp32" in record["seconds"] for record in records.values())
     for record in records.values():
         assert record["choice"] == min(record["seconds"], key=record["seconds"].get)
         assert record["cpu"]["model"] and isinstance(record["cpu"]["flags"], list)
@@ -187,6 +190,8 @@ def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Pa
     assert not any("compiled" in label for label in data["candidates_fps"])
     stages = data["stage_ms_per_frame"]
     assert set(stages) == {"decode", "processor", "encode"} and all(ms > 0 for ms in stages.values())
+    if select._openvino_available():  # timed beside the others where installed
+        assert data["candidates_fps"]["openvino fp32"] > 0
     if "onnxruntime fp32" in data["candidates_fps"]:
         assert data["model_vs_onnxruntime"] == pytest.approx(
             data["model_fps"] / data["candidates_fps"]["onnxruntime fp32"], rel=0.01

@@ -1,11 +1,14 @@
-"""SIGINT/SIGTERM mid-run: exit 130 promptly with a playable file of every processed frame."""
+"""SIGINT/SIGTERM mid-run: exit 130 promptly with a playable file of every processed frame; while the run
+is still starting: exit 130 at once, with no output."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,3 +92,119 @@ def test_signal_finalizes_a_playable_partial_output(
     audio_end = float(packet_hashes(out, "a")[-1][0])
     assert audio_end <= stats["frames_out"] / 25 + 0.1
     assert audio_end >= stats["frames_out"] / 25 - 0.5
+
+
+# --- a stop while the run is still starting ------------------------------------------------------
+
+# A run's start on a fresh cache (the default video model loaded, exported to ONNX, `auto`'s
+# candidates timed) takes tens of seconds; these moments fall in loading Python and PyTorch,
+# loading the weights, and exporting.
+STARTUP_MOMENTS_S = (0.5, 2.0, 5.0)
+PROMPT_S = 2.0
+
+
+@pytest.mark.parametrize("after_s", STARTUP_MOMENTS_S)
+def test_ctrl_c_while_starting_stops_at_once_and_leaves_no_output(
+    after_s: float, long_clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    env = {
+        **os.environ,
+        "STREAMDEBLUR_CACHE_DIR": str(tmp_path / "cache"),  # nothing measured yet: auto times its candidates
+        "STREAMDEBLUR_ENGINE_DIR": str(tmp_path / "engines"),  # nothing exported yet
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamdeblur", "run", str(long_clip), str(out), "--backend", "auto"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(after_s)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 130, stderr
+    assert elapsed < PROMPT_S, f"took {elapsed:.1f} s to stop"
+    assert "Traceback" not in stderr
+    assert not out.exists() or decodes_cleanly(out) > 0
+    assert not list(tmp_path.glob(".out.*")), "a partial output was left behind"
+
+
+def test_ctrl_c_while_auto_times_its_candidates_stops_at_once(long_clip: Path, tmp_path: Path) -> None:
+    from streamdeblur.engines.artifacts import onnx_for_weights
+    from streamdeblur.registry import default_model
+
+    onnx_for_weights(default_model("clip").weights)  # exported beforehand: the start is the timing itself
+    out, record = tmp_path / "out.mp4", tmp_path / "cache" / "cpu-backend-choice.json"
+    env = {**os.environ, "STREAMDEBLUR_CACHE_DIR": str(record.parent), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamdeblur", "run", str(long_clip), str(out), "--backend", "auto"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the model is named, then its weights load and the candidates are timed
+        if "windowed video model" in line:
+            break
+    time.sleep(1.0)
+    assert not record.exists(), "the timing ended before the signal"
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 130, stderr
+    assert elapsed < PROMPT_S, f"took {elapsed:.1f} s to stop"
+    assert "no output written" in stderr and "Traceback" not in stderr
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
+    assert not record.exists()  # nothing remembered from a timing cut short
+
+
+def test_a_signal_while_starting_raises_at_once_and_an_ignored_one_stays_ignored() -> None:
+    from streamdeblur.pipeline.signals import starting
+    from streamdeblur.stopping import StartStopped
+
+    stop = threading.Event()
+    before = signal.getsignal(signal.SIGINT)
+    started = time.monotonic()
+    with pytest.raises(StartStopped), starting(stop):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # a long step of the start, cut short
+    assert time.monotonic() - started < 1 and stop.is_set()
+    assert signal.getsignal(signal.SIGINT) is before
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with starting(threading.Event()):
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_stop_set_while_timing_ends_it_before_the_next_candidate(tmp_path: Path) -> None:
+    """A stop not from a signal (a batch driver's) ends `auto`'s timing between candidates."""
+    from streamdeblur.inference.measured import fastest
+    from streamdeblur.stopping import StartStopped, stoppable
+
+    stop, timed = threading.Event(), []
+
+    def seconds_of(option: str) -> float:
+        timed.append(option)
+        stop.set()  # asked for while the first candidate is timed
+        return 1.0
+
+    with pytest.raises(StartStopped), stoppable(stop):
+        fastest("choices.json", {"machine": str(tmp_path)}, ["a", "b", "c"], seconds_of)
+    assert timed == ["a"]
+    with pytest.raises(StartStopped), stoppable(stop):
+        pass  # a stop set before the start raises on entry

@@ -33,6 +33,12 @@ class Backend(Protocol):
     def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor: ...
 
 
+def device_label(backend: Backend) -> str:
+    """The device as a run report names it: the backend's own name for it where it has one (an
+    Intel GPU, which OpenVINO feeds from host memory), else where its batches are."""
+    return str(getattr(backend, "device_label", backend.device))
+
+
 class PassthroughBackend:
     """Returns its input: checks and times the I/O path without a network."""
 

@@ -20,6 +20,7 @@ from streamdeblur.cache import user_cache_dir
 from streamdeblur.engines.store import key_of
 from streamdeblur.files import replace_atomically
 from streamdeblur.inference.precision import cpu_facts
+from streamdeblur.stopping import stop_point
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ def fastest(record: str, facts: dict[str, Any], options: list[str], seconds_of: 
     known = _read(path).get(key, {}).get("choice")
     if known in options:
         return str(known)
-    seconds = {option: seconds_of(option) for option in options}
+    seconds = {}
+    for option in options:
+        stop_point()  # a run's stop ends its start between candidates, not after all of them
+        seconds[option] = seconds_of(option)
     choice = min(seconds, key=lambda option: seconds[option])
     path.parent.mkdir(parents=True, exist_ok=True)
     records = {**_read(path), key: {**facts, "seconds": seconds, "choice": choice}}

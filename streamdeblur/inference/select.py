@@ -2,8 +2,9 @@
 
 auto: TensorRT when it is installed and there is a GPU, else PyTorch on CUDA, else the fastest
 CPU candidate (torch bf16 channels-last where bf16 is native, torch fp32 channels-last, ONNX
-Runtime fp32), measured once at the frame size and remembered per CPU model and flags. For
-an input long enough to win back the compile, the torch candidates are compiled ones.
+Runtime fp32, and OpenVINO fp32, and bf16 where native, when it is installed), measured once at
+the frame size and remembered per CPU model and flags. For an input long enough to win back
+the compile, the torch candidates are compiled ones.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ from streamdeblur.files import file_sha256
 from streamdeblur.inference.backend import Backend, PassthroughBackend
 from streamdeblur.inference.concurrent import ConcurrentCalls, runs_side_by_side
 from streamdeblur.inference.measured import fastest, machine_facts
+from streamdeblur.inference.openvino_backend import is_intel_gpu
 from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.models import DeepDeblur, load_checkpoint, resolve_weights
 from streamdeblur.models.checkpoint import missing_weights
+from streamdeblur.stopping import stop_point
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "passthrough")
+BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "openvino", "passthrough")
 CPU_CHOICES = "cpu-backend-choice.json"  # in the user cache folder
 _PROBE_PIXELS = 640 * 360  # CPU speed is measured on at most this many pixels
 # `--compile` auto: inputs of at least this many frames x pixels (10 s of 640x360 at 30
@@ -42,7 +45,7 @@ COMPILE_WORTH_PIXELS = 300 * 640 * 360
 class CpuCandidate:
     """One way to run the network on the CPU, as `auto` compares them."""
 
-    backend: str  # torch or onnxruntime
+    backend: str  # torch, onnxruntime or openvino
     precision: str
     channels_last: bool = False
     compiled: bool = False  # torch: compiled by TorchInductor (torch_backend.py)
@@ -62,12 +65,17 @@ def cpu_candidates(
     resolve_precision(precision, cpu)  # validates, and warns about emulated bf16
     nhwc = resolve_channels_last(channels_last, cpu, "fp32")
     candidates = []
+    openvino = _openvino_available()
     if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()):
         candidates.append(CpuCandidate("torch", "bf16", nhwc, compiled))
+        if openvino and cpu_has_native_bf16():  # OpenVINO has no emulated bf16 to offer
+            candidates.append(CpuCandidate("openvino", "bf16"))
     if precision in ("auto", "fp32"):
         candidates.append(CpuCandidate("torch", "fp32", nhwc, compiled))
         if _onnxruntime_available():
             candidates.append(CpuCandidate("onnxruntime", "fp32"))
+        if openvino:
+            candidates.append(CpuCandidate("openvino", "fp32"))
     return candidates
 
 
@@ -82,6 +90,8 @@ def build_cpu_candidate(
     model = copy.deepcopy(model) if model is not None else load_checkpoint(weights)
     if candidate.backend == "onnxruntime":
         return _onnxruntime(weights, onnx, model)
+    if candidate.backend == "openvino":
+        return _openvino(weights, onnx, model, "CPU", candidate.precision)
     return TorchBackend(
         model, torch.device("cpu"), candidate.precision, candidate.channels_last, compiled=candidate.compiled
     )
@@ -124,6 +134,14 @@ def create_backend(
 
     if name not in BACKENDS:
         raise BadUsage(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    if is_intel_gpu(device) and name in ("auto", "openvino"):
+        name = "openvino"  # the one backend that runs on an Intel GPU
+    elif is_intel_gpu(device) and name != "passthrough":
+        raise BadUsage(f"--device {device} is an Intel GPU, which --backend openvino runs; not {name}")
+    if name == "openvino":
+        from streamdeblur.inference.openvino_backend import openvino_target
+
+        target = openvino_target(device)  # OpenVINO's own device: checked before anything is loaded
     torch_device = resolve_device(device)
     weights_path = resolve_weights(weights)
     if name == "passthrough":
@@ -138,7 +156,7 @@ def create_backend(
         candidates = cpu_candidates(precision, channels_last, compiled)
         chosen, built = _fastest_on_cpu(weights_path, model, candidates, frame_size or (640, 360))
         log.debug("backend auto -> %s", chosen.label)
-        if built is None or (engine and chosen.backend == "onnxruntime"):  # the probe timed the weights' own ONNX
+        if built is None or (engine and chosen.backend != "torch"):  # the probe timed the weights' own ONNX
             built = build_cpu_candidate(chosen, weights_path, engine, model)
         return ready(built)
     if name == "auto":
@@ -149,11 +167,16 @@ def create_backend(
         if torch_device.type != "cpu" or precision not in ("auto", "fp32"):
             raise BadUsage("--backend onnxruntime runs on the CPU in fp32")
         return _onnxruntime(weights_path, engine, model)
-    if name == "torch" and torch_device.type == "cpu" and precision == "auto" and not cuda_graphs:
+    if name == "openvino":
+        if target != "CPU" or precision != "auto" or not cpu_has_native_bf16() or not _openvino_available():
+            return _openvino(weights_path, engine, model, target, precision)
+    if name in ("torch", "openvino") and torch_device.type == "cpu" and precision == "auto" and not cuda_graphs:
         # Native bf16 is not faster on every CPU that has it: measured, as for auto.
-        torch_only = [c for c in cpu_candidates(precision, channels_last, compiled) if c.backend == "torch"]
-        chosen, built = _fastest_on_cpu(weights_path, model, torch_only, frame_size or (640, 360))
-        return ready(built or build_cpu_candidate(chosen, weights_path, model=model))
+        own = [c for c in cpu_candidates(precision, channels_last, compiled) if c.backend == name]
+        chosen, built = _fastest_on_cpu(weights_path, model, own, frame_size or (640, 360))
+        if built is None or (engine and name == "openvino"):
+            built = build_cpu_candidate(chosen, weights_path, engine, model)
+        return ready(built)
     resolved = resolve_precision(precision, torch_device)
     if name == "tensorrt":
         return _tensorrt(weights_path, model, torch_device, resolved, frame_size, batch, tile, streams, engine)
@@ -209,6 +232,13 @@ def make_processor(
     return FrameProcessor(backend, tile, tile_overlap, batch)
 
 
+def _openvino_available() -> bool:
+    """OpenVINO installed, and what exporting the ONNX it reads needs; without importing it."""
+    from importlib.util import find_spec
+
+    return find_spec("openvino") is not None and _onnxruntime_available()
+
+
 def _onnxruntime_available() -> bool:
     """Installed, without importing: importing onnx and onnxruntime takes seconds, and a
     remembered choice of torch never needs them."""
@@ -248,10 +278,13 @@ def _fastest_on_cpu(
 
 def _seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:
     backend.infer(x)  # warm-up
-    started = time.perf_counter()
+    elapsed = 0.0
     for _ in range(repeats):
+        stop_point()  # between calls: a run's stop ends the timing (stopping.py)
+        started = time.perf_counter()
         backend.infer(x)
-    return (time.perf_counter() - started) / repeats
+        elapsed += time.perf_counter() - started
+    return elapsed / repeats
 
 
 def _onnxruntime(weights: Path, onnx: str | Path | None, model: DeepDeblur) -> Backend:
@@ -262,6 +295,21 @@ def _onnxruntime(weights: Path, onnx: str | Path | None, model: DeepDeblur) -> B
     if not path.is_file():
         raise BadUsage(f"ONNX file not found: {path}")
     return OnnxRuntimeBackend(path, model.cfg)
+
+
+def _openvino(weights: Path, onnx: str | Path | None, model: DeepDeblur, target: str, precision: str) -> Backend:
+    """OpenVINO on `target` (its device name) in `precision` (auto: resolved without timing)."""
+    from streamdeblur.engines.artifacts import onnx_for_weights
+    from streamdeblur.engines.openvino_cache import openvino_cache_dir
+    from streamdeblur.inference.openvino_backend import OpenVinoBackend, import_openvino, openvino_precision
+
+    import_openvino()  # says what to install before anything is exported
+    resolved = openvino_precision(precision, target)
+    path = Path(onnx) if onnx else onnx_for_weights(weights, model=model)
+    if not path.is_file():
+        raise BadUsage(f"ONNX file not found: {path}")
+    cache = openvino_cache_dir(path, resolved, target, None if onnx else weights)
+    return OpenVinoBackend(path, model.cfg, resolved, target, cache)
 
 
 def _tensorrt(

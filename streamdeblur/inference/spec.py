@@ -20,7 +20,7 @@ from streamdeblur.registry import default_model
 
 @dataclass(frozen=True)
 class BackendSpec:
-    backend: str = "auto"  # auto, tensorrt, torch, onnxruntime, passthrough
+    backend: str = "auto"  # auto, tensorrt, torch, onnxruntime, openvino, passthrough
     weights: str | None = None  # None: the shipped default weights
     device: str = "auto"
     precision: str = "auto"  # precision.py: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32
@@ -50,8 +50,8 @@ class BackendSpec:
         if self.batch < 1 or self.streams < 1:
             raise BadUsage("--batch and --streams must be at least 1")
         validate_tiling(self.tile, self.tile_overlap)  # before any backend is built or measured
-        if self.engine and self.backend not in ("tensorrt", "onnxruntime", "auto"):
-            raise BadUsage(f"--engine is for --backend tensorrt or onnxruntime, not {self.backend}")
+        if self.engine and self.backend not in ("tensorrt", "onnxruntime", "openvino", "auto"):
+            raise BadUsage(f"--engine is for --backend tensorrt, onnxruntime or openvino, not {self.backend}")
         if self.cuda_graphs and self.backend not in ("torch", "auto"):
             raise BadUsage(f"--cuda-graphs is for --backend torch, not {self.backend}")
         if self.channels_last is not None and self.backend not in ("torch", "auto"):

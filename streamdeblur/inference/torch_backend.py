@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from streamdeblur.errors import BadUsage
+from streamdeblur.inference.openvino_backend import is_intel_gpu
 from streamdeblur.inference.precision import DTYPES
 from streamdeblur.models.deepdeblur import DeepDeblur
 
@@ -17,6 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> torch.device:
+    """The PyTorch device frames go to the backend on: an Intel GPU's (OpenVINO's) are in host memory."""
+    if is_intel_gpu(device):
+        return torch.device("cpu")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -24,7 +28,7 @@ def resolve_device(device: str) -> torch.device:
     try:
         return torch.device(device)
     except RuntimeError:
-        raise BadUsage(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+        raise BadUsage(f"unknown device {device!r}; use cpu, cuda, cuda:N, or gpu for an Intel GPU") from None
 
 
 class TorchBackend:

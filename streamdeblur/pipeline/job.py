@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference import BackendSpec
+from streamdeblur.inference.backend import device_label
 from streamdeblur.inference.concurrent import assembles_beside_gpu, one_thread_per_call, runs_side_by_side
 from streamdeblur.io import (
     EncodeOptions,
@@ -29,8 +30,10 @@ from streamdeblur.io.image_folder import ImageFolderSource
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
+from streamdeblur.pipeline.signals import starting
 from streamdeblur.pipeline.stats import RunReport, RunStats
 from streamdeblur.registry import default_model
+from streamdeblur.stopping import StartStopped
 from streamdeblur.window.assembly import windowed_processor
 
 log = logging.getLogger(__name__)
@@ -168,14 +171,20 @@ def _process(
             spec.weights,
             default_model("picture").name,
         )
-    backend = spec.ready(frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side)
-    processor = windowed_processor(backend, spec.tile, spec.tile_overlap, spec.batch, spec.streams, side_by_side)
+    try:
+        with starting(stop):  # loading, exporting, timing, compiling: a stop ends it at once
+            backend = spec.ready(
+                frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side
+            )
+            processor = windowed_processor(backend, spec.tile, spec.tile_overlap, spec.batch, spec.streams, side_by_side)
+    except StartStopped:  # before the first frame: run_job keeps no output
+        return
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)
     if close is not None:
         cleanup.callback(close)
     if side_by_side and runs_side_by_side(backend) or assembles_beside_gpu(processor):
         cleanup.enter_context(one_thread_per_call())
-    report.backend, report.device = backend.name, str(backend.device)
+    report.backend, report.device = backend.name, device_label(backend)
     report.precision, report.model = backend.precision, backend.model_name
     if source.info.live:
         warn_of_lookahead(backend.model_config, video.rate_or_default)

@@ -17,15 +17,18 @@ from pathlib import Path
 
 from streamdeblur.errors import BadUsage, ProcessingError, StreamdeblurError
 from streamdeblur.inference import Backend, BackendSpec, FrameProcessor, Processor, make_processor
+from streamdeblur.inference.backend import device_label
 from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, one_thread_per_call
 from streamdeblur.inference.torch_backend import resolve_device
 from streamdeblur.io import Source, open_sink, open_source
 from streamdeblur.pipeline.fan_in import BatchAcrossStreams
 from streamdeblur.pipeline.lane import StreamLane
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
+from streamdeblur.pipeline.signals import starting
 from streamdeblur.pipeline.sources_file import StreamEntry, check_streams
 from streamdeblur.pipeline.stats import LatencySamples, RunReport, RunStats
 from streamdeblur.pipeline.streams_runner import ManyStreams
+from streamdeblur.stopping import StartStopped
 from streamdeblur.window.assembly import FrameWindow
 
 
@@ -72,7 +75,11 @@ def run_streams(opts: StreamsOptions, stop: threading.Event | None = None) -> Ru
             raise BadUsage("--batch-wait-ms must not be negative")
         arrivals = threading.Condition()  # shared by every stream's decoded queue
         with ExitStack() as running:
-            lanes, processor = _open(opts, stop, arrivals, run_latency, report, running)
+            try:
+                lanes, processor = _open(opts, stop, arrivals, run_latency, report, running)
+            except StartStopped:  # before the first frame: every output was removed
+                report.interrupted = True
+                return report
             assembly = _assembly_pool(processor, lanes, running)
             started = time.monotonic()  # wall time and fps count the frames' journey, not model loading
             for lane in lanes:
@@ -122,8 +129,9 @@ def _open(
             opened.callback(output.sink.discard)
             outputs.append(output)
         largest = max((s.info.video for s in sources), key=lambda v: v.width * v.height)
-        backend, processor = _build(opts, (largest.width, largest.height), running)
-        report.backend, report.device = backend.name, str(backend.device)
+        with starting(stop):  # loading, exporting, timing, compiling: a stop ends it at once
+            backend, processor = _build(opts, (largest.width, largest.height), running)
+        report.backend, report.device = backend.name, device_label(backend)
         report.precision, report.model = backend.precision, backend.model_name
         cfg = backend.model_config
         live_rates = [s.info.video.rate_or_default for s in sources if s.info.live]
