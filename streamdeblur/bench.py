@@ -129,6 +129,7 @@ def run_bench(
     seconds: float = 5.0,
 ) -> dict[str, Any]:
     torch_device = resolve_device(spec.device)
+    spec = spec.for_input("picture")  # --blur picks the shipped model where no weights are given
     with tempfile.TemporaryDirectory(prefix="streamdeblur-bench-") as tmp:
         folder = Path(tmp)
         weights_path = weights_for(config, spec.weights, folder)

@@ -570,17 +570,31 @@ def synth(
         ),
     ] = None,
     clean: Annotated[bool, typer.Option("--clean", help="No sensor noise, JPEG or H.264: the blur only.")] = False,
+    blur: Annotated[
+        str, typer.Option(help="motion (camera shake, moving objects) or defocus (out of focus, Gaussian; pairs only).")
+    ] = "motion",
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Write synthetic motion-blur pairs or clips (GoPro layout) to inspect, train or score on."""
+    """Write synthetic motion- or defocus-blur pairs or clips (GoPro layout) to inspect, train or score on."""
     setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.training.synth_dataset import write_synthetic_set
 
         width, height = _parse_size(size)
         sequences = write_synthetic_set(
-            out, count, width, height, seed, held_out, split, sharp_dir=sharp, frames=frames, kind=kind, clean=clean
+            out,
+            count,
+            width,
+            height,
+            seed,
+            held_out,
+            split,
+            sharp_dir=sharp,
+            frames=frames,
+            kind=kind,
+            clean=clean,
+            blur=blur,
         )
         if not quiet:
             what = (

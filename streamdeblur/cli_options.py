@@ -50,6 +50,17 @@ FpsOpt = Annotated[str, typer.Option(help="Frame rate given to image-folder inpu
 # name: (annotation, default), in the order --help lists them.
 BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
     "weights": (WeightsOpt, None),
+    "blur": (
+        Annotated[
+            str,
+            typer.Option(
+                help="The blur to remove, where no --weights is given: motion (camera shake, moving things), "
+                "defocus (out of focus, a hazy cover, Gaussian softness), or auto (judged on a few frames "
+                "of a file or folder first)."
+            ),
+        ],
+        "motion",
+    ),
     "backend": (
         Annotated[
             str,

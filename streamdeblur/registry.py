@@ -18,9 +18,13 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # What a model is for. `picture`: single frames; `video`: clips read whole (a file, a folder of
 # frames), where a window of neighbours is there to use; `live`: feeds, where waiting for a
 # later frame adds latency; `light`: a small single-frame network for slow machines and tests.
-ROLES = ("picture", "video", "live", "light")
+# `defocus`: out-of-focus and Gaussian blur, for every input (`--blur defocus`).
+ROLES = ("picture", "video", "live", "light", "defocus")
 # The inputs a command can be given, each with its default model's name below.
 INPUTS = ("picture", "clip", "live")
+# The kinds of blur a shipped model removes: motion (camera shake, things moving), and defocus
+# (out of focus, a hazy cover, Gaussian softness). `--blur` picks among them.
+BLURS = ("motion", "defocus")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,12 @@ SHIPPED: tuple[ShippedModel, ...] = (
         "light",
         "single-frame, 3 light scales: a quarter of a million parameters, for slow machines",
     ),
+    ShippedModel(
+        "deepdeblur-defocus",
+        "defocus",
+        "single-frame, 3 light scales: out-of-focus and Gaussian blur (--blur defocus), every input",
+        blur="defocus",
+    ),
 )
 
 
@@ -79,8 +89,14 @@ def shipped_model(name: str) -> ShippedModel | None:
     return next((m for m in SHIPPED if m.name == name), None)
 
 
-def default_model(input_kind: str) -> ShippedModel:
-    """The model a command uses for this kind of input (INPUTS) when no --weights is given."""
+def default_model(input_kind: str, blur: str = "motion") -> ShippedModel:
+    """The model a command uses for this kind of input (INPUTS) and blur (BLURS) when no
+    --weights is given. A lens's blur is the same in every frame, so one single-frame model
+    serves every input for defocus."""
     if input_kind not in INPUTS:
         raise ValueError(f"unknown input kind {input_kind!r}; one of {', '.join(INPUTS)}")
+    if blur not in BLURS:
+        raise ValueError(f"unknown blur {blur!r}; one of {', '.join(BLURS)}")
+    if blur != "motion":
+        return next(m for m in SHIPPED if m.blur == blur)
     return next(m for m in SHIPPED if input_kind in m.default_for)

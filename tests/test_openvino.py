@@ -111,10 +111,12 @@ def test_calls_side_by_side_as_many_streams_make_them(tiny_weights: Path) -> Non
 def test_compiled_blobs_are_cached_by_weights_precision_version_and_device(tiny_weights: Path) -> None:
     from streamdeblur.engines.artifacts import onnx_for_weights
     from streamdeblur.engines.openvino_cache import openvino_cache_dir
+    from streamdeblur.inference.openvino_backend import device_name, import_openvino
 
     onnx = onnx_for_weights(tiny_weights)
-    folder = openvino_cache_dir(onnx, "fp32", "CPU", tiny_weights)
-    assert folder != openvino_cache_dir(onnx, "bf16", "CPU", tiny_weights)
+    runtime = (import_openvino().get_version(), device_name("CPU"))
+    folder = openvino_cache_dir(onnx, "fp32", "CPU", *runtime, tiny_weights)
+    assert folder != openvino_cache_dir(onnx, "bf16", "CPU", *runtime, tiny_weights)
     before = set(folder.glob("*.blob"))
     x = torch.rand(1, 3, 40, 56)  # a shape no other test compiles
     create_backend("openvino", tiny_weights, "cpu", "fp32").infer(x)

@@ -213,21 +213,56 @@ def test_a_neighbour_is_refused_where_something_moved_on_its_own_and_kept_elsewh
     assert np.abs(kept[36:60, 52:76].astype(np.int16) - target[36:60, 52:76]).mean() > 50
 
 
+def test_a_neighbour_is_refused_only_where_the_camera_held_still() -> None:
+    import cv2
+
+    from streamdeblur.window.alignment import align_window, corner_shift
+
+    assert corner_shift(np.array([[1.0, 0, 3], [0, 1.0, 4]]), 64, 48) == pytest.approx(5.0)
+    target = _scene(96, 128, seed=3)
+    shifted = cv2.warpAffine(target, np.float32([[1, 0, 6], [0, 1, 0]]), (128, 96), borderMode=cv2.BORDER_REFLECT)
+    shifted[32:64, 48:80] = 255 - shifted[32:64, 48:80]  # and something moved on its own
+    refused = align_window([target, shifted], "global", (0, 1), refuse=True)[1]
+    aligned = align_window([target, shifted], "global", (0, 1))[1]
+    assert np.array_equal(refused, aligned)  # a moving camera: the neighbour is kept whole
+
+
 def test_never_softer_hands_the_frame_through_where_the_output_smooths_it() -> None:
     import torch
     import torch.nn.functional as F
 
     from streamdeblur.models.deepdeblur import never_softer
 
-    # Detail at the scale never_softer looks at: blocks of random grey, smoothed by a wide box.
-    frame = F.interpolate(torch.rand(1, 1, 16, 24), scale_factor=4, mode="nearest").repeat(1, 3, 1, 1)
+    # Grain (2x2 blocks of random grey, faint as a sensor's noise) over a smooth ramp: a network
+    # that smooths it away barely moves the picture itself, so the frame comes back.
+    ramp = torch.linspace(0.2, 0.8, 96).view(1, 1, 1, 96).expand(1, 3, 64, 96)
+    noise = torch.rand(1, 1, 32, 48, generator=torch.Generator().manual_seed(0)) - 0.5
+    grainy = ramp + F.interpolate(noise, scale_factor=2, mode="nearest") * (3 / 255)
+    assert torch.equal(never_softer(grainy, ramp.clone()), grainy)
+    # Detail at the scale never_softer looks at: a checkerboard of 4-pixel squares, and the same smoothed.
+    squares = (torch.arange(16).view(16, 1) + torch.arange(24).view(1, 24)) % 2 * 0.6 + 0.2
+    frame = F.interpolate(squares.view(1, 1, 16, 24), scale_factor=4, mode="nearest").repeat(1, 3, 1, 1)
     softened = F.avg_pool2d(frame, 9, 1, 4, count_include_pad=False)
-    assert torch.equal(never_softer(frame, softened), frame)  # smoothed everywhere: the frame back
     assert torch.allclose(never_softer(softened, frame), frame)  # it adds detail: the output stays
-    # Half and half: each side of the picture keeps what holds more detail.
-    output = torch.cat([softened[..., :48], frame[..., 48:]], dim=-1)
-    mixed = never_softer(softened, output)
-    assert torch.allclose(mixed[..., :32], softened[..., :32]) and torch.allclose(mixed[..., 64:], frame[..., 64:])
+    # Half and half: where the output adds detail it stays, elsewhere the frame passes.
+    output = torch.cat([ramp[..., :48], frame[..., 48:]], dim=-1)
+    mixed = never_softer(torch.cat([grainy[..., :48], softened[..., 48:]], dim=-1), output)
+    assert torch.allclose(mixed[..., :32], grainy[..., :32]) and torch.allclose(mixed[..., 64:], frame[..., 64:])
+
+
+def test_never_softer_trusts_a_windowed_models_correction_that_moves_the_picture() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from streamdeblur.models.deepdeblur import never_softer
+
+    # Heavy blur leaves echoes (here: bars doubled 4 px apart) that count as detail; the output
+    # that puts the bars back in one place holds less of it, but it changed the picture itself.
+    bars = (torch.arange(96) // 8 % 2).float().view(1, 1, 1, 96).expand(1, 3, 64, 96)
+    echoed = 0.5 * bars + 0.5 * torch.roll(bars, 4, dims=-1)
+    restored = F.avg_pool2d(bars, (1, 5), 1, (0, 2), count_include_pad=False)
+    assert torch.allclose(never_softer(echoed, restored, trust_change=True), restored)
+    assert not torch.allclose(never_softer(echoed, restored), restored)  # detail alone: echoes pass in places
 
 
 def test_a_model_with_never_softer_gives_a_sharp_still_frame_back(tmp_path: Path) -> None:
@@ -239,9 +274,12 @@ def test_a_model_with_never_softer_gives_a_sharp_still_frame_back(tmp_path: Path
     cfg = dataclasses.replace(load_model_config("tiny"), never_softer=True)
     model = DeepDeblur(cfg).eval()
     with torch.no_grad():
-        for p in model.parameters():  # a network that smooths: what never_softer must undo
+        for p in model.parameters():  # a network that smooths everything flat
             p.zero_()
-        frame = torch.from_numpy(_scene(32, 48).transpose(2, 0, 1)[None].astype(np.float32) / 255)
+        # A still camera's plain wall: mid grey and sensor grain, which the network wipes out.
+        noise = torch.rand(1, 1, 16, 24, generator=torch.Generator().manual_seed(0)) - 0.5
+        grain = torch.nn.functional.interpolate(noise, scale_factor=2, mode="nearest")
+        frame = (0.5 + grain * (3 / 255)).repeat(1, 3, 1, 1)
         out = model(frame)
     assert torch.allclose(out, frame)
     check = export_onnx(model, tmp_path / "guarded.onnx")  # in the one graph every backend runs

@@ -15,18 +15,19 @@ from streamdeblur.engines.store import engine_dir, key_of
 from streamdeblur.files import file_sha256, replace_atomically
 
 
-def openvino_cache_dir(onnx: Path, precision: str, target: str, weights: Path | None = None) -> Path:
-    """The cache folder for `onnx` compiled in `precision` for OpenVINO's device `target`;
-    `weights`: the weights the ONNX was exported from, when it was."""
-    from streamdeblur.inference.openvino_backend import device_name, import_openvino
-
+def openvino_cache_dir(
+    onnx: Path, precision: str, target: str, version: str, device_name: str, weights: Path | None = None
+) -> Path:
+    """The cache folder for `onnx` compiled in `precision` by OpenVINO `version` for its device
+    `target` (full name `device_name`); `weights`: the weights the ONNX was exported from, when
+    it was. The caller asks OpenVINO for version and name: engines/ does not import inference/."""
     facts = {
         "weights_sha256": file_sha256(weights) if weights is not None else None,
         "onnx_sha256": file_sha256(onnx),
         "precision": precision,
-        "openvino": import_openvino().get_version(),
+        "openvino": version,
         "device": target,
-        "device_name": device_name(target),
+        "device_name": device_name,
     }
     name = f"openvino-{onnx.stem}-{precision}-{key_of(facts)}"
     folder, record = engine_dir() / name, engine_dir() / f"{name}.json"

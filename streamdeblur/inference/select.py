@@ -301,14 +301,19 @@ def _openvino(weights: Path, onnx: str | Path | None, model: DeepDeblur, target:
     """OpenVINO on `target` (its device name) in `precision` (auto: resolved without timing)."""
     from streamdeblur.engines.artifacts import onnx_for_weights
     from streamdeblur.engines.openvino_cache import openvino_cache_dir
-    from streamdeblur.inference.openvino_backend import OpenVinoBackend, import_openvino, openvino_precision
+    from streamdeblur.inference.openvino_backend import (
+        OpenVinoBackend,
+        device_name,
+        import_openvino,
+        openvino_precision,
+    )
 
-    import_openvino()  # says what to install before anything is exported
+    ov = import_openvino()  # says what to install before anything is exported
     resolved = openvino_precision(precision, target)
     path = Path(onnx) if onnx else onnx_for_weights(weights, model=model)
     if not path.is_file():
         raise BadUsage(f"ONNX file not found: {path}")
-    cache = openvino_cache_dir(path, resolved, target, None if onnx else weights)
+    cache = openvino_cache_dir(path, resolved, target, ov.get_version(), device_name(target), None if onnx else weights)
     return OpenVinoBackend(path, model.cfg, resolved, target, cache)
 
 

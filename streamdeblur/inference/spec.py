@@ -15,7 +15,7 @@ from streamdeblur.inference.backend import Backend
 from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_side
 from streamdeblur.inference.select import create_backend, warmed
 from streamdeblur.inference.tiling import validate_tiling
-from streamdeblur.registry import default_model
+from streamdeblur.registry import BLURS, default_model
 
 
 @dataclass(frozen=True)
@@ -32,23 +32,30 @@ class BackendSpec:
     cuda_graphs: bool = False
     channels_last: bool | None = None  # None: the faster layout for the device
     compile: bool | None = None  # CPU torch: TorchInductor; None: for inputs that win the compile back
+    blur: str = "motion"  # the kind of blur to remove where no weights are given (registry.BLURS), or auto
 
     def for_input(self, input_kind: str) -> BackendSpec:
-        """This spec with its weights chosen for the input (`picture`, `clip` or `live`) where
-        none were given: the registry's default for it (models/registry.py). By name, not path,
-        so Ray workers find it in their own install; unchanged where that default is what no
-        weights resolve to anyway."""
+        """This spec with its weights chosen for the input (`picture`, `clip` or `live`) and its
+        blur where none were given: the registry's default for them (registry.py). By name, not
+        path, so Ray workers find it in their own install; unchanged where that default is what
+        no weights resolve to anyway. `auto` must be resolved first (pipeline/blur_choice.py)."""
         if self.weights is not None:
             return self
-        chosen = default_model(input_kind)
+        if self.blur == "auto":
+            raise BadUsage("--blur auto needs footage to look at: give --blur motion or defocus here")
+        chosen = default_model(input_kind, self.blur)
         if chosen == default_model("picture"):
-            return self
-        return replace(self, weights=chosen.name)
+            return self if self.blur == "motion" else replace(self, blur="motion")
+        return replace(self, weights=chosen.name, blur="motion")  # the weights name the model from here on
 
     def check(self) -> None:
         """Contradictions that need no input: values out of range, options the backend would ignore."""
         if self.batch < 1 or self.streams < 1:
             raise BadUsage("--batch and --streams must be at least 1")
+        if self.blur not in (*BLURS, "auto"):
+            raise BadUsage(f"--blur must be {', '.join(BLURS)} or auto, not {self.blur!r}")
+        if self.weights is not None and self.blur != "motion":
+            raise BadUsage("--blur picks a shipped model; with --weights, leave --blur out")
         validate_tiling(self.tile, self.tile_overlap)  # before any backend is built or measured
         if self.engine and self.backend not in ("tensorrt", "onnxruntime", "openvino", "auto"):
             raise BadUsage(f"--engine is for --backend tensorrt, onnxruntime or openvino, not {self.backend}")

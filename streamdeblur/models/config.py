@@ -60,13 +60,14 @@ class DeepDeblurConfig:
     # spoil it: a sharp, still frame is hard for a network without a global skip to reproduce
     # exactly, and easy to recognise.
     gate: bool = False
-    # After alignment, a neighbour's regions that still differ from the frame in the coarse
-    # picture (an object that moves on its own, a warp that failed) are refused: the frame's
-    # own pixels take their place (window/alignment.py, refuse_mismatch).
+    # After alignment, where the camera held still against a neighbour, the neighbour's regions
+    # that still differ from the frame in the coarse picture (an object that moves on its own)
+    # are refused: the frame's own pixels take their place (window/alignment.py).
     refuse_mismatch: bool = False
     # Never softer than the input: where the network's output holds less fine detail than the
-    # frame it restores (it smoothed noise, texture or a sharp frame instead of undoing blur),
-    # the frame passes through (models.deepdeblur.never_softer). No weights; in the graph.
+    # frame it restores and barely moved the picture itself (it smoothed noise, texture or a
+    # sharp frame instead of undoing blur), the frame passes through
+    # (models.deepdeblur.never_softer). No weights; in the graph.
     never_softer: bool = False
 
     def __post_init__(self) -> None:

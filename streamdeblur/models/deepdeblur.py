@@ -136,25 +136,43 @@ class PassThroughGate(nn.Module):
 # (sensor noise and codec grain average out there, blur does not), over blocks DETAIL_BLOCK
 # pixels of the frame wide; the output is trusted wholly where it holds DETAIL_GAIN more of it
 # than the input (a ramp from as much as the input): deblurring adds detail, smoothing does not.
+# Heavy blur's streaks and echoes also count as detail: for a windowed model, whose neighbours
+# undo heavy blur, the output is trusted too where it moved the picture itself (the block's mean
+# change on the smaller copy above CHANGE_LOW, a ramp as wide): smoothing noise or texture barely
+# changes that copy, a correction does. A single frame's corrections are small, and there the
+# change would mostly let smoothing through.
 DETAIL_SCALE = 4
 DETAIL_BLOCK = 8
 DETAIL_GAIN = 0.15
+CHANGE_LOW = 1.0 / 255
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
 
 
-def _detail(image: torch.Tensor) -> torch.Tensor:
-    """Detail per block: (N, 1, H / DETAIL_BLOCK, W / DETAIL_BLOCK), rounded up."""
-    grey = image.float().mean(dim=1, keepdim=True)
-    if DETAIL_SCALE > 1:
-        grey = F.avg_pool2d(grey, DETAIL_SCALE, ceil_mode=True)
+def _small(image: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(image.float(), DETAIL_SCALE, ceil_mode=True) if DETAIL_SCALE > 1 else image.float()
+
+
+def _per_block(values: torch.Tensor) -> torch.Tensor:
+    """(N, 1, h, w) on the smaller copy, averaged over blocks DETAIL_BLOCK pixels of the frame wide."""
+    return F.avg_pool2d(values, max(1, DETAIL_BLOCK // DETAIL_SCALE), ceil_mode=True)
+
+
+def _detail(small: torch.Tensor) -> torch.Tensor:
+    """Detail per block of a smaller copy: (N, 1, H / DETAIL_BLOCK, W / DETAIL_BLOCK), rounded up."""
+    grey = small.mean(dim=1, keepdim=True)
     edges = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), _LAPLACIAN.to(grey.device)).abs()
-    return F.avg_pool2d(edges, max(1, DETAIL_BLOCK // DETAIL_SCALE), ceil_mode=True)
+    return _per_block(edges)
 
 
-def never_softer(frame: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    """The output where it adds fine detail to the frame, the frame where it does not."""
-    ratio = _detail(output) / (_detail(frame) + 1e-4)
+def never_softer(frame: torch.Tensor, output: torch.Tensor, trust_change: bool = False) -> torch.Tensor:
+    """The output where it adds fine detail to the frame (or, with `trust_change`, corrects the
+    picture itself), the frame where it only smooths."""
+    small_frame, small_output = _small(frame), _small(output)
+    ratio = _detail(small_output) / (_detail(small_frame) + 1e-4)
     trust = ((ratio - 1.0) / DETAIL_GAIN).clamp(0.0, 1.0)
+    if trust_change:
+        change = _per_block((small_output - small_frame).abs().mean(dim=1, keepdim=True))
+        trust = torch.maximum(trust, ((change - CHANGE_LOW) / CHANGE_LOW).clamp(0.0, 1.0))
     trust = F.interpolate(trust, size=output.shape[-2:], mode="bilinear", align_corners=False).to(output.dtype)
     return frame + trust * (output - frame)
 
@@ -221,7 +239,7 @@ class DeepDeblur(nn.Module):
             restored[0] = self.gate(x, small_x, restored[0])
         if self.cfg.never_softer:
             frame = 3 * self.cfg.input_slots.index(0) if 0 in self.cfg.input_slots else 0  # the frame itself, not fused
-            restored[0] = never_softer(x[:, frame : frame + 3], restored[0])
+            restored[0] = never_softer(x[:, frame : frame + 3], restored[0], trust_change=self.cfg.frames > 1)
         return restored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from streamdeblur.io import (
     output_is_folder,
 )  # fmt: skip
 from streamdeblur.io.image_folder import ImageFolderSource
+from streamdeblur.pipeline.blur_choice import resolve_blur
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
@@ -164,8 +165,11 @@ def _process(
     # single-frame one.
     pictures = source.info.single_image or _unrelated_pictures(opts, source)
     kind = "live" if opts.live is not None else "picture" if pictures else "clip"
-    spec = opts.spec.for_input(kind)
-    if spec is not opts.spec and kind == "clip":
+    spec = opts.spec
+    if spec.weights is None:
+        spec, report.blur = resolve_blur(spec, opts.input, opts.fps, source.info.live)
+    spec = spec.for_input(kind)
+    if opts.spec.weights is None and spec.weights == default_model("clip").name:
         log.info(
             "a clip: the windowed video model %s (--weights %s runs frame by frame)",
             spec.weights,
@@ -176,7 +180,9 @@ def _process(
             backend = spec.ready(
                 frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side
             )
-            processor = windowed_processor(backend, spec.tile, spec.tile_overlap, spec.batch, spec.streams, side_by_side)
+            processor = windowed_processor(
+                backend, spec.tile, spec.tile_overlap, spec.batch, spec.streams, side_by_side
+            )
     except StartStopped:  # before the first frame: run_job keeps no output
         return
     close = getattr(processor, "close", None)  # threads of its own (calls side by side, window assembly)

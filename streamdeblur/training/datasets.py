@@ -16,7 +16,9 @@ from torch.utils.data import Dataset, Sampler
 from streamdeblur.errors import BadInput
 from streamdeblur.io.image_folder import IMAGE_SUFFIXES, read_image_float
 from streamdeblur.models.config import DeepDeblurConfig
-from streamdeblur.synthetic.blur import BlurRecipe, render_pair
+from streamdeblur.synthetic.blur import BlurRecipe
+from streamdeblur.synthetic.defocus import DefocusRecipe
+from streamdeblur.synthetic.pairs import render_any_pair
 from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
 from streamdeblur.training.augment import Augment
 from streamdeblur.window.assembly import stack_window, window_indices
@@ -160,7 +162,7 @@ class SyntheticPairs(Dataset):
         patch_size: int,
         length: int,
         photos: tuple[str, ...] | None,
-        recipe: BlurRecipe = BlurRecipe(),
+        recipe: BlurRecipe | DefocusRecipe = BlurRecipe(),
         augment: Augment | None = None,
     ) -> None:
         self.patch_size, self.length, self.photos = patch_size, length, photos
@@ -172,7 +174,7 @@ class SyntheticPairs(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         _, sample_seed = key
         rng = np.random.default_rng(sample_seed)
-        pair = render_pair(rng, self.patch_size, self.patch_size, self.recipe, self.photos)
+        pair = render_any_pair(rng, self.patch_size, self.patch_size, self.recipe, self.photos)
         blur, sharp = pair.blurry, pair.sharp
         if self.augment is not None:
             blur, sharp = self.augment(rng, blur, sharp)

@@ -26,7 +26,7 @@ from streamdeblur.inference.precision import DTYPES
 from streamdeblur.models import DeepDeblur, load_checkpoint, load_model_config, read_card, save_weights
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.models.deepdeblur import init_as_identity, transplant
-from streamdeblur.synthetic.blur import render_pair
+from streamdeblur.synthetic.pairs import render_any_pair
 from streamdeblur.synthetic.scenes import TRAIN_PHOTOS, sharp_images
 from streamdeblur.training import distributed
 from streamdeblur.training.augment import Augment
@@ -84,11 +84,15 @@ def _photos(spec: DataSpec) -> tuple[str, ...] | None:
 
 def _train_dataset(recipe: TrainRecipe, cfg: DeepDeblurConfig, photos: tuple[str, ...] | None) -> Dataset:
     spec = recipe.data
+    if spec.blur_type == "defocus" and cfg.frames > 1:
+        raise BadUsage(
+            f"recipe {recipe.name}: defocus pairs train single-frame models (a lens's blur is the same in every frame)"
+        )
     if spec.kind == "synthetic":
         synthetic: Dataset = (
             SyntheticWindows(spec.patch_size, spec.synthetic_length, photos, cfg, spec.sequence_recipe(), Augment())
             if cfg.frames > 1
-            else SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, spec.blur_recipe(), Augment())
+            else SyntheticPairs(spec.patch_size, spec.synthetic_length, photos, spec.pair_recipe(), Augment())
         )
         if spec.real_footage is None:
             return synthetic
@@ -112,8 +116,8 @@ def _val_pairs(
         if cfg.frames > 1:
             sequences = spec.sequence_recipe()
             return [render_window(rng, size, size, cfg, sequences, photos) for _ in range(recipe.val_count)]
-        blur = spec.blur_recipe()
-        pairs = [render_pair(rng, size, size, blur, photos) for _ in range(recipe.val_count)]
+        blur = spec.pair_recipe()
+        pairs = [render_any_pair(rng, size, size, blur, photos) for _ in range(recipe.val_count)]
         return [(p.blurry, p.sharp) for p in pairs]
     if spec.val_split is None:
         return []

@@ -14,6 +14,7 @@ from streamdeblur.models.config import config_dir
 
 if TYPE_CHECKING:
     from streamdeblur.synthetic.blur import BlurRecipe
+    from streamdeblur.synthetic.defocus import DefocusRecipe
     from streamdeblur.synthetic.sequences import SequenceRecipe
 
 
@@ -38,12 +39,26 @@ class DataSpec:
     # windows, for windowed models) make up `real_probability` of the samples
     real_footage: str | None = None
     real_probability: float = 0.0
+    # synthetic, single-frame models: the blur to render, motion (synthetic.blur) or defocus
+    # (synthetic.defocus, its ranges that differ from DefocusRecipe's in `defocus`)
+    blur_type: str = "motion"
+    defocus: dict[str, Any] = field(default_factory=dict)
 
     def sequence_recipe(self) -> SequenceRecipe:
         from streamdeblur.synthetic.sequences import SequenceRecipe
 
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.sequence.items()}
         built: SequenceRecipe = _build(SequenceRecipe, {**values, "degrade": self.blur_recipe()}, "data.sequence")
+        return built
+
+    def pair_recipe(self) -> BlurRecipe | DefocusRecipe:
+        """The single-pair generator's recipe for `blur_type`."""
+        if self.blur_type == "motion":
+            return self.blur_recipe()
+        from streamdeblur.synthetic.defocus import DefocusRecipe
+
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.defocus.items()}
+        built: DefocusRecipe = _build(DefocusRecipe, {**values, "degrade": self.blur_recipe()}, "data.defocus")
         return built
 
     def blur_recipe(self) -> BlurRecipe:
@@ -97,6 +112,9 @@ class TrainRecipe:
             raise BadUsage(f"recipe {self.name}: steps and batch_size must be positive")
         if self.stop_at is not None and not 1 <= self.stop_at <= self.steps:
             raise BadUsage(f"recipe {self.name}: stop_at must be between 1 and steps ({self.steps})")
+        if self.data.blur_type not in ("motion", "defocus"):
+            raise BadUsage(f"recipe {self.name}: data.blur_type must be motion or defocus")
+        self.data.pair_recipe()  # unknown defocus keys: an error now too
         self.data.sequence_recipe()  # unknown generator keys: an error now, not in a DataLoader worker
         self.stage_recipes()  # a stage's unknown keys or bad values: an error at load time too
 

@@ -17,6 +17,7 @@ import torch
 from streamdeblur.inference import Backend
 from streamdeblur.io.image_folder import read_image
 from streamdeblur.models.config import DeepDeblurConfig
+from streamdeblur.synthetic.defocus import KERNELS
 from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.footage_scores import RealFootageScores, capped_psnr
 from streamdeblur.training.metrics import psnr, ssim
@@ -246,7 +247,9 @@ def _groups(
         if facts is None:
             continue
         members.setdefault("photos" if facts["photo"] else "procedural", []).append(i)
-        if "blur_px" in facts:  # a frame of synthetic video
+        if "kernel" in facts:  # a defocus pair (synthetic/defocus.py)
+            members.setdefault(f"{facts['kernel']} kernel", []).append(i)
+        elif "blur_px" in facts:  # a frame of synthetic video
             for low, high, name in BLUR_BUCKETS:
                 if low <= facts["blur_px"] < high:
                     members.setdefault(name, []).append(i)
@@ -264,6 +267,7 @@ def _groups(
         *(name for _, _, name in BLUR_BUCKETS),
         BLURRED[1],
         *(f"{kind} shots" for kind in SHOT_KINDS),
+        *(f"{kernel} kernel" for kernel in KERNELS),
     ]
     return {
         name: GroupScore(

@@ -18,7 +18,9 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import BadUsage
-from streamdeblur.synthetic.blur import BlurRecipe, render_pair
+from streamdeblur.synthetic.blur import BlurRecipe
+from streamdeblur.synthetic.defocus import DefocusPair, DefocusRecipe
+from streamdeblur.synthetic.pairs import render_any_pair
 from streamdeblur.synthetic.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, sharp_images
 from streamdeblur.synthetic.sequences import KINDS, SequenceRecipe, render_sequence
 
@@ -53,6 +55,7 @@ def write_synthetic_set(
     frames: int = 1,
     kind: str | None = None,
     clean: bool = False,
+    blur: str = "motion",
 ) -> list[Path]:
     """Render `count` pairs, or with `frames` > 1 `count` clips of that many frames; returns
     the sequence folders written.
@@ -60,7 +63,7 @@ def write_synthetic_set(
     `sharp_dir`: a folder of one's own sharp images, used instead of the bundled photos.
     `kind`: every clip of this kind of shot (sequences.KINDS) rather than the usual mix, e.g.
     `still` with `clean` for footage that was crisp to begin with. `clean`: no sensor noise,
-    JPEG or H.264 (the blur only).
+    JPEG or H.264 (the blur only). `blur`: motion, or defocus (synthetic/defocus.py; pairs only).
     """
     if count < 1 or width < 8 or height < 8 or frames < 1:
         raise BadUsage("synth: --count and --frames must be positive and the size at least 8x8")
@@ -68,6 +71,10 @@ def write_synthetic_set(
         raise BadUsage(f"synth: --kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if kind is not None and frames == 1:
         raise BadUsage("synth: --kind is a kind of shot, so it needs clips (--frames 2 or more)")
+    if blur not in ("motion", "defocus"):
+        raise BadUsage(f"synth: --blur must be motion or defocus, not {blur!r}")
+    if blur == "defocus" and frames > 1:
+        raise BadUsage("synth: --blur defocus writes pictures: a lens's blur does not change from frame to frame")
     if clean:
         recipe = replace(recipe, clean_probability=1.0)
     split = split or ("test" if held_out else "train")
@@ -80,6 +87,7 @@ def write_synthetic_set(
     flags += f" --frames {frames}" if frames > 1 else ""
     flags += f" --split {split}" if split != ("test" if held_out else "train") else ""
     flags += (f" --kind {kind}" if kind else "") + (" --clean" if clean else "")
+    flags += " --blur defocus" if blur == "defocus" else ""
     recipe_note = {
         "count": count,
         "size": f"{width}x{height}",
@@ -102,6 +110,9 @@ def write_synthetic_set(
         return clips[0]
     sequences: list[Path] = []
     pairs: dict[str, dict[str, str | float | None]] = {}
+    pair_recipe: BlurRecipe | DefocusRecipe = recipe
+    if blur == "defocus":
+        pair_recipe = DefocusRecipe(degrade=recipe, h264_probability=0.0 if clean else DefocusRecipe.h264_probability)
     for index in range(count):
         seq = out / split / f"{'heldout' if held_out else 'synthetic'}_{seed:04d}_{index // per_sequence:03d}"
         if index % per_sequence == 0:
@@ -109,7 +120,7 @@ def write_synthetic_set(
                 (seq / half).mkdir(parents=True, exist_ok=True)
             sequences.append(seq)
         rng = np.random.default_rng(pair_seed(seed, index, held_out))
-        pair = render_pair(rng, height, width, recipe, photos)
+        pair = render_any_pair(rng, height, width, pair_recipe, photos)
         name = f"{index:06d}.png"
         _write_png(seq / "blur" / name, pair.blurry)
         _write_png(seq / "sharp" / name, pair.sharp)
@@ -118,6 +129,10 @@ def write_synthetic_set(
             "photo": Path(pair.photo).stem if pair.photo else None,
             "pan_px": round(pair.pan_px, 2),
         }
+        if isinstance(pair, DefocusPair):
+            pairs[str((seq / "blur" / name).relative_to(out))].update(
+                {"kernel": pair.kernel, "defocus_px": round(pair.blur_size, 2)}
+            )
     (out / SYNTH_RECORD).write_text(json.dumps({**recipe_note, "pairs": pairs}, indent=2) + "\n")
     return sequences
 

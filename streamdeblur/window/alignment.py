@@ -37,6 +37,10 @@ FLOW_WIDTH = 640
 # first number of 8-bit levels starts to refuse the neighbour there; over the second, wholly.
 MISMATCH_SHRINK = 8
 MISMATCH_LEVELS = (6.0, 16.0)
+# Refusal is for a camera that held still against that neighbour (no corner of the frame moved
+# this many pixels): there a mismatch is something moving on its own. Under a moving camera a
+# mismatch is as often the shake's changing blur, which the neighbour is there to undo.
+STILL_CAMERA_PX = 1.0
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -195,6 +199,12 @@ def warp_flow(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
     return _fill_outside(warped, inside, target)
 
 
+def corner_shift(warp: np.ndarray, width: int, height: int) -> float:
+    """How far the 2x3 affine `warp` moves the frame's farthest-moved corner, in pixels."""
+    corners = np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], np.float64)
+    return float(np.max(np.hypot(*(corners @ warp.T - corners[:, :2]).T)))
+
+
 def refuse_mismatch(target: np.ndarray, warped: np.ndarray) -> np.ndarray:
     """The aligned neighbour, with the target's own pixels where the two still differ in the
     coarse picture (MISMATCH_LEVELS), blended smoothly in between."""
@@ -224,7 +234,8 @@ def align_window(
     `offsets`, in frames from it) with every neighbour warped onto it by `method`. A
     neighbour that is the restored frame itself (padding) is passed through, and one that
     appears twice (padding) is warped once. `memo` keeps what a stream's next windows reuse.
-    `refuse`: where a warped neighbour still does not match, the frame's own pixels instead."""
+    `refuse`: where a warped neighbour still does not match and the camera held still against
+    it (STILL_CAMERA_PX), the frame's own pixels instead."""
     if method not in ALIGNMENTS:
         raise ValueError(f"unknown alignment {method!r}")
     if len(offsets) != len(frames):
@@ -237,9 +248,12 @@ def align_window(
     for neighbour, offset in zip(frames[1:], offsets[1:]):
         if id(neighbour) in warped:
             continue
+        still = True
         if method == "global":
-            aligned = _warp_global(target, neighbour, _motion_to(target, neighbour, offset > 0, memo))
+            motion = _motion_to(target, neighbour, offset > 0, memo)
+            aligned = _warp_global(target, neighbour, motion)
+            still = corner_shift(motion, target.shape[1], target.shape[0]) < STILL_CAMERA_PX
         else:
             aligned = warp_flow(target, neighbour)
-        warped[id(neighbour)] = refuse_mismatch(target, aligned) if refuse else aligned
+        warped[id(neighbour)] = refuse_mismatch(target, aligned) if refuse and still else aligned
     return [warped[id(f)] for f in frames]
