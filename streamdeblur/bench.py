@@ -32,7 +32,7 @@ from streamdeblur.inference import BackendSpec
 from streamdeblur.inference.backend import Backend, device_label
 from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_side
 from streamdeblur.inference.precision import cpu_facts
-from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates
+from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates, int8_keeps_quality
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.io import EncodeOptions
 from streamdeblur.models import (
@@ -140,7 +140,8 @@ def run_bench(
         candidates_fps: dict[str, float] = {}
         # The CPU's candidates, where the chosen backend runs on the CPU (not an Intel GPU's OpenVINO).
         if device_label(chosen) == "cpu" and chosen.name != "passthrough":
-            candidates = cpu_candidates(spec.precision, spec.channels_last)
+            int8_kept = spec.precision == "auto" and int8_keeps_quality(weights_path)
+            candidates = cpu_candidates(spec.precision, spec.channels_last, int8_kept=int8_kept)
             if spec.compile is not False:
                 candidates += [c for c in cpu_candidates(spec.precision, spec.channels_last, True) if c.compiled]
             for candidate in candidates:

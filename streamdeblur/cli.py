@@ -722,6 +722,43 @@ def build(
 
 
 @app.command()
+def quantize(
+    model: Annotated[Path, typer.Argument(help="Weights to quantize: a shipped name or a file.")],
+    held_out: Annotated[
+        Path | None,
+        typer.Option(help="A held-out set (e.g. from `synth --held-out`): score int8 against fp32 on it, for auto."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="The held-out set's split.")] = "test",
+    limit: Annotated[int | None, typer.Option(help="Score only the first N held-out pairs.")] = None,
+    count: Annotated[int, typer.Option(help="Calibration inputs (synthetic blur, training photos).")] = 64,
+    size: Annotated[str, typer.Option(help="Calibration input size WIDTHxHEIGHT.")] = "256x256",
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """An int8 OpenVINO model of the weights for the CPU (--backend openvino --precision int8),
+    with a record of what it keeps in fp32 and its parity to fp32; prints the record."""
+    setup_logging(quiet, verbose)
+    with _exit_codes():
+        from streamdeblur.models import resolve_weights
+        from streamdeblur.models.checkpoint import missing_weights
+        from streamdeblur.quantize.build import QuantizeSettings, quantize_weights, update_record
+        from streamdeblur.quantize.held_out import held_out_loss
+
+        weights = resolve_weights(model)
+        if not weights.is_file():
+            raise missing_weights(weights)
+        if held_out is not None and not held_out.is_dir():
+            raise BadUsage(f"held-out set not found: {held_out}")
+        if count < 1:
+            raise BadUsage("--count must be at least 1")
+        ir = quantize_weights(weights, QuantizeSettings(count=count, size=_parse_size(size)))
+        record = update_record(ir)
+        if held_out is not None:
+            record = update_record(ir, held_out=held_out_loss(weights, held_out, split, limit))
+        typer.echo(json.dumps({**record, "ir": str(ir)}, indent=2))
+
+
+@app.command()
 @takes_backend_spec
 def bench(
     *,

@@ -23,8 +23,9 @@ from streamdeblur.models.config import DeepDeblurConfig
 
 INSTALL = "pip install 'streamdeblur[openvino]'"
 # OpenVINO's inference precision for each of ours. Set always: on a CPU with native bf16,
-# OpenVINO's own default is bf16, which would run `fp32` in bf16 without saying so.
-_OV_TYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# OpenVINO's own default is bf16, which would run `fp32` in bf16 without saying so. int8: the
+# quantized IR's int8 layers run in int8, and the layers kept out of it in fp32, as measured.
+_OV_TYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 
 
 def import_openvino() -> Any:
@@ -83,9 +84,8 @@ def openvino_precision(precision: str, target: str) -> str:
     """The precision `precision` means for OpenVINO on `target`; a one-line error where it cannot run."""
     if precision not in PRECISIONS:
         raise BadUsage(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    if precision == "int8":
-        # A calibrated int8 model for OpenVINO is not made yet.
-        raise BadUsage("--precision int8 needs --backend tensorrt on CUDA; with openvino use auto, fp32 or bf16")
+    if precision == "int8" and target != "CPU":
+        raise BadUsage("--precision int8 with --backend openvino needs the CPU; on a GPU use auto, fp16 or fp32")
     if target != "CPU":  # a GPU computes in fp16 natively; it has no bf16
         if precision == "bf16":
             raise BadUsage("--precision bf16 with --backend openvino needs the CPU; on a GPU use auto, fp16 or fp32")
@@ -108,6 +108,8 @@ def device_name(target: str) -> str:
 
 
 class OpenVinoBackend:
+    """The network from its ONNX export, or (int8) from its quantized IR (quantize/build.py)."""
+
     name = "openvino"
 
     def __init__(

@@ -22,7 +22,7 @@ from streamdeblur.errors import BadUsage
 log = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PRECISIONS = ("auto", *DTYPES, "int8")  # int8: TensorRT engines only
+PRECISIONS = ("auto", *DTYPES, "int8")  # int8: TensorRT engines, and OpenVINO on the CPU
 # The CPU flags that decide how fast the network runs; recorded with every CPU measurement.
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
@@ -69,8 +69,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "fp16" if precision == "auto" else precision
     if precision == "auto":
         return "bf16" if cpu_has_native_bf16() else "fp32"
-    if precision in ("fp16", "int8"):
-        raise BadUsage(f"--precision {precision} needs a CUDA device; on the CPU use auto, bf16 or fp32")
+    if precision == "int8":
+        raise BadUsage("--precision int8 needs --backend openvino on the CPU (or tensorrt on CUDA)")
+    if precision == "fp16":
+        raise BadUsage("--precision fp16 needs a CUDA device; on the CPU use auto, bf16 or fp32")
     if precision == "bf16" and not cpu_has_native_bf16():
         log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 is emulated and slower than fp32")
     return precision

@@ -2,9 +2,11 @@
 
 auto: TensorRT when it is installed and there is a GPU, else PyTorch on CUDA, else the fastest
 CPU candidate (torch bf16 channels-last where bf16 is native, torch fp32 channels-last, ONNX
-Runtime fp32, and OpenVINO fp32, and bf16 where native, when it is installed), measured once at
-the frame size and remembered per CPU model and flags. For an input long enough to win back
-the compile, the torch candidates are compiled ones.
+Runtime fp32, and OpenVINO fp32, and bf16 where native, when it is installed, and OpenVINO
+int8 where the weights' quantization record shows it keeping fp32's quality:
+engines/openvino_int8.keeps_quality), measured once at the frame size and remembered per CPU
+model and flags. For an input long enough to win back the compile, the torch candidates are
+compiled ones.
 """
 
 from __future__ import annotations
@@ -57,15 +59,22 @@ class CpuCandidate:
 
 
 def cpu_candidates(
-    precision: str = "auto", channels_last: bool | None = None, compiled: bool = False
+    precision: str = "auto", channels_last: bool | None = None, compiled: bool = False, int8_kept: bool = False
 ) -> list[CpuCandidate]:
     """What `--backend auto` compares on the CPU for the asked precision, fastest-expected first;
-    `compiled`: the torch candidates compiled."""
+    `compiled`: the torch candidates compiled; `int8_kept`: the weights' int8 IR keeps quality
+    (int8_keeps_quality), so `auto` may time it."""
     cpu = torch.device("cpu")
+    openvino = _openvino_available()
+    if precision == "int8":  # OpenVINO's quantized IR is the CPU's one int8
+        if not openvino:
+            raise BadUsage("--precision int8 on the CPU runs on OpenVINO: pip install 'streamdeblur[openvino]'")
+        return [CpuCandidate("openvino", "int8")]
     resolve_precision(precision, cpu)  # validates, and warns about emulated bf16
     nhwc = resolve_channels_last(channels_last, cpu, "fp32")
     candidates = []
-    openvino = _openvino_available()
+    if precision == "auto" and openvino and int8_kept:
+        candidates.append(CpuCandidate("openvino", "int8"))
     if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()):
         candidates.append(CpuCandidate("torch", "bf16", nhwc, compiled))
         if openvino and cpu_has_native_bf16():  # OpenVINO has no emulated bf16 to offer
@@ -77,6 +86,13 @@ def cpu_candidates(
         if openvino:
             candidates.append(CpuCandidate("openvino", "fp32"))
     return candidates
+
+
+def int8_keeps_quality(weights: Path) -> bool:
+    """Whether the weights' int8 IR has been made and its record shows fp32's quality kept."""
+    from streamdeblur.engines.openvino_int8 import keeps_quality, read_int8_record
+
+    return keeps_quality(read_int8_record(weights))
 
 
 def build_cpu_candidate(
@@ -152,8 +168,9 @@ def create_backend(
         raise missing_weights(weights_path)
     model = load_checkpoint(weights_path)  # once: every candidate, engine and backend below starts from it
     compiled = compile if compile is not None else worth_compiling(frames, frame_size, batch, tile)
+    int8_kept = torch_device.type == "cpu" and precision == "auto" and int8_keeps_quality(weights_path)
     if name == "auto" and torch_device.type == "cpu" and not cuda_graphs:
-        candidates = cpu_candidates(precision, channels_last, compiled)
+        candidates = cpu_candidates(precision, channels_last, compiled, int8_kept)
         chosen, built = _fastest_on_cpu(weights_path, model, candidates, frame_size or (640, 360))
         log.debug("backend auto -> %s", chosen.label)
         if built is None or (engine and chosen.backend != "torch"):  # the probe timed the weights' own ONNX
@@ -168,11 +185,12 @@ def create_backend(
             raise BadUsage("--backend onnxruntime runs on the CPU in fp32")
         return _onnxruntime(weights_path, engine, model)
     if name == "openvino":
-        if target != "CPU" or precision != "auto" or not cpu_has_native_bf16() or not _openvino_available():
+        several = cpu_has_native_bf16() or int8_kept  # more than one precision to time
+        if target != "CPU" or precision != "auto" or not several or not _openvino_available():
             return _openvino(weights_path, engine, model, target, precision)
     if name in ("torch", "openvino") and torch_device.type == "cpu" and precision == "auto" and not cuda_graphs:
         # Native bf16 is not faster on every CPU that has it: measured, as for auto.
-        own = [c for c in cpu_candidates(precision, channels_last, compiled) if c.backend == name]
+        own = [c for c in cpu_candidates(precision, channels_last, compiled, int8_kept) if c.backend == name]
         chosen, built = _fastest_on_cpu(weights_path, model, own, frame_size or (640, 360))
         if built is None or (engine and name == "openvino"):
             built = build_cpu_candidate(chosen, weights_path, engine, model)
@@ -310,11 +328,31 @@ def _openvino(weights: Path, onnx: str | Path | None, model: DeepDeblur, target:
 
     ov = import_openvino()  # says what to install before anything is exported
     resolved = openvino_precision(precision, target)
+    if resolved == "int8":
+        if onnx:
+            raise BadUsage("--precision int8 runs the weights' own quantized model; it takes no --engine")
+        path = _int8_ir(weights)
+        cache = openvino_cache_dir(path, resolved, target, ov.get_version(), device_name(target), weights)
+        return OpenVinoBackend(path, model.cfg, resolved, target, cache)
     path = Path(onnx) if onnx else onnx_for_weights(weights, model=model)
     if not path.is_file():
         raise BadUsage(f"ONNX file not found: {path}")
     cache = openvino_cache_dir(path, resolved, target, ov.get_version(), device_name(target), None if onnx else weights)
     return OpenVinoBackend(path, model.cfg, resolved, target, cache)
+
+
+def _int8_ir(weights: Path) -> Path:
+    """The weights' int8 IR, made by `streamdeblur quantize` (calibrating and checking it takes
+    minutes, and a command of its own says what it measured)."""
+    from streamdeblur.engines.openvino_int8 import quantizer_versions, read_int8_record
+
+    if quantizer_versions() is None:
+        raise BadUsage("--precision int8 with --backend openvino needs NNCF: pip install 'streamdeblur[openvino]'")
+    record = read_int8_record(weights)
+    if record is None:
+        named = weights.stem if weights.parent.name == "weights" else str(weights)
+        raise BadUsage(f"no int8 model of {weights.name} yet: run `streamdeblur quantize {named}` once")
+    return Path(record["ir"])
 
 
 def _tensorrt(

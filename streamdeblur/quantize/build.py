@@ -1,0 +1,145 @@
+"""Quantizing a model's exported network to int8 with NNCF's post-training quantization, and
+checking it against fp32 before it is kept."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import sys
+import time
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamdeblur import __version__
+from streamdeblur.engines.artifacts import onnx_for_weights
+from streamdeblur.engines.onnx_export import INPUT_NAME
+from streamdeblur.engines.openvino_int8 import IR_NAME, RECORD_NAME, int8_folder, quantizer_versions
+from streamdeblur.errors import BadUsage
+from streamdeblur.files import replace_atomically
+from streamdeblur.inference.openvino_backend import INSTALL, import_openvino, openvino_core
+from streamdeblur.models import load_checkpoint
+from streamdeblur.quantize.calibration import CALIBRATION_ROOT, PARITY_ROOT, network_inputs
+from streamdeblur.quantize.scopes import fp32_scope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    count: int = 64  # calibration inputs
+    size: tuple[int, int] = (256, 256)  # width, height
+    parity_count: int = 8
+    finest: str = "ends"  # scopes.fp32_scope
+    preset: str = "performance"  # NNCF: performance (symmetric) or mixed (asymmetric activations)
+    fast_bias_correction: bool = False
+
+
+def import_nncf() -> Any:
+    """nncf, imported without its usage telemetry (as openvino is: import_openvino)."""
+    import_openvino()
+    blocked = "nncf" not in sys.modules and "openvino_telemetry" not in sys.modules
+    if blocked:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
+    try:
+        import nncf
+    except ImportError:
+        raise BadUsage(f"quantize needs NNCF: {INSTALL}") from None
+    finally:
+        if blocked and sys.modules.get("openvino_telemetry", 0) is None:
+            del sys.modules["openvino_telemetry"]
+    nncf.set_log_level(logging.ERROR)
+    return nncf
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two outputs in [0, 1], clipped as a frame is when written."""
+    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
+    return 100.0 if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def quantize_weights(weights: Path, settings: QuantizeSettings = QuantizeSettings()) -> Path:
+    """The int8 IR of `weights` (quantized now, replacing one made before) and its record;
+    returns the IR's path."""
+    ov, nncf = import_openvino(), import_nncf()
+    versions = quantizer_versions()
+    assert versions is not None  # both imported above
+    model = load_checkpoint(weights)
+    cfg = model.cfg
+    onnx = onnx_for_weights(weights, model=model)
+    scope = fp32_scope(onnx, cfg, settings.finest)
+    width, height = settings.size
+    started = time.perf_counter()
+    calibration = network_inputs(cfg, settings.count, height, width, CALIBRATION_ROOT)
+    rendered_s = time.perf_counter() - started
+    network = openvino_core().read_model(str(onnx))
+    network.reshape({INPUT_NAME: [1, cfg.in_channels, height, width]})  # one static shape to calibrate
+    log.info("quantizing %s on %d calibration inputs of %dx%d", weights.name, settings.count, width, height)
+    with redirect_stdout(io.StringIO()):  # NNCF draws progress bars on stdout, where the record goes
+        quantized = nncf.quantize(
+            network,
+            nncf.Dataset(calibration),
+            preset=nncf.QuantizationPreset(settings.preset),
+            subset_size=settings.count,
+            fast_bias_correction=settings.fast_bias_correction,
+            ignored_scope=nncf.IgnoredScope(patterns=scope.patterns(), validate=False),
+        )
+    quantize_s = time.perf_counter() - started - rendered_s
+    parity = _parity(ov, network, quantized, cfg, height, width, settings.parity_count)
+    quantized.reshape({INPUT_NAME: [-1, cfg.in_channels, -1, -1]})  # any size, as the ONNX takes
+    folder = int8_folder(weights, versions)
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    ov.save_model(quantized, str(partial / IR_NAME), compress_to_fp16=False)
+    record = {
+        "weights": str(weights),
+        "onnx": str(onnx),
+        **versions,
+        "streamdeblur": __version__,
+        "route": "NNCF post-training quantization of the OpenVINO model read from the ONNX export",
+        "preset": settings.preset,
+        "fast_bias_correction": settings.fast_bias_correction,
+        "kept_in_fp32": list(scope.modules),
+        "kept_in_fp32_nodes": len(scope.nodes),
+        "calibration": {
+            "count": settings.count,
+            "size": f"{width}x{height}",
+            "data": "synthetic blur from the training photos and seeds (quantize/calibration.py)",
+        },
+        "parity_db": round(parity, 2),
+        "parity_count": settings.parity_count,
+        "seconds": {"render": round(rendered_s, 1), "quantize": round(quantize_s, 1)},
+    }
+    _write_record(partial / RECORD_NAME, record)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    log.info("int8 IR of %s: %s (parity to fp32 %.1f dB)", weights.name, folder, parity)
+    return folder / IR_NAME
+
+
+def _parity(ov: Any, network: Any, quantized: Any, cfg: Any, height: int, width: int, count: int) -> float:
+    """PSNR of the int8 network's output to fp32's over inputs it was not calibrated on."""
+    config = {ov.properties.hint.inference_precision(): "f32"}
+    fp32 = openvino_core().compile_model(network, "CPU", config)
+    int8 = openvino_core().compile_model(quantized, "CPU", config)
+    inputs = network_inputs(cfg, count, height, width, PARITY_ROOT)
+    reference = np.concatenate([fp32(x)[0] for x in inputs])
+    return psnr_db(np.concatenate([int8(x)[0] for x in inputs]), reference)
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    replace_atomically(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+
+
+def update_record(ir: Path, **facts: Any) -> dict[str, Any]:
+    """The IR's record with `facts` added (the held-out check's figures)."""
+    path = ir.with_name(RECORD_NAME)
+    record: dict[str, Any] = {**json.loads(path.read_text()), **facts}
+    _write_record(path, record)
+    return record

@@ -1,0 +1,32 @@
+"""Calibration and parity inputs: synthetic blur from the training photos and seeds only, so
+nothing held out for judging the model shapes its int8 ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamdeblur.models.config import DeepDeblurConfig
+from streamdeblur.synthetic.blur import render_pair
+from streamdeblur.synthetic.scenes import TRAIN_PHOTOS
+from streamdeblur.training.datasets import render_window
+
+# Seed roots: the calibration inputs and the parity check's differ, so parity is measured on
+# inputs the ranges were not fitted to.
+CALIBRATION_ROOT = 4_480_000
+PARITY_ROOT = 4_481_000
+
+
+def network_inputs(
+    cfg: DeepDeblurConfig, count: int, height: int, width: int, root: int, seed: int = 0
+) -> list[np.ndarray]:
+    """`count` inputs (1, in_channels, height, width) float32 in [0, 1]: blurred frames, or for
+    a windowed model windows assembled as the pipeline assembles them."""
+    inputs = []
+    for index in range(count):
+        rng = np.random.default_rng([root, seed, index])
+        if cfg.frames > 1:
+            image, _ = render_window(rng, height, width, cfg, photos=TRAIN_PHOTOS)
+        else:
+            image = render_pair(rng, height, width, photos=TRAIN_PHOTOS).blurry
+        inputs.append(np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32))
+    return inputs

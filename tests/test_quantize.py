@@ -1,0 +1,118 @@
+"""`streamdeblur quantize` and `--precision int8` on OpenVINO: the IR and its record, its
+parity to fp32, its cache key, a run end to end, and `auto` taking int8 only where the record
+shows quality kept."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from streamdeblur.errors import BadUsage
+from streamdeblur.inference.openvino_backend import import_openvino
+
+with contextlib.suppress(BadUsage):
+    import_openvino()  # first as the backend imports it: without its telemetry
+pytest.importorskip("openvino")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("nncf")
+
+from streamdeblur.engines.openvino_int8 import (  # noqa: E402
+    RECORD_NAME,
+    int8_folder,
+    keeps_quality,
+    quantizer_versions,
+    read_int8_record,
+)
+from streamdeblur.inference import select  # noqa: E402
+from streamdeblur.inference.select import create_backend, int8_keeps_quality  # noqa: E402
+from streamdeblur.models import DeepDeblur, load_model_config, save_weights  # noqa: E402
+from streamdeblur.quantize.build import QuantizeSettings, psnr_db, quantize_weights, update_record  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
+from tests.media import decodes_cleanly, make_clip  # noqa: E402
+
+SMALL = QuantizeSettings(count=4, size=(64, 64), parity_count=2)
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random weights of their own (their record is rewritten below), quantized."""
+    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("int8-weights")
+    weights = save_weights(DeepDeblur(load_model_config("tiny")), folder / "tiny-int8.safetensors", {"note": "test"})
+    quantize_weights(weights, SMALL)
+    return weights
+
+
+def test_quantize_writes_an_ir_and_its_record(quantized: Path) -> None:
+    record = read_int8_record(quantized)
+    assert record is not None
+    ir = Path(record["ir"])
+    assert ir.is_file() and ir.with_suffix(".bin").is_file()
+    assert record["calibration"] == {**record["calibration"], "count": 4, "size": "64x64"}
+    assert "body_models.0.body.0" in record["kept_in_fp32"]  # the finest scale's first convolution
+    assert record["parity_db"] > 30
+    assert not keeps_quality(record)  # no held-out figure yet
+
+
+def test_int8_output_is_close_to_fp32(quantized: Path) -> None:
+    x = torch.rand(1, 3, 48, 80, generator=torch.Generator().manual_seed(0))  # another size than calibrated
+    fp32 = create_backend("openvino", quantized, "cpu", "fp32").infer(x)
+    int8 = create_backend("openvino", quantized, "cpu", "int8")
+    assert int8.precision == "int8"
+    assert psnr_db(int8.infer(x).numpy(), fp32.numpy()) > 30
+
+
+def test_the_key_changes_with_the_weights(quantized: Path, tiny_weights: Path) -> None:
+    versions = quantizer_versions()
+    assert versions is not None
+    assert int8_folder(quantized, versions) != int8_folder(tiny_weights, versions)
+    assert int8_folder(quantized, versions) != int8_folder(quantized, {**versions, "nncf": "0"})
+
+
+def test_int8_without_an_ir_says_the_command_to_run(tiny_weights: Path) -> None:
+    with pytest.raises(BadUsage, match="streamdeblur quantize"):
+        create_backend("openvino", tiny_weights, "cpu", "int8")
+
+
+def test_auto_times_int8_only_where_the_record_keeps_quality(
+    quantized: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ir = Path(read_int8_record(quantized)["ir"])  # type: ignore[index]
+    assert not int8_keeps_quality(quantized)
+    labels = [c.label for c in select.cpu_candidates("auto", int8_kept=int8_keeps_quality(quantized))]
+    assert "openvino int8" not in labels
+    original = json.loads((ir.parent / RECORD_NAME).read_text())
+    try:
+        update_record(ir, parity_db=50.0, held_out={"loss_db": 0.05})
+        assert int8_keeps_quality(quantized)
+        monkeypatch.setenv("STREAMDEBLUR_CACHE_DIR", str(tmp_path))  # nothing remembered: all timed
+        create_backend("auto", quantized, "cpu", "auto", frame_size=(64, 48))
+        timed = json.loads((tmp_path / select.CPU_CHOICES).read_text())
+        assert any("openvino int8" in entry["seconds"] for entry in timed.values())
+        update_record(ir, held_out={"loss_db": 0.3})  # measured, but it loses quality
+        assert not int8_keeps_quality(quantized)
+    finally:
+        (ir.parent / RECORD_NAME).write_text(json.dumps(original))
+
+
+def test_quantize_and_run_int8_end_to_end(media_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(2)  # weights of its own: the IR is keyed by their hash, and tiny_weights stay unquantized
+    weights = save_weights(DeepDeblur(load_model_config("tiny")), tmp_path / "tiny-run.safetensors", {"note": "test"})
+    quantize = run_cli("quantize", str(weights), "--count", "2", "--size", "64x64", "--quiet")
+    assert quantize.returncode == 0, quantize.stderr
+    assert json.loads(quantize.stdout)["parity_db"] > 0
+    clip = make_clip("cfr_aac", media_dir)
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    result = run_cli(
+        "run", str(clip), str(out), "--weights", str(weights), "--backend", "openvino",
+        "--precision", "int8", "--report", str(report), "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(report.read_text())
+    assert facts["backend"] == "openvino" and facts["precision"] == "int8"
+    assert facts["frames_out"] == facts["frames_in"] == 30
+    assert decodes_cleanly(out)
