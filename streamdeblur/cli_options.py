@@ -54,9 +54,8 @@ BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
         Annotated[
             str,
             typer.Option(
-                help="The blur to remove, where no --weights is given: motion (camera shake, moving things), "
-                "defocus (out of focus, a hazy cover, Gaussian softness), or auto (judged on a few frames "
-                "of a file or folder first)."
+                help="The blur to remove, where no --weights is given: motion (camera shake, moving things) "
+                "or defocus (out of focus, a hazy cover, Gaussian softness)."
             ),
         ],
         "motion",

@@ -83,7 +83,7 @@ def test_a_recipe_asks_for_defocus_pairs_and_checks_its_keys() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--blur", "lens"], "--blur must be motion, defocus or auto"),
+        (["--blur", "lens"], "--blur must be motion or defocus"),
         (["--blur", "defocus", "--weights", "deepdeblur-light"], "with --weights, leave --blur out"),
     ],
 )
@@ -117,4 +117,4 @@ def test_run_with_blur_defocus_records_it(tmp_path: Path) -> None:
     result = run_cli("run", str(picture), str(tmp_path / "sharp.png"), "--blur", "defocus", "--report", str(report))
     assert result.returncode == 0, result.stderr
     facts = json.loads(report.read_text())
-    assert facts["blur"] == {"asked": "defocus", "used": "defocus"} and "deepdeblur-defocus" in facts["model"]
+    assert facts["blur"] == "defocus" and "deepdeblur-defocus" in facts["model"]

@@ -31,7 +31,6 @@ from streamdeblur.errors import BadUsage
 from streamdeblur.inference.spec import BackendSpec
 from streamdeblur.io import partial_path
 from streamdeblur.io.image_folder import IMAGE_SUFFIXES
-from streamdeblur.pipeline.blur_choice import resolve_blur
 from streamdeblur.pipeline.job import RunOptions, check_options
 
 log = logging.getLogger(__name__)
@@ -152,11 +151,7 @@ def _preflight(opts: BatchOptions, first: InputFile, clip: bool) -> tuple[Backen
     check_options(replace(job, input=str(first.path), output=str(first.output_path(opts.output_dir))))
     if opts.ray_address:
         import_ray()
-    spec = job.spec
-    if spec.weights is None and spec.blur == "auto":  # judged once, on the first file: one model for the batch
-        log.info("--blur auto: judging %s; every file of the batch gets its model", first.path)
-        spec, _ = resolve_blur(spec, str(first.path), job.fps, live=False)
-    spec = spec.for_input("clip" if clip else "picture")
+    spec = job.spec.for_input("clip" if clip else "picture")
     device = None if opts.ray_address else resolve_device(spec.device)
     if device is None or device.type == "cuda":
         if spec.backend not in BACKENDS:

@@ -71,11 +71,10 @@ def class_scores(patches: list[np.ndarray], model: BlurKindNet) -> np.ndarray:
 
 def decide_blur(frames: list[np.ndarray], model: BlurKindNet | None = None) -> BlurVerdict:
     """Which blur `frames` (RGB, a clip's sample) hold, and the model for it."""
-    model = model or load_classifier()
     patches = [p for frame in frames for p in grey_patches(frame)]
     if not patches:
         return BlurVerdict("unknown", "motion", {}, 0, len(frames))
-    mean = class_scores(patches, model).mean(axis=0)
+    mean = class_scores(patches, model or load_classifier()).mean(axis=0)
     found = CLASSES[int(np.argmax(mean))]
     scores = {name: round(float(p), 3) for name, p in zip(CLASSES, mean)}
     return BlurVerdict(found, "defocus" if found == "defocus" else "motion", scores, len(patches), len(frames))

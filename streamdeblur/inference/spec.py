@@ -32,17 +32,15 @@ class BackendSpec:
     cuda_graphs: bool = False
     channels_last: bool | None = None  # None: the faster layout for the device
     compile: bool | None = None  # CPU torch: TorchInductor; None: for inputs that win the compile back
-    blur: str = "motion"  # the kind of blur to remove where no weights are given (registry.BLURS), or auto
+    blur: str = "motion"  # the kind of blur to remove where no weights are given (registry.BLURS)
 
     def for_input(self, input_kind: str) -> BackendSpec:
         """This spec with its weights chosen for the input (`picture`, `clip` or `live`) and its
         blur where none were given: the registry's default for them (registry.py). By name, not
         path, so Ray workers find it in their own install; unchanged where that default is what
-        no weights resolve to anyway. `auto` must be resolved first (pipeline/blur_choice.py)."""
+        no weights resolve to anyway."""
         if self.weights is not None:
             return self
-        if self.blur == "auto":
-            raise BadUsage("--blur auto needs footage to look at: give --blur motion or defocus here")
         chosen = default_model(input_kind, self.blur)
         if chosen == default_model("picture"):
             return self if self.blur == "motion" else replace(self, blur="motion")
@@ -52,8 +50,8 @@ class BackendSpec:
         """Contradictions that need no input: values out of range, options the backend would ignore."""
         if self.batch < 1 or self.streams < 1:
             raise BadUsage("--batch and --streams must be at least 1")
-        if self.blur not in (*BLURS, "auto"):
-            raise BadUsage(f"--blur must be {', '.join(BLURS)} or auto, not {self.blur!r}")
+        if self.blur not in BLURS:
+            raise BadUsage(f"--blur must be {' or '.join(BLURS)}, not {self.blur!r}")
         if self.weights is not None and self.blur != "motion":
             raise BadUsage("--blur picks a shipped model; with --weights, leave --blur out")
         validate_tiling(self.tile, self.tile_overlap)  # before any backend is built or measured

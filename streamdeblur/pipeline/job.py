@@ -27,7 +27,6 @@ from streamdeblur.io import (
     output_is_folder,
 )  # fmt: skip
 from streamdeblur.io.image_folder import ImageFolderSource
-from streamdeblur.pipeline.blur_choice import resolve_blur
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
@@ -165,10 +164,9 @@ def _process(
     # single-frame one.
     pictures = source.info.single_image or _unrelated_pictures(opts, source)
     kind = "live" if opts.live is not None else "picture" if pictures else "clip"
-    spec = opts.spec
-    if spec.weights is None:
-        spec, report.blur = resolve_blur(spec, opts.input, opts.fps, source.info.live)
-    spec = spec.for_input(kind)
+    if opts.spec.weights is None:
+        report.blur = opts.spec.blur
+    spec = opts.spec.for_input(kind)
     if opts.spec.weights is None and spec.weights == default_model("clip").name:
         log.info(
             "a clip: the windowed video model %s (--weights %s runs frame by frame)",

@@ -274,9 +274,8 @@ class RunReport(_Counts):
     device: str
     precision: str
     model: str
-    # The blur asked for and the one whose model ran (auto: also what was found, and why);
-    # None where --weights chose the model.
-    blur: dict[str, Any] | None = None
+    # The blur whose model ran (--blur); None where --weights chose the model.
+    blur: str | None = None
     # Where a frame's time went: each stage's working time over the frames written. The
     # stages run side by side, so these add up to more than wall_s / frames_out.
     stage_ms_per_frame: dict[str, float] | None = None
