@@ -75,19 +75,16 @@ def _soften(kernel: np.ndarray, sigma: float) -> np.ndarray:
     return out / out.sum()
 
 
-def draw_kernel(
-    rng: np.random.Generator, recipe: DefocusRecipe, strength: float = 1.0
-) -> tuple[str, np.ndarray, float]:
-    """(kind, kernel, size in px): size is a disc's radius or a Gaussian's sigma. `strength`
-    scales the size within its range (1: as drawn), for the weaker half of a varying blur."""
+def draw_kernel(rng: np.random.Generator, recipe: DefocusRecipe) -> tuple[str, np.ndarray, float]:
+    """(kind, kernel, size in px): size is a disc's radius or a Gaussian's sigma."""
     weights = np.asarray(recipe.kernel_weights, np.float64)
     kind = KERNELS[int(rng.choice(len(KERNELS), p=weights / weights.sum()))]
     if kind == "sharp":
         return kind, np.ones((1, 1), np.float32), 0.0
     if kind == "gaussian":
-        sigma = float(rng.uniform(*recipe.gaussian_sigma)) * strength
+        sigma = float(rng.uniform(*recipe.gaussian_sigma))
         return kind, gaussian_kernel(max(sigma, 0.3)), sigma
-    radius = float(rng.uniform(*recipe.disc_radius)) * strength
+    radius = float(rng.uniform(*recipe.disc_radius))
     cut = (0.0, 0.0)
     if rng.uniform() < recipe.cats_eye_probability:
         angle, depth = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 0.9)
