@@ -74,13 +74,7 @@ def test_signal_finalizes_a_playable_partial_output(
         assert time.monotonic() < deadline, "no output appeared"
         time.sleep(0.1)
     time.sleep(2.0)  # frames flowing (about 20 a second here)
-    proc.send_signal(sig)
-    sent = time.monotonic()
-    _, stderr = proc.communicate(timeout=30)
-    elapsed = time.monotonic() - sent
-    assert proc.returncode == 130, stderr
-    assert elapsed < 5, f"took {elapsed:.1f} s to stop"
-    assert "Traceback" not in stderr
+    _stopped_by(proc, sig, within_s=5)
     assert out.exists() and not partial.exists()
 
     stats = json.loads(report.read_text())
@@ -92,6 +86,21 @@ def test_signal_finalizes_a_playable_partial_output(
     audio_end = float(packet_hashes(out, "a")[-1][0])
     assert audio_end <= stats["frames_out"] / 25 + 0.1
     assert audio_end >= stats["frames_out"] / 25 - 0.5
+
+
+def _stopped_by(proc: subprocess.Popen[str], sig: int, within_s: float) -> str:
+    """Send `sig`; the run must exit 130 within `within_s`, without a traceback. Its stderr."""
+    proc.send_signal(sig)
+    sent = time.monotonic()
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 130, stderr
+    assert elapsed < within_s, f"took {elapsed:.1f} s to stop"
+    assert "Traceback" not in stderr
+    return str(stderr)
 
 
 # --- a stop while the run is still starting ------------------------------------------------------
@@ -122,16 +131,7 @@ def test_ctrl_c_while_starting_stops_at_once_and_leaves_no_output(
     )
     time.sleep(after_s)
     assert proc.poll() is None, proc.communicate()[1]
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    try:
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    elapsed = time.monotonic() - sent
-    assert proc.returncode == 130, stderr
-    assert elapsed < PROMPT_S, f"took {elapsed:.1f} s to stop"
-    assert "Traceback" not in stderr
+    _stopped_by(proc, signal.SIGINT, within_s=PROMPT_S)
     assert not out.exists() or decodes_cleanly(out) > 0
     assert not list(tmp_path.glob(".out.*")), "a partial output was left behind"
 
@@ -156,16 +156,8 @@ def test_ctrl_c_while_auto_times_its_candidates_stops_at_once(long_clip: Path, t
             break
     time.sleep(1.0)
     assert not record.exists(), "the timing ended before the signal"
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    try:
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    elapsed = time.monotonic() - sent
-    assert proc.returncode == 130, stderr
-    assert elapsed < PROMPT_S, f"took {elapsed:.1f} s to stop"
-    assert "no output written" in stderr and "Traceback" not in stderr
+    stderr = _stopped_by(proc, signal.SIGINT, within_s=PROMPT_S)
+    assert "no output written" in stderr
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
     assert not record.exists()  # nothing remembered from a timing cut short
 

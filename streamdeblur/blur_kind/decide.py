@@ -1,4 +1,4 @@
-"""`--blur auto`: look at a few frames of the footage and say which blur it holds.
+"""Which blur a clip holds, judged on a few of its frames.
 
 Blur only shows where there is texture, so each frame gives its most textured patches; the
 classifier's probabilities are averaged over all of them. Sharp footage goes to the motion
@@ -34,9 +34,6 @@ class BlurVerdict:
             return f"no textured patch in {self.frames} frame(s) to judge: motion, the default"
         shares = ", ".join(f"{k} {v:.0%}" for k, v in self.scores.items())
         return f"{shares} over {self.patches} patches of {self.frames} frame(s)"
-
-    def to_dict(self) -> dict[str, object]:
-        return {"found": self.found, "blur": self.blur, "scores": self.scores, "why": self.why}
 
 
 def grey_patches(frame: np.ndarray, count: int = PATCHES_PER_FRAME) -> list[np.ndarray]:

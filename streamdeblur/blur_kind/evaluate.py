@@ -1,4 +1,4 @@
-"""How often `--blur auto` picks right, on clips training never saw:
+"""How often the blur-kind classifier picks the right model, on clips training never saw:
 
     python -m streamdeblur.blur_kind.evaluate [--real REAL_FOOTAGE_SET]
 

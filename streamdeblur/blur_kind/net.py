@@ -47,7 +47,7 @@ def save_classifier(model: BlurKindNet, path: Path, card: dict[str, object]) -> 
 
 def load_classifier(path: Path = WEIGHTS) -> BlurKindNet:
     if not path.is_file():
-        raise BadInput(f"the blur-kind classifier's weights are missing: {path} (reinstall streamdeblur)")
+        raise BadInput(f"no blur-kind classifier at {path}: train one with `python -m streamdeblur.blur_kind.train`")
     model = BlurKindNet()
     model.load_state_dict(load_file(str(path)))
     return model.eval()

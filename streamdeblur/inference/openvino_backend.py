@@ -9,6 +9,7 @@ engines (engines/openvino_cache.py), which spares an Intel GPU its long compile 
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 import threading
 from pathlib import Path
@@ -28,22 +29,27 @@ INSTALL = "pip install 'streamdeblur[openvino]'"
 _OV_TYPES = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 
 
+def import_without_telemetry(module: str, missing: str) -> Any:
+    """`module` (openvino, or a package built on it such as nncf), imported while its usage
+    telemetry package reads as absent; BadUsage(`missing`) where it is not installed."""
+    blocked = module not in sys.modules and "openvino_telemetry" not in sys.modules
+    if blocked:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise BadUsage(missing) from None
+    finally:
+        if blocked and sys.modules.get("openvino_telemetry", 0) is None:
+            del sys.modules["openvino_telemetry"]
+
+
 def import_openvino() -> Any:
     """openvino, imported without its usage telemetry. Importing it imports its model converter,
     which (unless the user opted out) writes a client ID under ~/intel and sends an event to
     Google Analytics from a forked process; streamdeblur sends nothing anywhere, so while it is
     imported the telemetry package reads as absent and the converter falls back to its stub."""
-    blocked = "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules
-    if blocked:
-        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import raises ImportError
-    try:
-        import openvino
-    except ImportError:
-        raise BadUsage(f"--backend openvino needs: {INSTALL}") from None
-    finally:
-        if blocked and sys.modules.get("openvino_telemetry", 0) is None:
-            del sys.modules["openvino_telemetry"]
-    return openvino
+    return import_without_telemetry("openvino", f"--backend openvino needs: {INSTALL}")
 
 
 @functools.cache

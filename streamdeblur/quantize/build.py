@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import shutil
-import sys
 import time
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -20,9 +19,8 @@ from streamdeblur import __version__
 from streamdeblur.engines.artifacts import onnx_for_weights
 from streamdeblur.engines.onnx_export import INPUT_NAME
 from streamdeblur.engines.openvino_int8 import IR_NAME, RECORD_NAME, int8_folder, quantizer_versions
-from streamdeblur.errors import BadUsage
 from streamdeblur.files import replace_atomically
-from streamdeblur.inference.openvino_backend import INSTALL, import_openvino, openvino_core
+from streamdeblur.inference.openvino_backend import INSTALL, import_openvino, import_without_telemetry, openvino_core
 from streamdeblur.models import load_checkpoint
 from streamdeblur.quantize.calibration import CALIBRATION_ROOT, PARITY_ROOT, network_inputs
 from streamdeblur.quantize.scopes import fp32_scope
@@ -43,16 +41,7 @@ class QuantizeSettings:
 def import_nncf() -> Any:
     """nncf, imported without its usage telemetry (as openvino is: import_openvino)."""
     import_openvino()
-    blocked = "nncf" not in sys.modules and "openvino_telemetry" not in sys.modules
-    if blocked:
-        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
-    try:
-        import nncf
-    except ImportError:
-        raise BadUsage(f"quantize needs NNCF: {INSTALL}") from None
-    finally:
-        if blocked and sys.modules.get("openvino_telemetry", 0) is None:
-            del sys.modules["openvino_telemetry"]
+    nncf = import_without_telemetry("nncf", f"quantize needs NNCF: {INSTALL}")
     nncf.set_log_level(logging.ERROR)
     return nncf
 
