@@ -305,6 +305,31 @@ def test_a_clips_frames_are_a_clip_and_unrelated_photos_are_pictures(tmp_path: P
     assert not unrelated_pictures(photos[:1])  # one picture is not a folder of them
 
 
+def test_unrelated_pictures_of_different_sizes_each_come_out_at_their_own_size(tmp_path: Path) -> None:
+    """A holiday folder holds portrait and landscape shots: into a folder each keeps its size
+    (also batched, where a batch is cut where the size changes); into a video it cannot, and
+    says so in one line."""
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sizes = [(48, 64), (64, 48), (40, 72)]
+    for k, (height, width) in enumerate(sizes):
+        cv2.imwrite(
+            str(photos / f"IMG_{k}.jpg"), cv2.cvtColor(_scene(height, width, seed=20 + k) // (k + 1), cv2.COLOR_RGB2BGR)
+        )
+    for batch in ("1", "2"):
+        out = tmp_path / f"out-{batch}"
+        result = run_cli("run", str(photos), f"{out}/", "--backend", "torch", "--batch", batch, "-q")
+        assert result.returncode == 0, result.stderr
+        written = sorted(out.iterdir())
+        assert [p.stem for p in written] == ["IMG_0", "IMG_1", "IMG_2"]
+        assert [cv2.imread(str(p)).shape[:2] for p in written] == sizes
+    result = run_cli("run", str(photos), str(tmp_path / "out.mp4"), "--backend", "torch", "-q")
+    assert result.returncode == 2 and "must all be one size" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.mp4").exists()
+
+
 def test_footage_leaves_nothing_when_it_fails_and_never_writes_over_a_set(tmp_path: Path) -> None:
     still, _ = _real_video(tmp_path)
     broken = dataclasses.replace(still, name="broken", path="/usr/share/missing.mp4")

@@ -28,6 +28,18 @@ class Processor(Protocol):
     def flush(self) -> list[Frame]: ...
 
 
+def same_size_runs(frames: list[Frame]) -> list[list[Frame]]:
+    """`frames` in order, cut where the size changes: a batch is one tensor, and unrelated
+    pictures in a folder may differ in size."""
+    runs: list[list[Frame]] = []
+    for frame in frames:
+        if runs and runs[-1][-1].pixels.shape == frame.pixels.shape:
+            runs[-1].append(frame)
+        else:
+            runs.append([frame])
+    return runs
+
+
 def stack_pixels(frames: list[Frame]) -> np.ndarray:
     """N x H x W x 3 integers; uint16 travels as int16 bits (torch has little uint16 support)."""
     array = np.stack([f.pixels for f in frames])
@@ -66,9 +78,12 @@ class FrameProcessor:
         self.backend, self.tile, self.tile_overlap = backend, tile, tile_overlap
         self.batch_size = max(1, batch_size)
 
-    @torch.inference_mode()  # the batch an inference tensor, as the compiled network was warmed with (select.warmed)
     def process(self, frames: list[Frame]) -> list[Frame]:
         """Deblurred copies of `frames` (same pts, time base and index)."""
+        return [done for run in same_size_runs(frames) for done in self._process(run)]
+
+    @torch.inference_mode()  # the batch an inference tensor, as the compiled network was warmed with (select.warmed)
+    def _process(self, frames: list[Frame]) -> list[Frame]:
         dtype = frames[0].pixels.dtype
         pixels = torch.from_numpy(stack_pixels(frames)).to(self.backend.device)
         result = tiled(self.backend.infer, to_float(pixels, dtype), self.tile, self.tile_overlap, self.batch_size)

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from streamdeblur.inference.backend import Backend
-from streamdeblur.inference.processor import frames_like, host_pixels, stack_pixels, to_float, to_integers
+from streamdeblur.inference.processor import (
+    frames_like,
+    host_pixels,
+    same_size_runs,
+    stack_pixels,
+    to_float,
+    to_integers,
+)
 from streamdeblur.inference.tiling import tiled, validate_tiling
 from streamdeblur.io.frame import Frame
 
@@ -64,6 +71,9 @@ class StreamScheduler:
         self._busy: deque[_Slot] = deque()
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
+        return [done for run in same_size_runs(frames) for done in self._submit(run)]
+
+    def _submit(self, frames: list[Frame]) -> list[Frame]:
         done: list[Frame] = []
         if not self._free:  # every slot in flight: wait for the oldest
             done += self._finish(self._busy.popleft())

@@ -59,6 +59,9 @@ class ImageFolderSource:
         self._first = first
         self.passthrough = PacketBuffer()
         self.stats = ReadStats()
+        # Unrelated pictures written to a folder may differ in size (a holiday folder's portrait
+        # and landscape shots); a clip's frames, and anything encoded as video, may not.
+        self.mixed_sizes = False
         height, width = first.shape[:2]
         video = VideoInfo(
             width=width,
@@ -84,10 +87,11 @@ class ImageFolderSource:
         video = self.info.video
         for index, path in enumerate(self.paths):
             pixels = self._first if index == 0 else read_image(path)
-            if pixels.shape[:2] != (video.height, video.width):
+            if pixels.shape[:2] != (video.height, video.width) and not self.mixed_sizes:
                 raise BadInput(
                     f"{path.name} is {pixels.shape[1]}x{pixels.shape[0]}, "
-                    f"the folder's first image is {video.width}x{video.height}"
+                    f"the folder's first image is {video.width}x{video.height} "
+                    "(a clip's frames, or pictures written to a video, must all be one size)"
                 )
             if pixels.dtype != self._first.dtype:
                 raise BadInput(f"{path.name}: bit depth differs from the folder's first image")

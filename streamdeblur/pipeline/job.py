@@ -26,7 +26,7 @@ from streamdeblur.io import (
     open_source,
     output_is_folder,
 )  # fmt: skip
-from streamdeblur.io.image_folder import ImageFolderSource
+from streamdeblur.io.image_folder import ImageFolderSink, ImageFolderSource
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
@@ -163,6 +163,8 @@ def _process(
     # pictures, and anything `live` reads (where waiting for later frames adds latency), the
     # single-frame one.
     pictures = source.info.single_image or _unrelated_pictures(opts, source)
+    if pictures and isinstance(source, ImageFolderSource) and isinstance(output.sink, ImageFolderSink):
+        source.mixed_sizes = True  # each picture on its own, into a folder: each its own size
     kind = "live" if opts.live is not None else "picture" if pictures else "clip"
     if opts.spec.weights is None:
         report.blur = opts.spec.blur
