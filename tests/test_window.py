@@ -709,6 +709,40 @@ def test_on_the_cpu_a_thread_assembles_and_runs_its_frame_without_waiting_for_th
     assert started[2] < ended[1] and started[3] < ended[1]  # in rounds, they would wait for frame 1
 
 
+def test_a_stop_waits_for_the_calls_running_not_for_the_window_s_lookahead() -> None:
+    """Ctrl-C mid-run with a windowed model on the CPU: the calls already running finish and
+    are written; frames held back for their later neighbours and windows not started are
+    discarded, so the stop costs one call, and the output is a prefix of the input."""
+    from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
+    from streamdeblur.pipeline.runner import Pipeline
+    from streamdeblur.pipeline.stats import RunStats
+    from tests.fakes import ListSink, ListSource
+
+    call_s = 0.4
+
+    class SlowFirstSlot(PassthroughBackend):  # a network call as slow as the video model's here
+        def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
+            time.sleep(call_s)
+            return batch[:, :3]
+
+    sink, stop = ListSink(), threading.Event()
+    with one_thread_per_call():
+        calls = ConcurrentCalls(FrameProcessor(SlowFirstSlot()), workers=2)
+        processor = WindowedProcessor.end_to_end(calls, _cfg(5))
+        pipeline = Pipeline(ListSource(200), processor, sink, RunStats(), queue_size=4)
+        stopped_at: list[float] = []
+        threading.Timer(1.0, lambda: (stopped_at.append(time.monotonic()), stop.set())).start()
+        pipeline.run(stop)
+        took = time.monotonic() - stopped_at[0]
+        processor.close()
+    written = [f.index for f in sink.frames]
+    assert 0 < len(written) < 200 and written == list(range(len(written)))
+    # Flushing would run the lookahead's frames and every queued window: several calls.
+    assert took < 1.8 * call_s, f"the stop took {took:.2f} s"
+    stats = pipeline.stats
+    assert stats.frames_in == stats.frames_out + stats.frames_discarded and stats.frames_discarded >= 2
+
+
 class _Accelerator:
     """A processor standing in for the CUDA stream scheduler: it takes frames at once and
     hands each back one submit later (the GPU working meanwhile), the window's first slot as

@@ -103,6 +103,10 @@ class Pipeline:
                 thread.join(0.1 if idle is None else 0.02)
                 if idle is not None:
                     idle()
+        if self._stop.is_set():
+            # Frames a stop left behind (held back by a window, or never started) are
+            # discarded: every frame read is then written, dropped or discarded.
+            self.stats.discard_unfinished()
         if self.failures:
             self.failures[0].reraise()
 
@@ -152,7 +156,10 @@ class Pipeline:
             self.stats.stage_worked("processor", time.perf_counter() - started)
             for frame in finished:
                 self.processed.put(frame)
-        for frame in self.processor.flush():
+        # Stopping, a processor that holds frames back (a window's lookahead) finishes only the
+        # calls already running; at the end of the input, everything.
+        abandon = getattr(self.processor, "abandon", None) if self._stop.is_set() else None
+        for frame in abandon() if abandon is not None else self.processor.flush():
             self.processed.put(frame)
 
     def _write(self) -> None:

@@ -308,6 +308,22 @@ class WindowedProcessor:
         self._assembling.extend(self.window.start_flush())
         return self._onwards(ended_in_order(self._assembling)) + self.inner.flush()
 
+    def abandon(self) -> list[Frame]:
+        """A stop: the frames whose windows are running finished, in order, and nothing else.
+        The frames the window still holds back for their later neighbours, and windows not yet
+        started, are dropped, so a stop waits for one network call, not for the window's
+        lookahead and every call queued behind it; what comes out is a prefix of the input."""
+        ready: list[Frame] = []
+        while self._assembling:
+            future = self._assembling.popleft()
+            if future.cancel():  # not started: neither it nor any later one is kept
+                for later in self._assembling:
+                    later.cancel()
+                self._assembling.clear()
+                break
+            ready.append(future.result())
+        return self._onwards(ready) + self.inner.flush()
+
     def _onwards(self, ready: list[Frame]) -> list[Frame]:
         """Windows assembled ahead, through the network unless their threads ran it already."""
         return ready if self.window.then is not None else self._run(ready)
