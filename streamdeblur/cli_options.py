@@ -40,7 +40,7 @@ PrecisionOpt = Annotated[
     str,
     typer.Option(
         help="auto (fp16 on CUDA; bf16 on CPUs with native bf16; else fp32), fp32, bf16, "
-        "fp16 (CUDA, Intel GPU), int8 (TensorRT)."
+        "fp16 (CUDA, Intel GPU), int8 (TensorRT; OpenVINO on the CPU after `quantize`)."
     ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace an existing output.")]

@@ -40,6 +40,27 @@ def test_defocus_pairs_are_seeded_and_blur_grows_with_the_kernel() -> None:
     assert scores[0] > scores[1] > scores[2] + 3  # sharp (noise only), then ever softer
 
 
+def test_a_sharp_picture_can_be_its_own_target_grain_and_codec_included() -> None:
+    """sharp_target "input": a sharp picture's target is what the camera gave (nothing to undo),
+    so the network learns to hand sharp pictures through; blurred pictures keep clean targets."""
+    from streamdeblur.errors import BadUsage
+    from streamdeblur.training.recipe import DataSpec
+
+    def pair(kernels: tuple[float, ...], target: str) -> tuple[np.ndarray, np.ndarray]:
+        recipe = DefocusRecipe(kernel_weights=kernels, sharp_target=target, h264_probability=1.0)  # type: ignore[arg-type]
+        made = render_defocus_pair(np.random.default_rng(5), 64, 64, recipe, None)
+        return made.blurry, made.sharp
+
+    blurry, target = pair((0, 0, 0, 1), "input")
+    assert np.array_equal(blurry, target)
+    blurry, clean = pair((0, 0, 0, 1), "clean")
+    assert not np.array_equal(blurry, clean)  # the clean picture, before noise and codec
+    blurry, target = pair((1, 0, 0, 0), "input")
+    assert psnr(blurry, target) < 35  # a blurred picture's target stays the clean one
+    with pytest.raises(BadUsage, match="sharp_target must be clean or input"):
+        DataSpec(blur_type="defocus", defocus={"sharp_target": "noisy"}).pair_recipe()
+
+
 def test_synth_writes_defocus_pairs_with_their_kernels_and_eval_groups_by_them(tmp_path: Path) -> None:
     from streamdeblur.training.scoring import _groups, _synth_record
     from streamdeblur.training.synth_dataset import write_synthetic_set

@@ -55,6 +55,10 @@ def test_quantize_writes_an_ir_and_its_record(quantized: Path) -> None:
     assert record["calibration"] == {**record["calibration"], "count": 4, "size": "64x64"}
     assert "body_models.0.body.0" in record["kept_in_fp32"]  # the finest scale's first convolution
     assert record["parity_db"] > 30
+    # Both ways of fitting activation ranges were tried; the one closer to fp32 was kept.
+    tried = record["parity_db_by_activation_ranges"]
+    assert set(tried) == {"default", "minmax"} and record["parity_db"] == max(tried.values())
+    assert tried[record["activation_ranges"]] == record["parity_db"]
     assert not keeps_quality(record)  # no held-out figure yet
 
 

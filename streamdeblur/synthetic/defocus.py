@@ -38,6 +38,10 @@ class DefocusRecipe:
     varying_probability: float = 0.25  # blur that changes across the frame (depth)
     h264_probability: float = 0.2
     h264_crf: tuple[int, int] = (18, 32)
+    # A sharp picture's target: "clean" (the picture before noise and codec: the network learns
+    # to denoise what it does not deblur) or "input" (the picture as the camera gave it: nothing
+    # to undo, so sharp comes out as it went in, grain and all).
+    sharp_target: str = "clean"
     # Noise and JPEG, as for motion blur pairs (blur.BlurRecipe's fields; its motion ranges unused).
     degrade: BlurRecipe = field(default_factory=BlurRecipe)
 
@@ -136,6 +140,8 @@ def render_defocus_pair(
         from streamdeblur.synthetic.sequences import through_h264
 
         blurry = through_h264([blurry], int(rng.integers(recipe.h264_crf[0], recipe.h264_crf[1] + 1)))[0]
+    if kind == "sharp" and recipe.sharp_target == "input":
+        sharp = blurry.copy()
     return DefocusPair(blurry=blurry, sharp=sharp, photo=photo, kernel=kind, blur_size=size)
 
 

@@ -59,6 +59,8 @@ class DataSpec:
 
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.defocus.items()}
         built: DefocusRecipe = _build(DefocusRecipe, {**values, "degrade": self.blur_recipe()}, "data.defocus")
+        if built.sharp_target not in ("clean", "input"):
+            raise BadUsage(f"data.defocus.sharp_target must be clean or input, not {built.sharp_target!r}")
         return built
 
     def blur_recipe(self) -> BlurRecipe:
