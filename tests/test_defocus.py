@@ -139,3 +139,12 @@ def test_run_with_blur_defocus_records_it(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     facts = json.loads(report.read_text())
     assert facts["blur"] == "defocus" and "deepdeblur-defocus" in facts["model"]
+
+
+def test_a_defocus_model_s_card_says_it_was_trained_on_defocus() -> None:
+    from streamdeblur.training.loop import _card
+    from streamdeblur.training.recipe import DataSpec, TrainRecipe
+
+    for blur_type, says in (("defocus", "synthetic defocus"), ("motion", "synthetic blur")):
+        recipe = TrainRecipe(name="x", model="deepdeblur-light", data=DataSpec(blur_type=blur_type))
+        assert _card(recipe, 1, True, 1.0, None)["training"]["data"].startswith(says)

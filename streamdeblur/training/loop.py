@@ -472,11 +472,12 @@ def _card(
         hardware = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     data = recipe.data
     windowed = load_model_config(recipe.model).frames > 1
-    rendered = (
-        "synthetic video (streamdeblur.synthetic.sequences)"
-        if windowed
-        else "synthetic blur (streamdeblur.synthetic.blur)"
-    )
+    if windowed:
+        rendered = "synthetic video (streamdeblur.synthetic.sequences)"
+    elif data.blur_type == "defocus":
+        rendered = "synthetic defocus (streamdeblur.synthetic.defocus)"
+    else:
+        rendered = "synthetic blur (streamdeblur.synthetic.blur)"
     source = (
         f"{rendered} rendered on the fly from procedural scenes"
         + (" and scikit-image's training photos" if data.photos else "")
