@@ -670,12 +670,9 @@ def export(
     with _exit_codes():
         from streamdeblur.engines.artifacts import onnx_for_weights
         from streamdeblur.engines.store import read_sidecar
-        from streamdeblur.models import resolve_weights
-        from streamdeblur.models.checkpoint import missing_weights
+        from streamdeblur.models.checkpoint import existing_weights
 
-        weights = resolve_weights(weights)
-        if not weights.is_file():  # before hashing it for the cache; unreadable ones fail in the export
-            raise missing_weights(weights)
+        weights = existing_weights(weights)  # before hashing it for the cache; unreadable ones fail in the export
         path = onnx_for_weights(weights, out)
         facts = read_sidecar(path) or {}
         if not quiet:
@@ -739,14 +736,11 @@ def quantize(
     with a record of what it keeps in fp32 and its parity to fp32; prints the record."""
     setup_logging(quiet, verbose)
     with _exit_codes():
-        from streamdeblur.models import resolve_weights
-        from streamdeblur.models.checkpoint import missing_weights
+        from streamdeblur.models.checkpoint import existing_weights
         from streamdeblur.quantize.build import QuantizeSettings, quantize_weights, update_record
         from streamdeblur.quantize.held_out import held_out_loss
 
-        weights = resolve_weights(model)
-        if not weights.is_file():
-            raise missing_weights(weights)
+        weights = existing_weights(model)
         if held_out is not None and not held_out.is_dir():
             raise BadUsage(f"held-out set not found: {held_out}")
         if count < 1:

@@ -55,12 +55,19 @@ def missing_weights(path: Path) -> BadInput:
     return BadInput(f"weights file not found: {path} (shipped weights: {', '.join(shipped_weights())})")
 
 
+def existing_weights(path: str | Path | None) -> Path:
+    """The weights file `path` names (a file, a shipped name, or None: the default), which
+    must be there (missing_weights otherwise)."""
+    resolved = resolve_weights(path)
+    if not resolved.is_file():
+        raise missing_weights(resolved)
+    return resolved
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> DeepDeblur:
     """A DeepDeblur module (eval mode) from any weights file streamdeblur understands, or the
     shipped weights of that name."""
-    path = resolve_weights(path)
-    if not path.is_file():
-        raise missing_weights(path)
+    path = existing_weights(path)
     if path.suffix == ".safetensors":
         cfg, state = _read_safetensors(path)
     else:

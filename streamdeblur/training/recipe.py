@@ -11,6 +11,7 @@ import yaml
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.models.config import config_dir
+from streamdeblur.registry import BLURS
 
 if TYPE_CHECKING:
     from streamdeblur.synthetic.blur import BlurRecipe
@@ -114,8 +115,8 @@ class TrainRecipe:
             raise BadUsage(f"recipe {self.name}: steps and batch_size must be positive")
         if self.stop_at is not None and not 1 <= self.stop_at <= self.steps:
             raise BadUsage(f"recipe {self.name}: stop_at must be between 1 and steps ({self.steps})")
-        if self.data.blur_type not in ("motion", "defocus"):
-            raise BadUsage(f"recipe {self.name}: data.blur_type must be motion or defocus")
+        if self.data.blur_type not in BLURS:
+            raise BadUsage(f"recipe {self.name}: data.blur_type must be {' or '.join(BLURS)}")
         self.data.pair_recipe()  # unknown defocus keys: an error now too
         self.data.sequence_recipe()  # unknown generator keys: an error now, not in a DataLoader worker
         self.stage_recipes()  # a stage's unknown keys or bad values: an error at load time too

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from streamdeblur.errors import BadUsage
+from streamdeblur.registry import BLURS
 from streamdeblur.synthetic.blur import BlurRecipe
 from streamdeblur.synthetic.defocus import DefocusPair, DefocusRecipe
 from streamdeblur.synthetic.pairs import render_any_pair
@@ -71,8 +72,8 @@ def write_synthetic_set(
         raise BadUsage(f"synth: --kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if kind is not None and frames == 1:
         raise BadUsage("synth: --kind is a kind of shot, so it needs clips (--frames 2 or more)")
-    if blur not in ("motion", "defocus"):
-        raise BadUsage(f"synth: --blur must be motion or defocus, not {blur!r}")
+    if blur not in BLURS:
+        raise BadUsage(f"synth: --blur must be {' or '.join(BLURS)}, not {blur!r}")
     if blur == "defocus" and frames > 1:
         raise BadUsage("synth: --blur defocus writes pictures: a lens's blur does not change from frame to frame")
     if clean:
