@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -112,10 +113,22 @@ STARTUP_MOMENTS_S = (0.5, 2.0, 5.0)
 PROMPT_S = 2.0
 
 
-@pytest.mark.parametrize("after_s", STARTUP_MOMENTS_S)
+def _console_script() -> list[str]:
+    # The installed `streamdeblur` command itself, not a shim in front of it: its entry point
+    # must answer Ctrl-C from the first moment too, as `python -m streamdeblur` does.
+    (script,) = entry_points(group="console_scripts", name="streamdeblur")
+    assert script.value == "streamdeblur.entry:main"
+    return [str(Path(sys.executable).parent / "streamdeblur")]
+
+
+@pytest.mark.parametrize(
+    ("after_s", "how"),
+    [*((moment, "python -m") for moment in STARTUP_MOMENTS_S), (0.5, "console script")],
+)
 def test_ctrl_c_while_starting_stops_at_once_and_leaves_no_output(
-    after_s: float, long_clip: Path, tmp_path: Path
+    after_s: float, how: str, long_clip: Path, tmp_path: Path
 ) -> None:
+    command = [sys.executable, "-m", "streamdeblur"] if how == "python -m" else _console_script()
     out = tmp_path / "out.mp4"
     env = {
         **os.environ,
@@ -123,7 +136,7 @@ def test_ctrl_c_while_starting_stops_at_once_and_leaves_no_output(
         "STREAMDEBLUR_ENGINE_DIR": str(tmp_path / "engines"),  # nothing exported yet
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamdeblur", "run", str(long_clip), str(out), "--backend", "auto"],
+        [*command, "run", str(long_clip), str(out), "--backend", "auto"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
