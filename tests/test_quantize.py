@@ -5,6 +5,7 @@ shows quality kept."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -58,8 +59,23 @@ def test_quantize_writes_an_ir_and_its_record(quantized: Path) -> None:
     # Both ways of fitting activation ranges were tried; the one closer to fp32 was kept.
     tried = record["parity_db_by_activation_ranges"]
     assert set(tried) == {"default", "minmax"} and record["parity_db"] == max(tried.values())
+    assert max(tried.values()) >= SMALL.parity_target_db and record["accuracy_control"] is None  # not needed
     assert tried[record["activation_ranges"]] == record["parity_db"]
     assert not keeps_quality(record)  # no held-out figure yet
+
+
+def test_under_the_parity_target_the_costliest_layers_go_back_to_fp32(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    weights = save_weights(DeepDeblur(load_model_config("tiny")), tmp_path / "tiny-ac.safetensors", {"note": "test"})
+    quantize_weights(weights, dataclasses.replace(SMALL, parity_target_db=99.0))  # over any int8's parity
+    record = read_int8_record(weights)
+    assert record is not None
+    restored, before = record["accuracy_control"], max(record["parity_db_by_activation_ranges"].values())
+    assert restored["target_db"] == 99.0 and restored["parity_db"] > before and restored["kept"]
+    assert record["parity_db"] == restored["parity_db"]  # the better of the two is what was saved
+    returned = restored["returned_to_fp32"]
+    assert returned and all("/fq_" in name for name in returned)
+    assert any(module.startswith("body_models.") for module in returned.values())  # named as kept_in_fp32 is
 
 
 def test_int8_output_is_close_to_fp32(quantized: Path) -> None:

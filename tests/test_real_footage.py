@@ -195,6 +195,43 @@ def test_real_windows_make_up_their_share_of_the_samples() -> None:
     assert 0.15 < share(0.25) < 0.35
 
 
+def test_real_patches_centre_on_what_moves_on_its_own_in_their_share(tmp_path: Path) -> None:
+    import cv2
+
+    from streamdeblur.training.datasets import PairedImages, find_pairs
+
+    clip = tmp_path / "train" / "still_0"
+    for part in ("blur", "sharp", "moving"):
+        (clip / part).mkdir(parents=True)
+    rows, columns = np.mgrid[0:96, 0:256]
+    picture = np.stack([rows, columns % 256, np.zeros_like(rows)], axis=-1).astype(np.uint8)  # where, in its pixels
+    mask = np.zeros((96, 256), np.uint8)
+    mask[90, 250] = 255  # one pixel moved on its own, near a corner
+    for name in ("000000.png", "000001.png"):
+        cv2.imwrite(str(clip / "blur" / name), picture[..., ::-1])  # RGB written as BGR
+        cv2.imwrite(str(clip / "sharp" / name), picture[..., ::-1])
+    cv2.imwrite(str(clip / "moving" / "000000.png"), mask)
+    cv2.imwrite(str(clip / "moving" / "000001.png"), np.zeros_like(mask))  # nothing moved here
+    pairs = find_pairs(tmp_path, "train")
+
+    def corners(probability: float, index: int) -> set[tuple[int, int]]:
+        patches = PairedImages(pairs, 32, None, moving_crop_probability=probability)
+        found = set()
+        for seed in range(40):
+            sharp = np.round(patches[(index, seed)]["sharp"].numpy() * 255).astype(int)
+            found.add((int(sharp[0, 0, 0]), int(sharp[1, 0, 0])))  # the patch's top-left pixel
+        return found
+
+    assert corners(1.0, 0) == {(64, 224)}  # centred on (90, 250), moved inside the picture
+    assert len(corners(0.5, 0)) > 2 and (64, 224) in corners(0.5, 0)  # half random, half centred
+    assert len(corners(1.0, 1)) > 2  # an empty mask: a random patch
+    assert len(corners(0.0, 0)) > 2
+    from streamdeblur.training.recipe import recipe_from_dict
+
+    with pytest.raises(BadUsage, match="real_moving_probability must be between 0 and 1"):
+        recipe_from_dict({"name": "x", "model": "tiny", "data": {"real_moving_probability": 1.5}})
+
+
 def test_a_neighbour_is_refused_where_something_moved_on_its_own_and_kept_elsewhere() -> None:
     from streamdeblur.window.alignment import align_window, refuse_mismatch
 

@@ -10,10 +10,11 @@ from streamdeblur.synthetic.blur import render_pair
 from streamdeblur.synthetic.scenes import TRAIN_PHOTOS
 from streamdeblur.training.datasets import render_window
 
-# Seed roots: the calibration inputs and the parity check's differ, so parity is measured on
-# inputs the ranges were not fitted to.
+# Seed roots: the calibration inputs, accuracy control's and the parity check's differ, so
+# parity is measured on inputs neither the ranges nor the choice of fp32 layers were fitted to.
 CALIBRATION_ROOT = 4_480_000
 PARITY_ROOT = 4_481_000
+ACCURACY_ROOT = 4_482_000  # the inputs accuracy control judges reverting a layer on (build.py)
 
 
 def network_inputs(

@@ -57,3 +57,11 @@ def fp32_scope(onnx_path: Path, cfg: DeepDeblurConfig, finest: str = "ends") -> 
         if node.op_type == "Conv" and module == tail:
             after_tail = True
     return Fp32Scope(tuple(kept), tuple(sorted(modules)))
+
+
+def node_modules(onnx_path: Path) -> dict[str, str]:
+    """Each ONNX node's name and the module it was exported from ("" for the top level)."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return {node.name: _module_of(node) for node in graph.node}

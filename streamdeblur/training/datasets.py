@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -85,15 +86,38 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def _random_crop(
-    rng: np.random.Generator, blur: np.ndarray, sharp: np.ndarray, size: int | None
+    rng: np.random.Generator,
+    blur: np.ndarray,
+    sharp: np.ndarray,
+    size: int | None,
+    centre: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """A random `size` patch, or, given a (row, column) centre, the patch centred there (moved
+    inside the image where the centre is near an edge)."""
     if size is None:
         return blur, sharp
     height, width = blur.shape[:2]
     if height < size or width < size:
         raise BadInput(f"image {width}x{height} is smaller than the {size}px training patch")
-    top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+    if centre is None:
+        top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+    else:
+        top = min(max(centre[0] - size // 2, 0), height - size)
+        left = min(max(centre[1] - size // 2, 0), width - size)
     return blur[top : top + size, left : left + size], sharp[top : top + size, left : left + size]
+
+
+def _moving_pixel(rng: np.random.Generator, blur_path: Path) -> tuple[int, int] | None:
+    """A random pixel of the pair's regions moving on their own; None where it has no mask or
+    the mask is empty."""
+    mask = cv2.imread(str(blur_path.parent.parent / "moving" / blur_path.name), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        return None
+    rows, columns = np.nonzero(mask)
+    if rows.size == 0:
+        return None
+    pick = int(rng.integers(rows.size))
+    return int(rows[pick]), int(columns[pick])
 
 
 def sequence_ranges(pairs: list[Pair]) -> list[tuple[int, int]]:
@@ -112,7 +136,10 @@ class PairedImages(Dataset):
     """Pairs from disk; patches are random crops, augmented when `augment` is given.
 
     With a windowed model's config the blurry side is its window (H x W x 3K) from the same
-    sequence, padded at the sequence's ends and aligned as the pipeline aligns it.
+    sequence, padded at the sequence's ends and aligned as the pipeline aligns it. In a share
+    `moving_crop_probability` of samples whose pair has a mask of regions moving on their own
+    (`moving/` beside `blur/`, as `streamdeblur footage` writes), the patch is centred on one of
+    those pixels.
     """
 
     def __init__(
@@ -121,10 +148,12 @@ class PairedImages(Dataset):
         patch_size: int | None,
         augment: Augment | None,
         cfg: DeepDeblurConfig | None = None,
+        moving_crop_probability: float = 0.0,
     ) -> None:
         self.pairs, self.patch_size, self.augment = pairs, patch_size, augment
         self.cfg = cfg if cfg is not None and cfg.frames > 1 else None
         self.ranges = sequence_ranges(pairs) if self.cfg is not None else []
+        self.moving_crop_probability = moving_crop_probability
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -138,7 +167,10 @@ class PairedImages(Dataset):
             raise BadInput(f"{blur_path} and {sharp_path} differ in size")
         if self.cfg is not None:
             blur = self._window(index, blur)
-        blur, sharp = _random_crop(rng, blur, sharp, self.patch_size)
+        centre = None
+        if self.moving_crop_probability > 0 and rng.uniform() < self.moving_crop_probability:
+            centre = _moving_pixel(rng, blur_path)
+        blur, sharp = _random_crop(rng, blur, sharp, self.patch_size, centre)
         if self.augment is not None:
             blur, sharp = self.augment(rng, blur, sharp)
         return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp)}

@@ -96,7 +96,13 @@ def _train_dataset(recipe: TrainRecipe, cfg: DeepDeblurConfig, photos: tuple[str
         )
         if spec.real_footage is None:
             return synthetic
-        real = PairedImages(find_pairs(Path(spec.real_footage).expanduser(), "train"), spec.patch_size, Augment(), cfg)
+        real = PairedImages(
+            find_pairs(Path(spec.real_footage).expanduser(), "train"),
+            spec.patch_size,
+            Augment(),
+            cfg,
+            moving_crop_probability=spec.real_moving_probability,
+        )
         return MixedSamples(synthetic, real, spec.real_probability)
     assert spec.root is not None
     return PairedImages(find_pairs(spec.root, spec.split, spec.blur_kind), spec.patch_size, Augment(), cfg)

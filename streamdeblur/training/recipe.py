@@ -40,6 +40,10 @@ class DataSpec:
     # windows, for windowed models) make up `real_probability` of the samples
     real_footage: str | None = None
     real_probability: float = 0.0
+    # of those real patches, the share centred on a region that moves on its own (the set's
+    # `moving` masks): a ball or a hand covers 1 % of a still camera's frame, so a random crop
+    # rarely holds what the network gets wrong there
+    real_moving_probability: float = 0.0
     # synthetic, single-frame models: the blur to render, motion (synthetic.blur) or defocus
     # (synthetic.defocus, its ranges that differ from DefocusRecipe's in `defocus`)
     blur_type: str = "motion"
@@ -115,6 +119,8 @@ class TrainRecipe:
             raise BadUsage(f"recipe {self.name}: steps and batch_size must be positive")
         if self.stop_at is not None and not 1 <= self.stop_at <= self.steps:
             raise BadUsage(f"recipe {self.name}: stop_at must be between 1 and steps ({self.steps})")
+        if not 0.0 <= self.data.real_moving_probability <= 1.0:
+            raise BadUsage(f"recipe {self.name}: data.real_moving_probability must be between 0 and 1")
         if self.data.blur_type not in BLURS:
             raise BadUsage(f"recipe {self.name}: data.blur_type must be {' or '.join(BLURS)}")
         self.data.pair_recipe()  # unknown defocus keys: an error now too
