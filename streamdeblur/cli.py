@@ -25,6 +25,7 @@ from streamdeblur.cli_options import (
     takes_backend_spec,
     takes_encode_options,
 )  # fmt: skip
+from streamdeblur.engines.openvino_int8 import PARITY_TARGET_DB
 from streamdeblur.errors import EXIT_INTERRUPTED, BadUsage, ProcessingError
 from streamdeblur.exit_codes import exit_codes as _exit_codes  # one home, shared with adapt/command.py
 from streamdeblur.logs import setup_logging
@@ -729,6 +730,14 @@ def quantize(
     limit: Annotated[int | None, typer.Option(help="Score only the first N held-out pairs.")] = None,
     count: Annotated[int, typer.Option(help="Calibration inputs (synthetic blur, training photos).")] = 64,
     size: Annotated[str, typer.Option(help="Calibration input size WIDTHxHEIGHT.")] = "256x256",
+    parity_target: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=100,
+            help="Under this parity to fp32 (dB), return the costliest layers to fp32 until it is reached.",
+        ),
+    ] = PARITY_TARGET_DB,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -745,7 +754,8 @@ def quantize(
             raise BadUsage(f"held-out set not found: {held_out}")
         if count < 1:
             raise BadUsage("--count must be at least 1")
-        ir = quantize_weights(weights, QuantizeSettings(count=count, size=_parse_size(size)))
+        settings = QuantizeSettings(count=count, size=_parse_size(size), parity_target_db=parity_target)
+        ir = quantize_weights(weights, settings)
         record = update_record(ir)
         if held_out is not None:
             record = update_record(ir, held_out=held_out_loss(weights, held_out, split, limit))

@@ -24,6 +24,8 @@ RECORD_NAME = "quantization.json"
 # level's error, 0.1 dB a tenth of what the network gains.
 MIN_PARITY_DB = 45.0
 MAX_LOSS_DB = 0.1
+# `quantize` returns layers to fp32 until parity reaches this (quantize/build.py says why 50)
+PARITY_TARGET_DB = 50.0
 
 
 def quantizer_versions() -> dict[str, str] | None:

@@ -18,7 +18,7 @@ import numpy as np
 from streamdeblur import __version__
 from streamdeblur.engines.artifacts import onnx_for_weights
 from streamdeblur.engines.onnx_export import INPUT_NAME
-from streamdeblur.engines.openvino_int8 import IR_NAME, RECORD_NAME, int8_folder, quantizer_versions
+from streamdeblur.engines.openvino_int8 import IR_NAME, PARITY_TARGET_DB, RECORD_NAME, int8_folder, quantizer_versions
 from streamdeblur.files import replace_atomically
 from streamdeblur.inference.openvino_backend import INSTALL, import_openvino, import_without_telemetry, openvino_core
 from streamdeblur.models import load_checkpoint
@@ -46,7 +46,7 @@ class QuantizeSettings:
     # model: 42.7 dB with none returned; at a target of 45, 46.4 dB (3 of 49 returned) but 0.65 dB
     # lost on real footage; at 50, 51.5 dB (9 returned), 0.12 dB lost there, 0.9x the speed; at
     # 53, no better on real footage (BENCHMARKS.md, "int8 accuracy control").
-    parity_target_db: float = 50.0
+    parity_target_db: float = PARITY_TARGET_DB
     accuracy_count: int = 8
 
 
