@@ -58,10 +58,13 @@ def import_nncf() -> Any:
     return nncf
 
 
+IDENTICAL_DB = 100.0  # psnr_db of two identical outputs (fp32 against itself)
+
+
 def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR of two outputs in [0, 1], clipped as a frame is when written."""
     mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
-    return 100.0 if mse == 0 else float(10 * np.log10(1.0 / mse))
+    return IDENTICAL_DB if mse == 0 else float(10 * np.log10(1.0 / mse))
 
 
 def quantize_weights(weights: Path, settings: QuantizeSettings = QuantizeSettings()) -> Path:
@@ -197,7 +200,7 @@ def _restore_accuracy(
             nncf.Dataset(calibration),
             nncf.Dataset(list(zip(inputs, references, strict=True)), lambda item: item[0]),
             validation_fn=parity,
-            max_drop=psnr_db(np.zeros(1), np.zeros(1)) - settings.parity_target_db,  # fp32 against itself: 100
+            max_drop=IDENTICAL_DB - settings.parity_target_db,  # from fp32's own score on `parity`
             drop_type=nncf.DropType.ABSOLUTE,
             preset=nncf.QuantizationPreset(settings.preset),
             subset_size=settings.count,
