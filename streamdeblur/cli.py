@@ -252,7 +252,7 @@ def _execute_streams(
     )
     opts = StreamsOptions(
         streams,
-        defaults.spec,
+        defaults.spec.for_input("live"),  # --blur picks the model here too
         defaults.live,
         batch_wait_ms,
         defaults.report,

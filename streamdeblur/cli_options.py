@@ -54,8 +54,9 @@ BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
         Annotated[
             str,
             typer.Option(
-                help="The blur to remove, where no --weights is given: motion (camera shake, moving things) "
-                "or defocus (out of focus, a hazy cover, Gaussian softness)."
+                help="The blur to remove, where no --weights is given: motion (camera shake, moving things), "
+                "defocus (out of focus, a hazy cover, Gaussian softness), or auto (judged on the input's "
+                "first frames; `run` and one-stream `live`)."
             ),
         ],
         "motion",

@@ -1,5 +1,5 @@
-"""The blur-kind classifier's parts that need no trained weights: which patches it judges, and
-a clip with nothing to judge."""
+"""The blur-kind classifier's parts that need no trained weights: which patches it judges, what
+their spectra say, how a clip's patches make a verdict, and a clip with nothing to judge."""
 
 from __future__ import annotations
 
@@ -22,14 +22,45 @@ def test_patches_are_the_most_textured_and_a_flat_frame_goes_to_the_motion_model
     assert small and small[0].shape == (PATCH, PATCH)
 
 
-def test_a_verdict_averages_the_patches_and_names_the_model() -> None:
-    import torch
+def test_the_spectrum_tells_a_lens_from_a_moving_camera_and_from_sharp() -> None:
+    """A disc takes high frequencies away in every direction; a horizontal streak only across it."""
+    from streamdeblur.blur_kind.spectrum import FEATURES, RADIAL_BANDS, spectral_features
+    from streamdeblur.synthetic.defocus import disc_kernel
 
-    class Leaning(BlurKindNet):  # a stand-in network that always leans to defocus
-        def forward(self, grey: torch.Tensor) -> torch.Tensor:
-            return torch.tensor([[0.0, 0.5, 2.0]]).repeat(len(grey), 1)
+    sharp = np.random.default_rng(2).uniform(0, 1, (PATCH, PATCH)).astype(np.float32)
+    sharp = cv2.GaussianBlur(sharp, (0, 0), 0.7)  # texture with some correlation, as a picture's
+    lens = cv2.filter2D(sharp, -1, disc_kernel(4.0), borderType=cv2.BORDER_REFLECT)
+    streak = cv2.filter2D(sharp, -1, np.full((1, 9), 1 / 9, np.float32), borderType=cv2.BORDER_REFLECT)
+    features = spectral_features(np.stack([sharp, lens, streak]))
+    assert features.shape == (3, FEATURES)
+    falloff = features[:, RADIAL_BANDS - 2]  # power of a fine ring against the coarsest
+    assert falloff[0] > falloff[2] > falloff[1]  # sharp keeps most; the lens takes most away
+    unequal = np.abs(features[:, RADIAL_BANDS:]).reshape(3, RADIAL_BANDS, -1)[:, 2:].mean(axis=(1, 2))
+    assert unequal[2] > 2 * max(unequal[0], unequal[1])  # only the streak favours a direction
+
+
+class _Fixed(BlurKindNet):
+    """A stand-in network that scores patches in turn from `rows` (logits)."""
+
+    def __init__(self, rows: list[list[float]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def forward(self, features):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.tensor([self.rows[i % len(self.rows)] for i in range(len(features))])
+
+
+def test_a_clip_is_defocused_only_where_nearly_every_patch_says_so() -> None:
+    from streamdeblur.blur_kind.decide import DEFOCUS_SHARE
 
     textured = np.random.default_rng(1).integers(0, 255, (256, 256, 3), dtype=np.uint8)
-    verdict = decide_blur([textured] * 2, Leaning())
+    lens, shake = [0.0, 0.5, 3.0], [0.0, 3.0, 0.5]
+    verdict = decide_blur([textured] * 2, _Fixed([lens]))
     assert verdict.found == "defocus" and verdict.blur == "defocus" and verdict.patches > 0
-    assert list(verdict.scores) == list(CLASSES) and abs(sum(verdict.scores.values()) - 1) < 0.01
+    assert verdict.scores["patches_defocus"] == 1.0 and "look out of focus" in verdict.why
+    assert abs(sum(verdict.scores[c] for c in CLASSES) - 1) < 0.01
+    # Half the patches soft and half streaked: the mean leans to defocus, but a lens would blur all.
+    mixed = decide_blur([textured] * 2, _Fixed([lens, lens, lens, shake]))
+    assert mixed.scores["patches_defocus"] < DEFOCUS_SHARE and mixed.found == "motion" and mixed.blur == "motion"

@@ -19,9 +19,16 @@ def test_a_disc_kernel_is_a_normalised_disc_and_a_cats_eye_cuts_it() -> None:
     assert np.allclose(disc, disc.T) and np.allclose(disc, disc[::-1])  # round
     centre = disc.shape[0] // 2
     assert disc[centre, centre + 3] > 0 and disc[centre, centre + 5] == 0  # radius 4: edge between 4 and 5
-    cut = disc_kernel(4.0, (0.6, 0.0))  # vignetted: the left side of the aperture is gone
+    cut = disc_kernel(4.0, (0.6, 0.0))  # vignetted: a lens-shaped aperture, narrower than tall
     middle = cut.shape[0] // 2
-    assert cut[middle, middle + 2] > 0 and cut[middle, middle - 3] == 0
+    assert cut[middle, middle + 2] > 0 and cut[middle, middle - 2] > 0
+    assert cut[middle, middle + 4] == 0 and cut[middle - 4, middle] > 0
+    # Centred on its centroid, as every kernel: an off-centre kernel would shift the blurry
+    # picture against its target (by up to 0.45 of the radius before this was fixed).
+    for kernel in (cut, disc_kernel(5.5, (0.5, -0.7))):
+        ys, xs = np.mgrid[: kernel.shape[0], : kernel.shape[1]] - kernel.shape[0] // 2
+        assert kernel.sum() == pytest.approx(1.0, abs=1e-5)
+        assert abs(float((kernel * xs).sum())) < 0.02 and abs(float((kernel * ys).sum())) < 0.02
     assert gaussian_kernel(2.0).sum() == pytest.approx(1.0, abs=1e-5)
 
 
@@ -104,7 +111,7 @@ def test_a_recipe_asks_for_defocus_pairs_and_checks_its_keys() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--blur", "lens"], "--blur must be motion or defocus"),
+        (["--blur", "lens"], "--blur must be motion, defocus or auto"),
         (["--blur", "defocus", "--weights", "deepdeblur-light"], "with --weights, leave --blur out"),
     ],
 )

@@ -137,3 +137,23 @@ def test_quantize_and_run_int8_end_to_end(media_dir: Path, tmp_path: Path) -> No
     assert facts["backend"] == "openvino" and facts["precision"] == "int8"
     assert facts["frames_out"] == facts["frames_in"] == 30
     assert decodes_cleanly(out)
+
+
+def test_a_defocus_model_is_calibrated_on_lens_blur(tmp_path: Path) -> None:
+    """The int8 ranges come from the blur the weights were trained on, which their card names."""
+    import numpy as np
+
+    from streamdeblur.quantize.calibration import network_inputs, trained_blur
+    from streamdeblur.synthetic.defocus import render_defocus_pair
+    from streamdeblur.synthetic.scenes import TRAIN_PHOTOS
+
+    cfg = load_model_config("tiny")
+    lens = save_weights(
+        DeepDeblur(cfg), tmp_path / "lens.safetensors", {"training": {"recipe": {"data": {"blur_type": "defocus"}}}}
+    )
+    shake = save_weights(DeepDeblur(cfg), tmp_path / "shake.safetensors", {"note": "no recipe: motion"})
+    assert (trained_blur(lens), trained_blur(shake)) == ("defocus", "motion")
+    made = network_inputs(cfg, 2, 48, 64, root=7, blur="defocus")
+    expected = render_defocus_pair(np.random.default_rng([7, 0, 1]), 48, 64, photos=TRAIN_PHOTOS).blurry
+    assert made[1].shape == (1, 3, 48, 64) and np.array_equal(made[1][0], expected.transpose(2, 0, 1))
+    assert not np.array_equal(made[1], network_inputs(cfg, 2, 48, 64, root=7)[1])  # motion blur differs

@@ -30,6 +30,10 @@ from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
 
 SEED_ROOT = 45_777
 FRAMES = 16
+# Clips as a camera films them: noise, JPEG, H.264 in some. No softened scenes (BlurRecipe's
+# soft_probability): a shot softened by a Gaussian of up to 2 px is Gaussian blur, which the
+# defocus model is for, and would be a wrong "sharp" truth.
+CLIP_RECIPE = SequenceRecipe(degrade=BlurRecipe(soft_probability=0.0), h264_probability=0.3)
 
 
 def lens_blurred(rng: np.random.Generator, frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -50,7 +54,7 @@ def _as_bytes(frames: list[np.ndarray]) -> list[np.ndarray]:
 def synthetic_clips(count: int, size: tuple[int, int] = (320, 240)) -> list[tuple[str, str, list[np.ndarray]]]:
     """(truth, name, uint8 frames) for `count` clips of each kind."""
     width, height = size
-    recipe = SequenceRecipe(degrade=BlurRecipe(), h264_probability=0.3)
+    recipe = CLIP_RECIPE
     clips = []
     for index in range(count):
         rng = np.random.default_rng([SEED_ROOT, index])

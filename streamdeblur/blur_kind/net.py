@@ -1,8 +1,9 @@
-"""The blur-kind classifier: grey patches in, (sharp, motion, defocus) scores out.
+"""The blur-kind classifier: a patch's spectral features in (spectrum.py), (sharp, motion,
+defocus) scores out.
 
-Blur shows at fine scales, so the first convolutions keep full resolution; the pooled mean and
-maximum of the last features feed one linear layer. About 0.1 M parameters: it looks at a few
-dozen patches of a clip in well under a second on a CPU.
+A small perceptron over the features, which carries their standardisation (mean and spread
+over the training patches) as buffers, so its one weights file is all it needs. A few thousand
+parameters: it judges a clip's few dozen patches in milliseconds on a CPU.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
+from streamdeblur.blur_kind.spectrum import FEATURES
 from streamdeblur.errors import BadInput
 from streamdeblur.files import replace_atomically
 
@@ -23,20 +25,26 @@ WEIGHTS = Path(__file__).resolve().parent / "blur-kind.safetensors"
 
 
 class BlurKindNet(nn.Module):
-    def __init__(self, width: int = 32) -> None:
-        super().__init__()
-        chans = [1, width // 2, width // 2, width, width, 2 * width, 2 * width]
-        strides = [1, 1, 2, 1, 2, 2]
-        layers: list[nn.Module] = []
-        for c_in, c_out, stride in zip(chans, chans[1:], strides):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride, 1), nn.ReLU(inplace=True)]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(2 * chans[-1], len(CLASSES))
+    mean: torch.Tensor  # buffers: the features' standardisation
+    spread: torch.Tensor
 
-    def forward(self, grey: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) grey in [0, 1] -> (N, 3) logits."""
-        f = self.features(grey - 0.5)
-        return self.head(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1))
+    def __init__(self, hidden: int = 128) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(FEATURES))
+        self.register_buffer("spread", torch.ones(FEATURES))
+        self.body = nn.Sequential(
+            nn.Linear(FEATURES, hidden),
+            nn.ReLU(),
+            nn.Dropout(0.2),
+            nn.Linear(hidden, hidden // 2),
+            nn.ReLU(),
+            nn.Linear(hidden // 2, len(CLASSES)),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, FEATURES) spectral features -> (N, 3) logits."""
+        logits: torch.Tensor = self.body((features - self.mean) / self.spread)
+        return logits
 
 
 def save_classifier(model: BlurKindNet, path: Path, card: dict[str, object]) -> None:
@@ -49,5 +57,8 @@ def load_classifier(path: Path = WEIGHTS) -> BlurKindNet:
     if not path.is_file():
         raise BadInput(f"no blur-kind classifier at {path}: train one with `python -m streamdeblur.blur_kind.train`")
     model = BlurKindNet()
-    model.load_state_dict(load_file(str(path)))
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except RuntimeError as exc:  # an older classifier's layout
+        raise BadInput(f"{path} is not a blur-kind classifier of this version: {str(exc).splitlines()[0]}") from None
     return model.eval()

@@ -32,7 +32,9 @@ class BackendSpec:
     cuda_graphs: bool = False
     channels_last: bool | None = None  # None: the faster layout for the device
     compile: bool | None = None  # CPU torch: TorchInductor; None: for inputs that win the compile back
-    blur: str = "motion"  # the kind of blur to remove where no weights are given (registry.BLURS)
+    # The kind of blur to remove where no weights are given (registry.BLURS), or "auto": `run`
+    # judges the input's first frames (pipeline/blur_auto.py) and sets one of them before for_input.
+    blur: str = "motion"
 
     def for_input(self, input_kind: str) -> BackendSpec:
         """This spec with its weights chosen for the input (`picture`, `clip` or `live`) and its
@@ -41,6 +43,11 @@ class BackendSpec:
         no weights resolve to anyway."""
         if self.weights is not None:
             return self
+        if self.blur == "auto":
+            raise BadUsage(
+                "--blur auto judges one input's first frames: use it with `run` or a one-stream `live`; "
+                "here give --blur motion or --blur defocus"
+            )
         chosen = default_model(input_kind, self.blur)
         if chosen == default_model("picture"):
             return self if self.blur == "motion" else replace(self, blur="motion")
@@ -50,8 +57,8 @@ class BackendSpec:
         """Contradictions that need no input: values out of range, options the backend would ignore."""
         if self.batch < 1 or self.streams < 1:
             raise BadUsage("--batch and --streams must be at least 1")
-        if self.blur not in BLURS:
-            raise BadUsage(f"--blur must be {' or '.join(BLURS)}, not {self.blur!r}")
+        if self.blur not in (*BLURS, "auto"):
+            raise BadUsage(f"--blur must be {', '.join(BLURS)} or auto, not {self.blur!r}")
         if self.weights is not None and self.blur != "motion":
             raise BadUsage("--blur picks a shipped model; with --weights, leave --blur out")
         validate_tiling(self.tile, self.tile_overlap)  # before any backend is built or measured

@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from streamdeblur.io import (
     output_is_folder,
 )  # fmt: skip
 from streamdeblur.io.image_folder import ImageFolderSink, ImageFolderSource
+from streamdeblur.pipeline.blur_auto import judge_blur
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
 from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
@@ -166,9 +167,14 @@ def _process(
     if pictures and isinstance(source, ImageFolderSource) and isinstance(output.sink, ImageFolderSink):
         source.mixed_sizes = True  # each picture on its own, into a folder: each its own size
     kind = "live" if opts.live is not None else "picture" if pictures else "clip"
-    if opts.spec.weights is None:
-        report.blur = opts.spec.blur
-    spec = opts.spec.for_input(kind)
+    asked = opts.spec
+    if asked.weights is None and asked.blur == "auto":
+        source, verdict = judge_blur(source, stop)
+        asked = replace(asked, blur=verdict.blur)
+        report.blur_auto = {"found": verdict.found, "scores": verdict.scores, "why": verdict.why}
+    if asked.weights is None:
+        report.blur = asked.blur
+    spec = asked.for_input(kind)
     if opts.spec.weights is None and spec.weights == default_model("clip").name:
         log.info(
             "a clip: the windowed video model %s (--weights %s runs frame by frame)",

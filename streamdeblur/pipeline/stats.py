@@ -276,6 +276,9 @@ class RunReport(_Counts):
     model: str
     # The blur whose model ran (--blur); None where --weights chose the model.
     blur: str | None = None
+    # --blur auto: what the first frames showed (found: sharp, motion, defocus or unknown), the
+    # classifier's scores, and why that model.
+    blur_auto: dict[str, Any] | None = None
     # Where a frame's time went: each stage's working time over the frames written. The
     # stages run side by side, so these add up to more than wall_s / frames_out.
     stage_ms_per_frame: dict[str, float] | None = None

@@ -22,7 +22,7 @@ from streamdeblur.engines.openvino_int8 import IR_NAME, PARITY_TARGET_DB, RECORD
 from streamdeblur.files import replace_atomically
 from streamdeblur.inference.openvino_backend import INSTALL, import_openvino, import_without_telemetry, openvino_core
 from streamdeblur.models import load_checkpoint
-from streamdeblur.quantize.calibration import ACCURACY_ROOT, CALIBRATION_ROOT, PARITY_ROOT, network_inputs
+from streamdeblur.quantize.calibration import ACCURACY_ROOT, CALIBRATION_ROOT, PARITY_ROOT, network_inputs, trained_blur
 from streamdeblur.quantize.scopes import fp32_scope, node_modules
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,13 @@ def quantize_weights(weights: Path, settings: QuantizeSettings = QuantizeSetting
     onnx = onnx_for_weights(weights, model=model)
     scope = fp32_scope(onnx, cfg, settings.finest)
     width, height = settings.size
+    blur = trained_blur(weights)
     started = time.perf_counter()
-    calibration = network_inputs(cfg, settings.count, height, width, CALIBRATION_ROOT)
+    calibration = network_inputs(cfg, settings.count, height, width, CALIBRATION_ROOT, blur=blur)
     rendered_s = time.perf_counter() - started
     network = openvino_core().read_model(str(onnx))
     network.reshape({INPUT_NAME: [1, cfg.in_channels, height, width]})  # one static shape to calibrate
-    parity_inputs = network_inputs(cfg, settings.parity_count, height, width, PARITY_ROOT)
+    parity_inputs = network_inputs(cfg, settings.parity_count, height, width, PARITY_ROOT, blur=blur)
     reference = _outputs(ov, network, parity_inputs)
     tried: dict[str, float] = {}
     best: tuple[float, str, Any] | None = None
@@ -114,7 +115,7 @@ def quantize_weights(weights: Path, settings: QuantizeSettings = QuantizeSetting
     restored: dict[str, Any] | None = None
     if parity < settings.parity_target_db:
         log.info("parity %.1f dB, under %.0f: the costliest layers back to fp32", parity, settings.parity_target_db)
-        judged_on = network_inputs(cfg, settings.accuracy_count, height, width, ACCURACY_ROOT)
+        judged_on = network_inputs(cfg, settings.accuracy_count, height, width, ACCURACY_ROOT, blur=blur)
         candidate = _restore_accuracy(nncf, network, calibration, judged_on, scope.patterns(), ranges, settings)
         restored_parity = round(psnr_db(_outputs(ov, candidate, parity_inputs), reference), 2)
         restored = {
@@ -148,7 +149,7 @@ def quantize_weights(weights: Path, settings: QuantizeSettings = QuantizeSetting
         "calibration": {
             "count": settings.count,
             "size": f"{width}x{height}",
-            "data": "synthetic blur from the training photos and seeds (quantize/calibration.py)",
+            "data": f"synthetic {blur} blur from the training photos and seeds (quantize/calibration.py)",
         },
         "accuracy_control": restored,
         "parity_db": round(parity, 2),

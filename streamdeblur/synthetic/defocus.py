@@ -52,14 +52,19 @@ DEFOCUS_PICK = DefocusRecipe(disc_radius=(1.5, 6.0), gaussian_sigma=(1.0, 3.5), 
 
 def disc_kernel(radius: float, cats_eye: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """A normalised disc of `radius` px with anti-aliased edges; `cats_eye` (dx, dy), in radii,
-    intersects it with the same disc shifted by that much (vignetting cuts the aperture)."""
-    half = int(np.ceil(radius + abs(cats_eye[0]) * radius + abs(cats_eye[1]) * radius)) + 1
+    intersects it with the same disc shifted by that much (vignetting cuts the aperture).
+
+    The cut kernel is centred on its centroid: the intersection of two discs set half the shift
+    either side of the centre. A kernel off its centre would also move the picture against its
+    target, a shift the network cannot know and learns to hedge by blurring."""
+    half = int(np.ceil(radius)) + 1
     steps = (np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE - 0.5
     axis = (np.arange(-half, half + 1)[:, None] + steps[None, :]).ravel()
     ys, xs = np.meshgrid(axis, axis, indexing="ij")
-    inside = xs**2 + ys**2 <= radius**2
+    dx, dy = cats_eye[0] * radius / 2, cats_eye[1] * radius / 2
+    inside = (xs + dx) ** 2 + (ys + dy) ** 2 <= radius**2
     if cats_eye != (0.0, 0.0):
-        inside &= (xs - cats_eye[0] * radius) ** 2 + (ys - cats_eye[1] * radius) ** 2 <= radius**2
+        inside &= (xs - dx) ** 2 + (ys - dy) ** 2 <= radius**2
     size = 2 * half + 1
     coverage = inside.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3)).astype(np.float32)
     return coverage / coverage.sum()
