@@ -30,7 +30,7 @@ import torch
 from streamdeblur.demo import write_demo_clip
 from streamdeblur.inference import BackendSpec
 from streamdeblur.inference.backend import Backend, device_label
-from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_side
+from streamdeblur.inference.concurrent import one_thread_per_call, prepare_side_by_side, runs_side_by_side
 from streamdeblur.inference.precision import cpu_facts
 from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates, int8_keeps_quality
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
@@ -72,6 +72,7 @@ def _model_alone(backend: Backend, x: torch.Tensor, seconds: float) -> float:
 def _side_by_side(backend: Backend, x: torch.Tensor, seconds: float) -> float:
     """Frames/s of the backend as an offline run on the CPU uses it: one call per thread, side
     by side (inference/concurrent.py)."""
+    prepare_side_by_side(backend)
     with one_thread_per_call() as workers, ThreadPoolExecutor(workers) as pool:
         return _frames_per_second(
             lambda: list(pool.map(backend.infer, [x] * workers)), workers * x.shape[0], x.device, seconds, 3

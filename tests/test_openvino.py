@@ -108,6 +108,44 @@ def test_calls_side_by_side_as_many_streams_make_them(tiny_weights: Path) -> Non
     assert _max_pixel_diff(got, FrameProcessor(backend).process(frames)) == 0
 
 
+def test_an_offline_run_compiles_a_windowed_model_for_its_calls_side_by_side(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    """Offline, a windowed model's calls go two at once on two streams of one thread each
+    (BENCHMARKS.md, "int8 for the defocus model"); live, one stream for the one call, whose
+    frame must not wait; a single-frame model keeps one stream (it gained under 5 %)."""
+    import dataclasses
+
+    from streamdeblur.inference import BackendSpec, make_processor
+    from streamdeblur.models import DeepDeblur, load_model_config, save_weights
+
+    ov = import_openvino()
+    torch.manual_seed(3)
+    cfg = dataclasses.replace(load_model_config("tiny-k3"), name="tiny-k3-sbs")
+    windowed = save_weights(DeepDeblur(cfg), tmp_path / "tiny-k3-sbs.safetensors", {"note": "test"})
+    spec = BackendSpec(backend="openvino", weights=str(windowed), precision="fp32")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the side-by-side setting is for 2 threads, as measured
+    try:
+        offline = spec.ready(frame_size=(96, 64), side_by_side=True)
+        live = spec.ready(frame_size=(96, 64), side_by_side=False)
+        single = BackendSpec(backend="openvino", weights=str(tiny_weights), precision="fp32")
+        single_offline = single.ready(frame_size=(96, 64), side_by_side=True)
+        processor = make_processor(offline, side_by_side=True)
+        pixels = np.random.default_rng(4).integers(0, 256, (6, 64, 96, cfg.in_channels), dtype=np.uint8)
+        windows = [Frame(p, i, Fraction(1, 25), i) for i, p in enumerate(pixels)]  # as assembly stacks them
+        with one_thread_per_call():
+            got = processor.submit(windows) + processor.flush()
+        processor.close()
+    finally:
+        torch.set_num_threads(threads)
+    assert isinstance(processor, ConcurrentCalls)
+    assert offline.config[ov.properties.num_streams()] == 2
+    assert ov.properties.num_streams() not in live.config
+    assert ov.properties.num_streams() not in single_offline.config
+    assert _max_pixel_diff(got, FrameProcessor(live).process(windows)) == 0
+
+
 def test_compiled_blobs_are_cached_by_weights_precision_version_and_device(tiny_weights: Path) -> None:
     from streamdeblur.engines.artifacts import onnx_for_weights
     from streamdeblur.engines.openvino_cache import openvino_cache_dir

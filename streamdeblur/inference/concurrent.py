@@ -81,9 +81,25 @@ SIDE_BY_SIDE_THREADS = 2
 
 
 def runs_side_by_side(backend: Backend) -> bool:
-    """Whether an offline run's frames go through `backend` as calls side by side: torch (ONNX
-    Runtime keeps a thread pool of its own) on a CPU where that was measured to pay."""
-    return backend.name == "torch" and backend.device.type == "cpu" and torch.get_num_threads() == SIDE_BY_SIDE_THREADS
+    """Whether an offline run's frames go through `backend` as calls side by side, on a CPU
+    where that was measured to pay: torch; OpenVINO on the CPU for a windowed model, compiled for
+    as many streams (prepare_side_by_side), where the second call overlaps the next window's
+    assembly (+12 % for the video model in int8; a single-frame model gained under 5 %:
+    BENCHMARKS.md); ONNX Runtime keeps a thread pool of its own."""
+    if backend.device.type != "cpu" or torch.get_num_threads() != SIDE_BY_SIDE_THREADS:
+        return False
+    if backend.name == "openvino":
+        return getattr(backend, "target", None) == "CPU" and backend.model_config.frames > 1
+    return backend.name == "torch"
+
+
+def prepare_side_by_side(backend: Backend) -> None:
+    """Ready `backend` for as many calls at once as there are threads, one thread each, where
+    it needs telling (OpenVINO compiles for a number of streams; torch takes the threads it is
+    given); before one_thread_per_call, which leaves one."""
+    switch = getattr(backend, "run_side_by_side", None)
+    if switch is not None:
+        switch(torch.get_num_threads())
 
 
 def assembles_beside_gpu(processor: object) -> bool:

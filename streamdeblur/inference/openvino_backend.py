@@ -146,6 +146,21 @@ class OpenVinoBackend:
         self._lock = threading.Lock()
         self._local = threading.local()  # an infer request per thread and shape: one is not shared
 
+    def run_side_by_side(self, calls: int) -> None:
+        """Compile for `calls` requests at once, one thread each, as an offline run makes its
+        calls on the CPU (inference/concurrent.py). A call alone then gets one thread, so live
+        runs and auto's one-call timing keep the one-stream setting. Drops what was compiled."""
+        if self.target != "CPU":
+            return
+        ov = import_openvino()
+        hint = ov.properties.hint
+        with self._lock:
+            self.config[hint.performance_mode()] = hint.PerformanceMode.THROUGHPUT
+            self.config[ov.properties.num_streams()] = calls
+            self.config[ov.properties.inference_num_threads()] = calls
+            self._compiled.clear()
+        self._local = threading.local()
+
     @property
     def device_label(self) -> str:
         """The device as the run report names it: cpu, or OpenVINO's GPU."""

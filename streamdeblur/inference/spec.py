@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.backend import Backend
-from streamdeblur.inference.concurrent import one_thread_per_call, runs_side_by_side
+from streamdeblur.inference.concurrent import one_thread_per_call, prepare_side_by_side, runs_side_by_side
 from streamdeblur.inference.select import create_backend, warmed
 from streamdeblur.inference.tiling import validate_tiling
 from streamdeblur.registry import BLURS, default_model
@@ -107,6 +107,8 @@ class BackendSpec:
         """The backend, compiled (where it is) for the threads the run's calls will have;
         `side_by_side`: see select.make_processor, which builds the processor around it."""
         backend = self.create(frame_size, frames, warm=not side_by_side)
+        if side_by_side and runs_side_by_side(backend):
+            prepare_side_by_side(backend)
         if side_by_side:
             # Compiled for the threads each call will have: one, where calls run side by side
             # (code compiled for two threads runs slower on one).
