@@ -147,6 +147,26 @@ def test_a_noisy_target_carries_the_frames_own_noise_so_what_did_not_move_is_ide
     assert not np.array_equal(clean.blurry[0], clean.sharp[0])  # by default the target is clean
 
 
+def test_a_target_can_keep_what_moved_on_its_own_soft_as_a_real_frame_does() -> None:
+    """object_target_exposure: objects stay blurred over that share of the exposure in the
+    target; the scene the camera holds still is unchanged, and with 0 the target is as before."""
+
+    def shot(share: float) -> tuple[np.ndarray, np.ndarray]:
+        recipe = dataclasses.replace(
+            _quiet_camera(), object_target_exposure=share, max_objects=2, max_object_speed=20.0
+        )
+        made = render_sequence(np.random.default_rng(8), 64, 96, 3, recipe, kind="still")
+        return made.blurry[1], made.sharp[1]
+
+    blurry, frozen = shot(0.0)
+    again, soft = shot(0.6)
+    assert np.array_equal(blurry, again)  # the same shot, only its target changes
+    changed = np.abs(soft - frozen).max(axis=2) > 1e-4
+    assert 0 < changed.mean() < 0.5  # where the objects are, not the still scene
+    # There the target moves toward the blurry frame: part of the object's streak is kept.
+    assert np.abs(soft - blurry)[changed].mean() < np.abs(frozen - blurry)[changed].mean()
+
+
 def test_a_single_pairs_noisy_target_shares_its_noise_and_jpeg() -> None:
     noisy = BlurRecipe(
         clean_probability=0.0,

@@ -17,8 +17,10 @@ target, so a network learns to leave sharp footage alone).
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import cv2
 import numpy as np
@@ -75,6 +77,11 @@ class SequenceRecipe:
     # a lone picture or a one-frame shot): the network must deblur those alone, not take the
     # repeats for a still camera.
     lone_window_probability: float = 0.0
+    # A real frame keeps the blur of what moved on its own during its exposure: a target made by
+    # a real camera has a thrown ball soft, not frozen. This share of each exposure is what
+    # objects moving on their own stay blurred over in the target (the camera's path is still
+    # frozen at the midpoint); 0: every target instantaneous.
+    object_target_exposure: float = 0.0
     # Noise, JPEG and scene softness, as for single pairs (blur.BlurRecipe's fields).
     degrade: BlurRecipe = field(default_factory=BlurRecipe)
 
@@ -228,15 +235,16 @@ def render_sequence(
             )
         )
 
-    def render(k: int, tau: float) -> np.ndarray:
-        """The view of frame k at exposure time tau, in linear light."""
+    def render(k: int, tau: float, object_tau: float | None = None) -> np.ndarray:
+        """The view of frame k at exposure time tau (the objects at `object_tau`, where given),
+        in linear light."""
         t = float(k - reference)
         x, y, angle, scale = camera.pose(k, t, exposure, tau)
         matrix = pose_matrix(centre_in, centre_out, angle, scale, (x, y))
         frame = cv2.warpAffine(
             canvas_linear, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
         )
-        time = t + tau * exposure
+        time = t + (tau if object_tau is None else object_tau) * exposure
         for rgb, alpha, start, vx, vy, spin in objects:
             half = rgb.shape[0] / 2
             m = _then(matrix, pose_matrix((half, half), start, spin * time, 1.0, (vx * time, vy * time)))
@@ -265,10 +273,27 @@ def render_sequence(
         blurry.append(to_gamma(total / len(taus)))
         # Rendered through the same linear-light path, so a still frame's blurry and sharp
         # versions are the same image before noise.
-        sharp.append(to_gamma(render(k, 0.0)).astype(np.float32))
+        sharp.append(to_gamma(_target(render, k, objects, exposure, recipe)).astype(np.float32))
         blur_px.append(length)
     blurry, noisy_sharp = _through_camera(rng, recipe, blurry, sharp if noisy_target else None)
     return Sequence(blurry, noisy_sharp if noisy_target else sharp, blur_px, kind, photo)
+
+
+def _target(
+    render: Callable[[int, float, float | None], np.ndarray],
+    k: int,
+    objects: list[tuple[Any, ...]],
+    exposure: float,
+    recipe: SequenceRecipe,
+) -> np.ndarray:
+    """Frame k's target in linear light: the view at its exposure's midpoint, and where the
+    recipe asks, its moving objects averaged over that share of the exposure around it."""
+    share = recipe.object_target_exposure
+    if share <= 0 or not objects:
+        return render(k, 0.0, None)
+    fastest = max(float(np.hypot(o[3], o[4])) for o in objects) * exposure * share
+    taus = np.linspace(-share / 2, share / 2, _subframe_count(fastest, recipe))
+    return sum(render(k, 0.0, float(tau)) for tau in taus) / len(taus)  # type: ignore[return-value]
 
 
 def _through_camera(
