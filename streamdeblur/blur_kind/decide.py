@@ -84,12 +84,8 @@ def decide_blur(frames: list[np.ndarray], model: BlurKindNet | None = None) -> B
     if not patches:
         return BlurVerdict("unknown", "motion", {}, 0, len(frames))
     scores = class_scores(patches, model or load_classifier())
-    defocus = CLASSES.index("defocus")
-    if float(np.mean(scores[:, defocus] > 0.5)) >= DEFOCUS_SHARE:
-        found = "defocus"
-    else:
-        found = max((c for c in CLASSES if c != "defocus"), key=lambda c: float(scores[:, CLASSES.index(c)].mean()))
-    mean = scores.mean(axis=0)
-    shares = {name: round(float(p), 3) for name, p in zip(CLASSES, mean)}
-    shares["patches_defocus"] = round(float(np.mean(scores[:, defocus] > 0.5)), 3)
+    mean = dict(zip(CLASSES, scores.mean(axis=0).tolist()))
+    defocused = float(np.mean(scores[:, CLASSES.index("defocus")] > 0.5))
+    found = "defocus" if defocused >= DEFOCUS_SHARE else max(("sharp", "motion"), key=mean.__getitem__)
+    shares = {name: round(p, 3) for name, p in mean.items()} | {"patches_defocus": round(defocused, 3)}
     return BlurVerdict(found, "defocus" if found == "defocus" else "motion", shares, len(patches), len(frames))

@@ -28,7 +28,7 @@ from streamdeblur.blur_kind.spectrum import spectral_features
 from streamdeblur.synthetic.blur import BlurRecipe, render_pair
 from streamdeblur.synthetic.defocus import DEFOCUS_PICK, DefocusRecipe, render_defocus_pair
 from streamdeblur.synthetic.scenes import HELD_OUT_PHOTOS, TRAIN_PHOTOS, sharp_images
-from streamdeblur.synthetic.sequences import render_sequence, through_h264
+from streamdeblur.synthetic.sequences import render_sequence
 
 SHARP = DefocusRecipe(kernel_weights=(0.0, 0.0, 0.0, 1.0))
 MOTION = BlurRecipe(soft_probability=0.0)
@@ -67,10 +67,7 @@ def _clip_frame(rng: np.random.Generator, kind: str, photos: tuple[str, ...]) ->
     shot = render_sequence(rng, PATCH, PATCH, 1, CLIP_RECIPE, photos, kind="sharp")
     if kind == "sharp":
         return shot.blurry[0]
-    soft = lens_blurred(rng, shot.sharp)[0].astype(np.float32) / 255
-    if rng.uniform() < CLIP_RECIPE.h264_probability:  # a soft camera's stream is compressed too
-        soft = through_h264([soft], int(rng.integers(CLIP_RECIPE.h264_crf[0], CLIP_RECIPE.h264_crf[1] + 1)))[0]
-    return soft
+    return lens_blurred(rng, shot.sharp)[0].astype(np.float32) / 255
 
 
 def render_set(count: int, root: int, photos: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,13 +112,13 @@ def train(
     started = time.time()
     torch.manual_seed(seed)
     photos = TRAIN_PHOTOS + own_photos
-    tag = f"{count}-{seed}-clips{CLIP_SHARE}-lens-h264" + (f"-own{len(own_photos)}" if own_photos else "")
+    tag = f"{count}-{seed}-clips{CLIP_SHARE}" + (f"-own{len(own_photos)}" if own_photos else "")
     x, y = cached_set(count, SEED_ROOT + seed, photos, cache and cache / f"features-train-{tag}.npz")
     vx, vy = cached_set(
         val_count,
         HELD_OUT_ROOT + seed,
         HELD_OUT_PHOTOS,
-        cache and cache / f"features-val-{val_count}-{seed}-clips{CLIP_SHARE}-lens-h264.npz",
+        cache and cache / f"features-val-{val_count}-{seed}-clips{CLIP_SHARE}.npz",
     )
     model = BlurKindNet()
     model.mean.copy_(x.mean(dim=0))

@@ -84,7 +84,7 @@ def runs_side_by_side(backend: Backend) -> bool:
     """Whether an offline run's frames go through `backend` as calls side by side, on a CPU
     where that was measured to pay: torch; OpenVINO on the CPU for a windowed model, compiled for
     as many streams (prepare_side_by_side), where the second call overlaps the next window's
-    assembly (+12 % for the video model in int8; a single-frame model gained under 5 %:
+    assembly (+19 % for the video model's int8 pipeline; a single-frame model gained under 5 %:
     BENCHMARKS.md); ONNX Runtime keeps a thread pool of its own."""
     if backend.device.type != "cpu" or torch.get_num_threads() != SIDE_BY_SIDE_THREADS:
         return False
