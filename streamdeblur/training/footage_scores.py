@@ -5,6 +5,11 @@
 - Still and moving cameras apart.
 - Regions that move on their own (the set's masks): a window of neighbours that ghosts shows
   here first. Scored as the PSNR of the pooled error over those pixels of all frames.
+- A still camera's frames without those regions: the fair test of "do no harm". What moves in
+  front of a still camera was already blurred by the real camera's own exposure, and the target
+  (the real frame) keeps that blur, so there a model that removes blur is scored down for it
+  (a perfect deblurrer scores below the input once the camera's exposure spans half the frame
+  interval: tests/test_real_footage.py); everything else in the frame should come back as it went in.
 - Real sharp in: the real frames themselves, untouched, through the model as a clip (so a
   windowed model sees real neighbours, with their noise): what a sharp camera gets back.
 """
@@ -28,6 +33,7 @@ INPUT_BUCKETS = (
     (-math.inf, 28.0, "input under 28 dB"),
 )
 MOVING_REGIONS = "regions moving on their own"
+STILL_BACKGROUND = "still camera, what does not move"
 # A real frame that did not move during its exposure comes through identical (infinite PSNR);
 # per-frame PSNR is capped here so that means stay means (8-bit rounding alone gives 59 dB).
 PSNR_CAP = 60.0
@@ -54,6 +60,7 @@ class RealFootageScores:
         record = read_footage_record(data) or {}
         self.data, self.facts = data, record.get("frames", {})
         self.frames: list[tuple[str, float, float]] = []  # (camera, input PSNR, output PSNR)
+        self.still_background: list[tuple[float, float]] = []  # (input PSNR, output PSNR)
         # Squared errors summed over the pixels of each frame, and how many were summed.
         self.moving_in: list[float] = []
         self.moving_out: list[float] = []
@@ -78,9 +85,11 @@ class RealFootageScores:
             self.sharp_n.append(s.size)
             self.sharp_psnr.append(capped_psnr(through, s))
             mask = cv2.imread(str(path.parent.parent / "moving" / path.name), cv2.IMREAD_GRAYSCALE)
-            if mask is None or mask.mean() / 255 < MIN_MOVING_SHARE:
+            inside = mask > 0 if mask is not None else np.zeros(s.shape[:2], bool)
+            if facts.get("camera") == "still" and not inside.all():
+                self.still_background.append((_capped_region_psnr(b, s, ~inside), _capped_region_psnr(d, s, ~inside)))
+            if inside.mean() < MIN_MOVING_SHARE:
                 continue
-            inside = mask > 0
             self.moving_in.append(float(np.sum((b - s)[inside] ** 2)))
             self.moving_out.append(float(np.sum((d - s)[inside] ** 2)))
             self.moving_n.append(int(inside.sum()) * s.shape[2])
@@ -103,6 +112,12 @@ class RealFootageScores:
             for name in order
             if name in members
         }
+        if self.still_background:
+            groups[STILL_BACKGROUND] = (
+                len(self.still_background),
+                _mean([b for b, _ in self.still_background]),
+                _mean([a for _, a in self.still_background]),
+            )
         if self.moving_n:
             groups[MOVING_REGIONS] = (
                 len(self.moving_n),
@@ -110,6 +125,12 @@ class RealFootageScores:
                 pooled_psnr(self.moving_out, self.moving_n),
             )
         return groups
+
+
+def _capped_region_psnr(image: np.ndarray, reference: np.ndarray, region: np.ndarray) -> float:
+    """Capped PSNR over the pixels of `region` (HxW bool) alone."""
+    mse = float(np.mean((image[region] - reference[region]) ** 2))
+    return PSNR_CAP if mse == 0 else min(10 * math.log10(1 / mse), PSNR_CAP)
 
 
 def _mean(values: list[float]) -> float:
