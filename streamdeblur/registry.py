@@ -25,6 +25,8 @@ INPUTS = ("picture", "clip", "live")
 # The kinds of blur a shipped model removes: motion (camera shake, things moving), and defocus
 # (out of focus, a hazy cover, Gaussian softness). `--blur` picks among them.
 BLURS = ("motion", "defocus")
+# `--blur auto`: judged on the input's first frames (pipeline/blur_auto.py), then one of BLURS.
+AUTO_BLUR = "auto"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from streamdeblur.inference.backend import Backend
 from streamdeblur.inference.concurrent import one_thread_per_call, prepare_side_by_side, runs_side_by_side
 from streamdeblur.inference.select import create_backend, warmed
 from streamdeblur.inference.tiling import validate_tiling
-from streamdeblur.registry import BLURS, default_model
+from streamdeblur.registry import AUTO_BLUR, BLURS, default_model
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class BackendSpec:
     cuda_graphs: bool = False
     channels_last: bool | None = None  # None: the faster layout for the device
     compile: bool | None = None  # CPU torch: TorchInductor; None: for inputs that win the compile back
-    # The kind of blur to remove where no weights are given (registry.BLURS), or "auto": `run`
+    # The kind of blur to remove where no weights are given (registry.BLURS), or AUTO_BLUR: `run`
     # judges the input's first frames (pipeline/blur_auto.py) and sets one of them before for_input.
     blur: str = "motion"
 
@@ -43,7 +43,7 @@ class BackendSpec:
         no weights resolve to anyway."""
         if self.weights is not None:
             return self
-        if self.blur == "auto":
+        if self.blur == AUTO_BLUR:
             raise BadUsage(
                 "--blur auto judges one input's first frames: use it with `run` or a one-stream `live`; "
                 "here give --blur motion or --blur defocus"
@@ -57,8 +57,8 @@ class BackendSpec:
         """Contradictions that need no input: values out of range, options the backend would ignore."""
         if self.batch < 1 or self.streams < 1:
             raise BadUsage("--batch and --streams must be at least 1")
-        if self.blur not in (*BLURS, "auto"):
-            raise BadUsage(f"--blur must be {', '.join(BLURS)} or auto, not {self.blur!r}")
+        if self.blur not in (*BLURS, AUTO_BLUR):
+            raise BadUsage(f"--blur must be {', '.join(BLURS)} or {AUTO_BLUR}, not {self.blur!r}")
         if self.weights is not None and self.blur != "motion":
             raise BadUsage("--blur picks a shipped model; with --weights, leave --blur out")
         validate_tiling(self.tile, self.tile_overlap)  # before any backend is built or measured

@@ -33,7 +33,7 @@ from streamdeblur.pipeline.pictures import unrelated_pictures
 from streamdeblur.pipeline.runner import Pipeline
 from streamdeblur.pipeline.signals import starting
 from streamdeblur.pipeline.stats import RunReport, RunStats
-from streamdeblur.registry import default_model
+from streamdeblur.registry import AUTO_BLUR, default_model
 from streamdeblur.stopping import StartStopped
 from streamdeblur.window.assembly import windowed_processor
 
@@ -168,7 +168,7 @@ def _process(
         source.mixed_sizes = True  # each picture on its own, into a folder: each its own size
     kind = "live" if opts.live is not None else "picture" if pictures else "clip"
     asked = opts.spec
-    if asked.weights is None and asked.blur == "auto":
+    if asked.weights is None and asked.blur == AUTO_BLUR:
         source, verdict = judge_blur(source, stop)
         asked = replace(asked, blur=verdict.blur)
         report.blur_auto = {"found": verdict.found, "scores": verdict.scores, "why": verdict.why}
