@@ -738,22 +738,11 @@ def quantize(
             help="Under this parity to fp32 (dB), return the costliest layers to fp32 until it is reached.",
         ),
     ] = PARITY_TARGET_DB,
-    finetune: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="First fine-tune the int8 network for N steps toward fp32's output (quantization-aware; "
-            "2400 steps take about 20 minutes on 2 cores), saved beside the weights as NAME.int8-qat.safetensors "
-            "and used from then on.",
-        ),
-    ] = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """An int8 OpenVINO model of the weights for the CPU (--backend openvino --precision int8),
-    with a record of what it keeps in fp32 and its parity to fp32; prints the record. Where a
-    fine-tuned int8 network of these weights lies beside them, it is exported; otherwise the
-    weights are quantized after training."""
+    with a record of what it keeps in fp32 and its parity to fp32; prints the record."""
     setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.models.checkpoint import existing_weights
@@ -766,10 +755,6 @@ def quantize(
         if count < 1:
             raise BadUsage("--count must be at least 1")
         settings = QuantizeSettings(count=count, size=_parse_size(size), parity_target_db=parity_target)
-        if finetune:
-            from streamdeblur.quantize.qat import QatSettings, finetune_int8
-
-            finetune_int8(weights, settings=QatSettings(steps=finetune))
         ir = quantize_weights(weights, settings)
         record = update_record(ir)
         if held_out is not None:

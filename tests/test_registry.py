@@ -95,16 +95,10 @@ def test_building_a_backend_reads_the_weights_once(monkeypatch: pytest.MonkeyPat
 
 
 def test_only_the_registry_ships_and_each_model_has_one_recipe() -> None:
-    from streamdeblur.engines.openvino_int8 import QAT_SUFFIX
-    from streamdeblur.quantize.qat import finetuned_for
     from streamdeblur.training.recipe import load_recipe
 
-    files = list(registry.WEIGHTS_DIR.glob("*.safetensors"))
-    finetuned = [p for p in files if p.name.endswith(QAT_SUFFIX)]
-    on_disk = sorted(p.stem for p in files if p not in finetuned)
+    on_disk = sorted(p.stem for p in registry.WEIGHTS_DIR.glob("*.safetensors"))
     assert on_disk == sorted(m.name for m in shipped_models()) == checkpoint.shipped_weights()
-    for path in finetuned:  # an int8 fine-tuning ships only beside the very weights it was made from
-        assert finetuned_for(registry.WEIGHTS_DIR / path.name.replace(QAT_SUFFIX, ".safetensors")) == path
     for model in shipped_models():
         reproduce = model.card()["reproduce"]
         recipe = load_recipe(Path(reproduce["recipe"]).stem)

@@ -17,9 +17,6 @@ from streamdeblur.engines.store import engine_dir, key_of
 from streamdeblur.files import file_sha256
 
 IR_NAME = "model.xml"
-# A quantization-aware fine-tuning of NAME.safetensors ships beside it as NAME + this
-# (quantize/qat.py); the IR made from it is keyed on it too.
-QAT_SUFFIX = ".int8-qat.safetensors"
 RECORD_NAME = "quantization.json"
 # The rule `auto` applies before it will time int8: the int8 network's output within
 # MIN_PARITY_DB of fp32's, and no more than MAX_LOSS_DB lost against the sharp frames of the
@@ -42,9 +39,6 @@ def quantizer_versions() -> dict[str, str] | None:
 def int8_folder(weights: Path, versions: dict[str, str]) -> Path:
     """The folder of the int8 IR of `weights` made by these versions (not created here)."""
     facts = {"weights_sha256": file_sha256(weights), **versions}
-    finetuned = weights.with_name(weights.name.removesuffix(".safetensors") + QAT_SUFFIX)
-    if finetuned.is_file():
-        facts["finetuned_sha256"] = file_sha256(finetuned)
     return engine_dir() / f"{weights.stem}-int8-openvino-{key_of(facts)}"
 
 

@@ -8,7 +8,6 @@ import json
 import logging
 import shutil
 import time
-import warnings
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,10 @@ from streamdeblur import __version__
 from streamdeblur.engines.artifacts import onnx_for_weights
 from streamdeblur.engines.onnx_export import INPUT_NAME
 from streamdeblur.engines.openvino_int8 import IR_NAME, PARITY_TARGET_DB, RECORD_NAME, int8_folder, quantizer_versions
-from streamdeblur.files import file_sha256, replace_atomically
+from streamdeblur.files import replace_atomically
 from streamdeblur.inference.openvino_backend import INSTALL, import_openvino, import_without_telemetry, openvino_core
 from streamdeblur.models import load_checkpoint
 from streamdeblur.quantize.calibration import ACCURACY_ROOT, CALIBRATION_ROOT, PARITY_ROOT, network_inputs, trained_blur
-from streamdeblur.quantize.qat import finetuned_for, load_finetuned, read_facts
 from streamdeblur.quantize.scopes import fp32_scope, node_modules
 
 log = logging.getLogger(__name__)
@@ -70,78 +68,24 @@ def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def quantize_weights(weights: Path, settings: QuantizeSettings = QuantizeSettings()) -> Path:
-    """The int8 IR of `weights` (made now, replacing one made before) and its record; returns
-    the IR's path. From the fine-tuned int8 network beside the weights where one matches them
-    (qat.py), else by post-training quantization."""
+    """The int8 IR of `weights` (quantized now, replacing one made before) and its record;
+    returns the IR's path."""
     ov, nncf = import_openvino(), import_nncf()
     versions = quantizer_versions()
     assert versions is not None  # both imported above
     model = load_checkpoint(weights)
     cfg = model.cfg
     onnx = onnx_for_weights(weights, model=model)
+    scope = fp32_scope(onnx, cfg, settings.finest)
     width, height = settings.size
     blur = trained_blur(weights)
     started = time.perf_counter()
+    calibration = network_inputs(cfg, settings.count, height, width, CALIBRATION_ROOT, blur=blur)
+    rendered_s = time.perf_counter() - started
     network = openvino_core().read_model(str(onnx))
     network.reshape({INPUT_NAME: [1, cfg.in_channels, height, width]})  # one static shape to calibrate
     parity_inputs = network_inputs(cfg, settings.parity_count, height, width, PARITY_ROOT, blur=blur)
     reference = _outputs(ov, network, parity_inputs)
-    finetuned, quantized = finetuned_for(weights), None
-    if finetuned is not None:
-        log.info("int8 of %s from its quantization-aware fine-tuning, %s", weights.name, finetuned.name)
-        try:
-            quantized = _from_finetuned(ov, weights, finetuned)
-        except Exception as error:  # another NNCF may not read this one's placement back
-            log.warning("could not load %s (%s): quantizing after training instead", finetuned.name, error)
-    if quantized is not None and finetuned is not None:
-        route: dict[str, Any] = {
-            "route": "NNCF quantization-aware fine-tuning toward fp32's output (quantize/qat.py), exported to OpenVINO",
-            "finetuned": {"file": finetuned.name, "sha256": file_sha256(finetuned), **read_facts(finetuned)},
-            "kept_in_fp32": ["never_softer (after the network)"],
-        }
-    else:
-        quantized, route = _post_training(nncf, ov, weights, onnx, network, parity_inputs, reference, settings)
-    parity = psnr_db(_outputs(ov, quantized, parity_inputs), reference)
-    quantized.reshape({INPUT_NAME: [-1, cfg.in_channels, -1, -1]})  # any size, as the ONNX takes
-    folder = int8_folder(weights, versions)
-    partial = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    ov.save_model(quantized, str(partial / IR_NAME), compress_to_fp16=False)
-    record = {
-        "weights": str(weights),
-        "onnx": str(onnx),
-        **versions,
-        "streamdeblur": __version__,
-        **route,
-        "parity_db": round(parity, 2),
-        "parity_count": settings.parity_count,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    _write_record(partial / RECORD_NAME, record)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-    log.info("int8 IR of %s: %s (parity to fp32 %.1f dB)", weights.name, folder, parity)
-    return folder / IR_NAME
-
-
-def _post_training(
-    nncf: Any,
-    ov: Any,
-    weights: Path,
-    onnx: Path,
-    network: Any,
-    parity_inputs: list[np.ndarray],
-    reference: np.ndarray,
-    settings: QuantizeSettings,
-) -> tuple[Any, dict[str, Any]]:
-    """NNCF's post-training quantization of `network` (each activation-range fit tried, the one
-    closer to fp32 kept, then accuracy control under the parity target), and its record."""
-    cfg = load_checkpoint(weights).cfg
-    scope = fp32_scope(onnx, cfg, settings.finest)
-    width, height = settings.size
-    blur = trained_blur(weights)
-    calibration = network_inputs(cfg, settings.count, height, width, CALIBRATION_ROOT, blur=blur)
     tried: dict[str, float] = {}
     best: tuple[float, str, Any] | None = None
     for ranges in settings.activation_ranges:
@@ -182,8 +126,19 @@ def _post_training(
             "kept": restored_parity > parity,
         }
         if restored_parity > parity:
-            quantized = candidate
-    return quantized, {
+            parity, quantized = restored_parity, candidate
+    quantize_s = time.perf_counter() - started - rendered_s
+    quantized.reshape({INPUT_NAME: [-1, cfg.in_channels, -1, -1]})  # any size, as the ONNX takes
+    folder = int8_folder(weights, versions)
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    ov.save_model(quantized, str(partial / IR_NAME), compress_to_fp16=False)
+    record = {
+        "weights": str(weights),
+        "onnx": str(onnx),
+        **versions,
+        "streamdeblur": __version__,
         "route": "NNCF post-training quantization of the OpenVINO model read from the ONNX export",
         "preset": settings.preset,
         "activation_ranges": ranges,
@@ -197,23 +152,15 @@ def _post_training(
             "data": f"synthetic {blur} blur from the training photos and seeds (quantize/calibration.py)",
         },
         "accuracy_control": restored,
+        "parity_db": round(parity, 2),
+        "parity_count": settings.parity_count,
+        "seconds": {"render": round(rendered_s, 1), "quantize": round(quantize_s, 1)},
     }
-
-
-def _from_finetuned(ov: Any, weights: Path, finetuned: Path) -> Any:
-    """The fine-tuned int8 network (qat.py) as an OpenVINO model, its input named as the ONNX
-    export's (the backend feeds it by that name)."""
-    import torch
-
-    model = load_finetuned(weights, finetuned)
-    channels = model.cfg.in_channels
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on NNCF's quantizers
-        converted = ov.convert_model(
-            model, example_input=torch.rand(1, channels, 64, 64), input=[(-1, channels, -1, -1)]
-        )
-    converted.inputs[0].get_tensor().set_names({INPUT_NAME})
-    return converted
+    _write_record(partial / RECORD_NAME, record)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    log.info("int8 IR of %s: %s (parity to fp32 %.1f dB)", weights.name, folder, parity)
+    return folder / IR_NAME
 
 
 def _advanced(nncf: Any, ranges: str) -> Any:

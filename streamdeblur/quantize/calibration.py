@@ -14,7 +14,6 @@ from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.synthetic.blur import render_pair
 from streamdeblur.synthetic.defocus import render_defocus_pair
 from streamdeblur.synthetic.scenes import TRAIN_PHOTOS
-from streamdeblur.synthetic.sequences import SequenceRecipe
 from streamdeblur.training.datasets import render_window
 
 # Seed roots: the calibration inputs, accuracy control's and the parity check's differ, so
@@ -32,23 +31,15 @@ def trained_blur(weights: Path) -> str:
 
 
 def network_inputs(
-    cfg: DeepDeblurConfig,
-    count: int,
-    height: int,
-    width: int,
-    root: int,
-    seed: int = 0,
-    blur: str = "motion",
-    recipe: SequenceRecipe | None = None,
+    cfg: DeepDeblurConfig, count: int, height: int, width: int, root: int, seed: int = 0, blur: str = "motion"
 ) -> list[np.ndarray]:
     """`count` inputs (1, in_channels, height, width) float32 in [0, 1]: frames with `blur`
-    (motion or defocus), or for a windowed model windows assembled as the pipeline assembles them
-    (their shots drawn by `recipe`, the sequence generator's defaults where None)."""
+    (motion or defocus), or for a windowed model windows assembled as the pipeline assembles them."""
     inputs = []
     for index in range(count):
         rng = np.random.default_rng([root, seed, index])
         if cfg.frames > 1:
-            image, _ = render_window(rng, height, width, cfg, recipe or SequenceRecipe(), photos=TRAIN_PHOTOS)
+            image, _ = render_window(rng, height, width, cfg, photos=TRAIN_PHOTOS)
         elif blur == "defocus":
             image = render_defocus_pair(rng, height, width, photos=TRAIN_PHOTOS).blurry
         else:
