@@ -87,7 +87,7 @@ class RealFootageScores:
             mask = cv2.imread(str(path.parent.parent / "moving" / path.name), cv2.IMREAD_GRAYSCALE)
             inside = mask > 0 if mask is not None else np.zeros(s.shape[:2], bool)
             if facts.get("camera") == "still" and not inside.all():
-                self.still_background.append((_capped_region_psnr(b, s, ~inside), _capped_region_psnr(d, s, ~inside)))
+                self.still_background.append((capped_psnr(b[~inside], s[~inside]), capped_psnr(d[~inside], s[~inside])))
             if inside.mean() < MIN_MOVING_SHARE:
                 continue
             self.moving_in.append(float(np.sum((b - s)[inside] ** 2)))
@@ -125,12 +125,6 @@ class RealFootageScores:
                 pooled_psnr(self.moving_out, self.moving_n),
             )
         return groups
-
-
-def _capped_region_psnr(image: np.ndarray, reference: np.ndarray, region: np.ndarray) -> float:
-    """Capped PSNR over the pixels of `region` (HxW bool) alone."""
-    mse = float(np.mean((image[region] - reference[region]) ** 2))
-    return PSNR_CAP if mse == 0 else min(10 * math.log10(1 / mse), PSNR_CAP)
 
 
 def _mean(values: list[float]) -> float:
