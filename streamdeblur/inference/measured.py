@@ -46,6 +46,7 @@ def fastest(record: str, facts: dict[str, Any], options: list[str], seconds_of: 
     known = _read(path).get(key, {}).get("choice")
     if known in options:
         return str(known)
+    log.info("timing %d ways to run the network on this machine, once: %s", len(options), ", ".join(options))
     seconds = {}
     for option in options:
         stop_point()  # a run's stop ends its start between candidates, not after all of them
