@@ -94,6 +94,37 @@ def test_the_key_changes_with_the_weights(quantized: Path, tiny_weights: Path) -
     assert int8_folder(quantized, versions) != int8_folder(quantized, {**versions, "nncf": "0"})
 
 
+def test_a_cards_never_softer_margin_goes_into_the_int8_graph(tmp_path: Path) -> None:
+    import dataclasses
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from streamdeblur.engines.artifacts import onnx_for_weights
+    from streamdeblur.models import with_config
+
+    torch.manual_seed(2)
+    model = DeepDeblur(dataclasses.replace(load_model_config("tiny"), never_softer=True)).eval()
+    weights = save_weights(model, tmp_path / "tiny-margin.safetensors", {"note": "test"})
+    versions = quantizer_versions()
+    assert versions is not None
+    plain_folder = int8_folder(weights, versions)
+    card = weights.with_suffix(".json")
+    card.write_text(json.dumps({**json.loads(card.read_text()), "int8": {"never_softer_margin": 0.3}}))
+    assert int8_folder(weights, versions) != plain_folder  # a new margin is a new IR, never a stale one
+    quantize_weights(weights, SMALL)
+    record = read_int8_record(weights)
+    assert record is not None and record["never_softer_margin"] == 0.3
+    # The graph quantized is the weights' with the margin: a file of its own, computing what the margin's model does.
+    assert Path(record["onnx"]) != onnx_for_weights(weights)
+    coarse = torch.rand(1, 3, 4, 6, generator=torch.Generator().manual_seed(3))  # a soft picture, to which
+    x = torch.nn.functional.interpolate(coarse, size=(32, 48), mode="bilinear")  # the network adds detail
+    (graph,) = ort.InferenceSession(record["onnx"]).run(None, {"blurry": x.numpy()})
+    with torch.no_grad():
+        with_margin, without = with_config(model, never_softer_margin=0.3)(x).numpy(), model(x).numpy()
+    assert np.abs(graph - with_margin).max() < 1e-4 and np.abs(with_margin - without).max() > 1e-3
+
+
 def test_int8_without_an_ir_says_the_command_to_run(tiny_weights: Path) -> None:
     with pytest.raises(BadUsage, match="streamdeblur quantize"):
         create_backend("openvino", tiny_weights, "cpu", "int8")

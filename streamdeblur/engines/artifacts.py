@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,24 +15,33 @@ from streamdeblur.engines.shapes import ProfileShapes
 from streamdeblur.engines.store import engine_dir, key_of, matches, write_with_sidecar
 from streamdeblur.errors import BadUsage
 from streamdeblur.files import file_sha256
-from streamdeblur.models import DeepDeblur, load_checkpoint
+from streamdeblur.models import DeepDeblur, load_checkpoint, with_config
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
-def onnx_for_weights(weights: Path, out: Path | None = None, model: DeepDeblur | None = None) -> Path:
+def onnx_for_weights(
+    weights: Path, out: Path | None = None, model: DeepDeblur | None = None, never_softer_margin: float = 0.0
+) -> Path:
     """The ONNX export of `weights`: reused when its sidecar matches, else exported and checked;
-    `model`: the weights already loaded, so they are not read again."""
-    facts = {"weights_sha256": file_sha256(weights), "opset": OPSET, "torch": torch.__version__}
+    `model`: the weights already loaded, so they are not read again; `never_softer_margin`
+    set in the graph (an int8 graph's: engines/openvino_int8.py), a file of its own."""
+    facts: dict[str, Any] = {"weights_sha256": file_sha256(weights), "opset": OPSET, "torch": torch.__version__}
+    if never_softer_margin:
+        facts["never_softer_margin"] = never_softer_margin
     path = out or engine_dir() / f"{weights.stem}-{key_of(facts)}.onnx"
     if matches(path, facts):
         return path
     log.info("exporting %s to ONNX (once; cached as %s)", weights.name, path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.export")
+    if model is None:
+        model = load_checkpoint(weights)
+    if never_softer_margin:
+        model = with_config(model, never_softer_margin=never_softer_margin)
     try:
-        check = export_onnx(model if model is not None else load_checkpoint(weights), partial)
+        check = export_onnx(model, partial)
         payload = partial.read_bytes()
     finally:
         partial.unlink(missing_ok=True)

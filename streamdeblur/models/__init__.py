@@ -10,7 +10,7 @@ from streamdeblur.models.checkpoint import (
     shipped_weights,
 )
 from streamdeblur.models.config import DeepDeblurConfig, load_model_config
-from streamdeblur.models.deepdeblur import DeepDeblur
+from streamdeblur.models.deepdeblur import DeepDeblur, with_config
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -23,4 +23,5 @@ __all__ = [
     "resolve_weights",
     "save_weights",
     "shipped_weights",
+    "with_config",
 ]

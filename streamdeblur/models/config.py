@@ -69,6 +69,10 @@ class DeepDeblurConfig:
     # sharp frame instead of undoing blur), the frame passes through
     # (models.deepdeblur.never_softer). No weights; in the graph.
     never_softer: bool = False
+    # How much more detail than the frame the output must hold before never_softer begins to
+    # trust it (0: any more). An int8 graph raises it where its card says so: int8's rounding
+    # reads as detail, and would otherwise be trusted on sharp frames (quantize/build.py).
+    never_softer_margin: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("n_feats", "n_resblocks"):
@@ -87,6 +91,8 @@ class DeepDeblurConfig:
             raise BadUsage(f"model config {self.name!r}: align must be one of {', '.join(ALIGNMENTS)}")
         if self.fuse not in FUSIONS:
             raise BadUsage(f"model config {self.name!r}: fuse must be one of {', '.join(FUSIONS)}")
+        if self.never_softer_margin < 0:
+            raise BadUsage(f"model config {self.name!r}: never_softer_margin must not be negative")
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -171,7 +177,7 @@ class DeepDeblurConfig:
         data = dataclasses.asdict(self)
         if not self.gate:  # records of networks without a gate stay as they were before it
             data.pop("gate")
-        for key in ("refuse_mismatch", "never_softer"):  # and those without these run-time guards too
+        for key in ("refuse_mismatch", "never_softer", "never_softer_margin"):  # and those without these guards too
             if not data[key]:
                 data.pop(key)
         if self.frames == 1:  # a single-frame network's record stays as it was before windows

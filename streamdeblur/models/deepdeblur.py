@@ -8,6 +8,9 @@ model works on RGB in [0, 1], so it takes one image tensor and exports as one gr
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -135,7 +138,8 @@ class PassThroughGate(nn.Module):
 # never_softer: detail is the mean |Laplacian| of grey on a copy DETAIL_SCALE times smaller
 # (sensor noise and codec grain average out there, blur does not), over blocks DETAIL_BLOCK
 # pixels of the frame wide; the output is trusted wholly where it holds DETAIL_GAIN more of it
-# than the input (a ramp from as much as the input): deblurring adds detail, smoothing does not.
+# than the input (a ramp from as much as the input, or from `margin` more): deblurring adds
+# detail, smoothing does not.
 # Heavy blur's streaks and echoes also count as detail: for a windowed model, whose neighbours
 # undo heavy blur, the output is trusted too where it moved the picture itself (the block's mean
 # change on the smaller copy above CHANGE_LOW, a ramp as wide): smoothing noise or texture barely
@@ -164,12 +168,15 @@ def _detail(small: torch.Tensor) -> torch.Tensor:
     return _per_block(edges)
 
 
-def never_softer(frame: torch.Tensor, output: torch.Tensor, trust_change: bool = False) -> torch.Tensor:
+def never_softer(
+    frame: torch.Tensor, output: torch.Tensor, trust_change: bool = False, margin: float = 0.0
+) -> torch.Tensor:
     """The output where it adds fine detail to the frame (or, with `trust_change`, corrects the
-    picture itself), the frame where it only smooths."""
+    picture itself), the frame where it only smooths; with a `margin`, detail counts as added
+    only past that share more than the frame's (an int8 graph's rounding adds some)."""
     small_frame, small_output = _small(frame), _small(output)
     ratio = _detail(small_output) / (_detail(small_frame) + 1e-4)
-    trust = ((ratio - 1.0) / DETAIL_GAIN).clamp(0.0, 1.0)
+    trust = ((ratio - 1.0 - margin) / DETAIL_GAIN).clamp(0.0, 1.0)
     if trust_change:
         change = _per_block((small_output - small_frame).abs().mean(dim=1, keepdim=True))
         trust = torch.maximum(trust, ((change - CHANGE_LOW) / CHANGE_LOW).clamp(0.0, 1.0))
@@ -239,7 +246,9 @@ class DeepDeblur(nn.Module):
             restored[0] = self.gate(x, small_x, restored[0])
         if self.cfg.never_softer:
             frame = 3 * self.cfg.input_slots.index(0) if 0 in self.cfg.input_slots else 0  # the frame itself, not fused
-            restored[0] = never_softer(x[:, frame : frame + 3], restored[0], trust_change=self.cfg.frames > 1)
+            restored[0] = never_softer(
+                x[:, frame : frame + 3], restored[0], self.cfg.frames > 1, self.cfg.never_softer_margin
+            )
         return restored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -344,3 +353,11 @@ def _pruned(
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def with_config(model: DeepDeblur, **changes: Any) -> DeepDeblur:
+    """The same weights under their config with `changes`: settings that hold no weights, such
+    as never_softer's margin (an int8 graph's: engines/openvino_int8.py)."""
+    changed = DeepDeblur(dataclasses.replace(model.cfg, **changes))
+    changed.load_state_dict(model.state_dict())
+    return changed.to(next(model.parameters()).device).train(model.training)

@@ -18,7 +18,14 @@ import numpy as np
 from streamdeblur import __version__
 from streamdeblur.engines.artifacts import onnx_for_weights
 from streamdeblur.engines.onnx_export import INPUT_NAME
-from streamdeblur.engines.openvino_int8 import IR_NAME, PARITY_TARGET_DB, RECORD_NAME, int8_folder, quantizer_versions
+from streamdeblur.engines.openvino_int8 import (
+    IR_NAME,
+    PARITY_TARGET_DB,
+    RECORD_NAME,
+    int8_folder,
+    never_softer_margin,
+    quantizer_versions,
+)
 from streamdeblur.files import replace_atomically
 from streamdeblur.inference.openvino_backend import INSTALL, import_openvino, import_without_telemetry, openvino_core
 from streamdeblur.models import load_checkpoint
@@ -75,7 +82,8 @@ def quantize_weights(weights: Path, settings: QuantizeSettings = QuantizeSetting
     assert versions is not None  # both imported above
     model = load_checkpoint(weights)
     cfg = model.cfg
-    onnx = onnx_for_weights(weights, model=model)
+    margin = never_softer_margin(weights) if cfg.never_softer else 0.0
+    onnx = onnx_for_weights(weights, model=model, never_softer_margin=margin)
     scope = fp32_scope(onnx, cfg, settings.finest)
     width, height = settings.size
     blur = trained_blur(weights)
@@ -145,6 +153,7 @@ def quantize_weights(weights: Path, settings: QuantizeSettings = QuantizeSetting
         "parity_db_by_activation_ranges": tried,
         "fast_bias_correction": settings.fast_bias_correction,
         "kept_in_fp32": list(scope.modules),
+        "never_softer_margin": margin,
         "kept_in_fp32_nodes": len(scope.nodes),
         "calibration": {
             "count": settings.count,
