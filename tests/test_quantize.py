@@ -110,18 +110,18 @@ def test_a_cards_never_softer_margin_goes_into_the_int8_graph(tmp_path: Path) ->
     assert versions is not None
     plain_folder = int8_folder(weights, versions)
     card = weights.with_suffix(".json")
-    card.write_text(json.dumps({**json.loads(card.read_text()), "int8": {"never_softer_margin": 0.3}}))
+    card.write_text(json.dumps({**json.loads(card.read_text()), "int8": {"never_softer_margin": 0.02}}))
     assert int8_folder(weights, versions) != plain_folder  # a new margin is a new IR, never a stale one
     quantize_weights(weights, SMALL)
     record = read_int8_record(weights)
-    assert record is not None and record["never_softer_margin"] == 0.3
+    assert record is not None and record["never_softer_margin"] == 0.02
     # The graph quantized is the weights' with the margin: a file of its own, computing what the margin's model does.
     assert Path(record["onnx"]) != onnx_for_weights(weights)
     coarse = torch.rand(1, 3, 4, 6, generator=torch.Generator().manual_seed(3))  # a soft picture, to which
     x = torch.nn.functional.interpolate(coarse, size=(32, 48), mode="bilinear")  # the network adds detail
     (graph,) = ort.InferenceSession(record["onnx"]).run(None, {"blurry": x.numpy()})
     with torch.no_grad():
-        with_margin, without = with_config(model, never_softer_margin=0.3)(x).numpy(), model(x).numpy()
+        with_margin, without = with_config(model, never_softer_margin=0.02)(x).numpy(), model(x).numpy()
     assert np.abs(graph - with_margin).max() < 1e-4 and np.abs(with_margin - without).max() > 1e-3
 
 

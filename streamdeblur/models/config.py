@@ -69,9 +69,9 @@ class DeepDeblurConfig:
     # sharp frame instead of undoing blur), the frame passes through
     # (models.deepdeblur.never_softer). No weights; in the graph.
     never_softer: bool = False
-    # How much more detail than the frame the output must hold before never_softer begins to
-    # trust it (0: any more). An int8 graph raises it where its card says so: int8's rounding
-    # reads as detail, and would otherwise be trusted on sharp frames (quantize/build.py).
+    # Detail of the output that never_softer does not count (mean |Laplacian| on its smaller
+    # copy; 0: all of it). An int8 graph sets it where its card says so: int8's rounding adds
+    # about that much to any picture, which would otherwise be trusted on sharp frames.
     never_softer_margin: float = 0.0
 
     def __post_init__(self) -> None:

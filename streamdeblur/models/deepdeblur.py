@@ -138,8 +138,8 @@ class PassThroughGate(nn.Module):
 # never_softer: detail is the mean |Laplacian| of grey on a copy DETAIL_SCALE times smaller
 # (sensor noise and codec grain average out there, blur does not), over blocks DETAIL_BLOCK
 # pixels of the frame wide; the output is trusted wholly where it holds DETAIL_GAIN more of it
-# than the input (a ramp from as much as the input, or from `margin` more): deblurring adds
-# detail, smoothing does not.
+# than the input (a ramp from as much as the input; with a `margin`, the output's detail less
+# that): deblurring adds detail, smoothing does not.
 # Heavy blur's streaks and echoes also count as detail: for a windowed model, whose neighbours
 # undo heavy blur, the output is trusted too where it moved the picture itself (the block's mean
 # change on the smaller copy above CHANGE_LOW, a ramp as wide): smoothing noise or texture barely
@@ -172,11 +172,11 @@ def never_softer(
     frame: torch.Tensor, output: torch.Tensor, trust_change: bool = False, margin: float = 0.0
 ) -> torch.Tensor:
     """The output where it adds fine detail to the frame (or, with `trust_change`, corrects the
-    picture itself), the frame where it only smooths; with a `margin`, detail counts as added
-    only past that share more than the frame's (an int8 graph's rounding adds some)."""
+    picture itself), the frame where it only smooths; with a `margin`, that much of the output's
+    detail does not count (an int8 graph's rounding adds about as much to any picture)."""
     small_frame, small_output = _small(frame), _small(output)
-    ratio = _detail(small_output) / (_detail(small_frame) + 1e-4)
-    trust = ((ratio - 1.0 - margin) / DETAIL_GAIN).clamp(0.0, 1.0)
+    ratio = (_detail(small_output) - margin) / (_detail(small_frame) + 1e-4)
+    trust = ((ratio - 1.0) / DETAIL_GAIN).clamp(0.0, 1.0)
     if trust_change:
         change = _per_block((small_output - small_frame).abs().mean(dim=1, keepdim=True))
         trust = torch.maximum(trust, ((change - CHANGE_LOW) / CHANGE_LOW).clamp(0.0, 1.0))
