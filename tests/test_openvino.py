@@ -281,3 +281,40 @@ print(len(caught))
 """
     result = _python(code)
     assert result.returncode == 0 and result.stdout.strip() == "50", (result.returncode, result.stderr[-2000:])
+
+
+def _guarded_flat_weights(folder: Path) -> Path:
+    """A network with never_softer that smooths everything flat (all weights zero), whose card
+    names a bf16 margin."""
+    import dataclasses
+
+    model = DeepDeblur(dataclasses.replace(load_model_config("tiny"), never_softer=True)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    card = {"note": "test", "bf16": {"never_softer_margin": 0.02}}
+    return save_weights(model, folder / "tiny-guarded.safetensors", card)
+
+
+def _grainy_wall() -> torch.Tensor:
+    """A still camera's plain wall: mid grey and sensor grain, which a flat network wipes out."""
+    noise = torch.rand(1, 1, 16, 24, generator=torch.Generator().manual_seed(0)) - 0.5
+    grain = torch.nn.functional.interpolate(noise, scale_factor=2, mode="nearest")
+    return (0.5 + grain * (3 / 255)).repeat(1, 3, 1, 1)
+
+
+@pytest.mark.skipif(not select.cpu_has_native_bf16(), reason="OpenVINO runs bf16 only on a CPU with native bf16")
+def test_openvino_bf16_hands_a_sharp_frame_back_exactly(tmp_path: Path) -> None:
+    weights = _guarded_flat_weights(tmp_path)
+    backend = create_backend("openvino", weights, "cpu", "bf16")
+    assert backend.never_softer_margin == 0.02  # type: ignore[attr-defined]  # the card's, run after the graph
+    frame = _grainy_wall()
+    assert torch.equal(backend.infer(frame), frame)  # in the graph, bf16 would round the frame it hands through
+
+
+def test_torch_bf16_takes_the_cards_never_softer_margin(tmp_path: Path) -> None:
+    weights = _guarded_flat_weights(tmp_path)
+    bf16, fp32 = (create_backend("torch", weights, "cpu", p) for p in ("bf16", "fp32"))
+    assert bf16.model.cfg.never_softer_margin == 0.02 and fp32.model.cfg.never_softer_margin == 0.0  # type: ignore[attr-defined]
+    frame = _grainy_wall()
+    assert torch.equal(bf16.infer(frame), frame) and torch.equal(fp32.infer(frame), frame)

@@ -371,6 +371,31 @@ def test_never_softers_margin_hands_through_detail_under_it() -> None:
     assert torch.allclose(never_softer(frame, much, margin=0.05), much)  # deblurring's detail is still trusted
 
 
+def test_never_softer_after_a_graph_without_it_decides_as_the_graph_does() -> None:
+    import torch
+
+    from streamdeblur.models import DeepDeblur, with_config
+    from streamdeblur.models.deepdeblur import never_softer_after
+
+    torch.manual_seed(4)
+    for name in ("tiny", "tiny-k3"):
+        guarded = DeepDeblur(dataclasses.replace(load_model_config(name), never_softer=True)).eval()
+        bare = with_config(guarded, never_softer=False)
+        cfg = guarded.cfg
+        coarse = torch.rand(1, cfg.in_channels, 5, 7, generator=torch.Generator().manual_seed(5))
+        # A size the pyramid takes as it is (exact), and one it pads (the same but in the last
+        # block: the graph's own output where it padded is not in what it returns).
+        for height, width, edge in ((48, 64, 0), (37, 53, 24)):
+            x = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear")
+            with torch.no_grad():
+                inside, without = guarded(x), bare(x)
+            after = never_softer_after(cfg, x, without)
+            assert after.shape == inside.shape
+            assert name != "tiny" or not torch.allclose(without, inside, atol=1e-3)  # it hands some through
+            h, w = height - edge, width - edge
+            assert torch.allclose(after[..., :h, :w], inside[..., :h, :w], atol=1e-6)
+
+
 def test_a_model_with_never_softer_gives_a_sharp_still_frame_back(tmp_path: Path) -> None:
     import torch
 

@@ -23,14 +23,21 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def onnx_for_weights(
-    weights: Path, out: Path | None = None, model: DeepDeblur | None = None, never_softer_margin: float = 0.0
+    weights: Path,
+    out: Path | None = None,
+    model: DeepDeblur | None = None,
+    never_softer_margin: float = 0.0,
+    never_softer: bool = True,
 ) -> Path:
     """The ONNX export of `weights`: reused when its sidecar matches, else exported and checked;
-    `model`: the weights already loaded, so they are not read again; `never_softer_margin`
-    set in the graph (an int8 graph's: engines/openvino_int8.py), a file of its own."""
+    `model`: the weights already loaded, so they are not read again. `never_softer_margin` set
+    in the graph (an int8 graph's: quantize/build.py), or with `never_softer` False the graph
+    without never_softer (OpenVINO bf16 runs it after, in fp32): each a file of its own."""
     facts: dict[str, Any] = {"weights_sha256": file_sha256(weights), "opset": OPSET, "torch": torch.__version__}
     if never_softer_margin:
         facts["never_softer_margin"] = never_softer_margin
+    if not never_softer:
+        facts["never_softer"] = False
     path = out or engine_dir() / f"{weights.stem}-{key_of(facts)}.onnx"
     if matches(path, facts):
         return path
@@ -38,8 +45,9 @@ def onnx_for_weights(
     partial = path.with_name(f".{path.name}.{os.getpid()}.export")
     if model is None:
         model = load_checkpoint(weights)
-    if never_softer_margin:
-        model = with_config(model, never_softer_margin=never_softer_margin)
+    if never_softer_margin or not never_softer:
+        guarded = model.cfg.never_softer and never_softer
+        model = with_config(model, never_softer_margin=never_softer_margin, never_softer=guarded)
     try:
         check = export_onnx(model, partial)
         payload = partial.read_bytes()

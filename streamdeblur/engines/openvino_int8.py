@@ -15,6 +15,7 @@ from typing import Any
 
 from streamdeblur.engines.store import engine_dir, key_of
 from streamdeblur.files import file_sha256
+from streamdeblur.models.checkpoint import never_softer_margin
 
 IR_NAME = "model.xml"
 RECORD_NAME = "quantization.json"
@@ -36,20 +37,11 @@ def quantizer_versions() -> dict[str, str] | None:
         return None
 
 
-def never_softer_margin(weights: Path) -> float:
-    """The never_softer margin the int8 graph of `weights` takes (DeepDeblurConfig), from
-    their card's int8 section: 0 where it names none. Chosen per model on real footage, by a
-    rule written before it was measured (the card says which)."""
-    from streamdeblur.models.checkpoint import read_card
-
-    return float((read_card(weights).get("int8") or {}).get("never_softer_margin", 0.0))
-
-
 def int8_folder(weights: Path, versions: dict[str, str]) -> Path:
     """The folder of the int8 IR of `weights` made by these versions, and with their card's
     never_softer margin where it has one (not created here)."""
     facts: dict[str, Any] = {"weights_sha256": file_sha256(weights), **versions}
-    margin = never_softer_margin(weights)
+    margin = never_softer_margin(weights, "int8")
     if margin:  # named only where set, so the folders of models without one keep their keys
         facts["never_softer_margin"] = margin
     return engine_dir() / f"{weights.stem}-int8-openvino-{key_of(facts)}"

@@ -21,6 +21,7 @@ from streamdeblur.engines.onnx_export import INPUT_NAME
 from streamdeblur.errors import BadUsage
 from streamdeblur.inference.precision import PRECISIONS, cpu_has_native_bf16
 from streamdeblur.models.config import DeepDeblurConfig
+from streamdeblur.models.deepdeblur import never_softer_after
 
 INSTALL = "pip install 'streamdeblur[openvino]'"
 # OpenVINO's inference precision for each of ours. Set always: on a CPU with native bf16,
@@ -126,6 +127,7 @@ class OpenVinoBackend:
         target: str = "CPU",
         cache_dir: Path | None = None,
         threads: int | None = None,
+        never_softer_margin: float | None = None,
     ) -> None:
         ov = import_openvino()
         hint = ov.properties.hint
@@ -142,6 +144,9 @@ class OpenVinoBackend:
         # Batches stay in host memory: OpenVINO moves them to a GPU itself.
         self.device, self.target, self.precision = torch.device("cpu"), target, precision
         self.model_config, self.model_name = model_config, model_config.name
+        # Not None: the graph was exported without never_softer, which runs after it, in fp32,
+        # with this margin (bf16 would round the frame it hands through: models.deepdeblur).
+        self.never_softer_margin = never_softer_margin
         self._compiled: dict[tuple[int, ...], Any] = {}
         self._lock = threading.Lock()
         self._local = threading.local()  # an infer request per thread and shape: one is not shared
@@ -169,7 +174,10 @@ class OpenVinoBackend:
     def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
         x = batch.contiguous().numpy()
         results = self._request(tuple(x.shape)).infer({INPUT_NAME: x}, share_inputs=True)
-        return torch.from_numpy(results[0])  # a copy: the request's own buffer is reused
+        output = torch.from_numpy(results[0])  # a copy: the request's own buffer is reused
+        if self.never_softer_margin is not None:
+            output = never_softer_after(self.model_config, batch, output, self.never_softer_margin)
+        return output
 
     def _request(self, shape: tuple[int, ...]) -> Any:
         requests: dict[tuple[int, ...], Any] = self._local.__dict__.setdefault("requests", {})

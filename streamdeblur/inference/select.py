@@ -28,8 +28,8 @@ from streamdeblur.inference.openvino_backend import is_intel_gpu
 from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision
 from streamdeblur.inference.processor import FrameProcessor, Processor
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
-from streamdeblur.models import DeepDeblur, load_checkpoint, resolve_weights
-from streamdeblur.models.checkpoint import missing_weights
+from streamdeblur.models import DeepDeblur, load_checkpoint, resolve_weights, with_config
+from streamdeblur.models.checkpoint import missing_weights, never_softer_margin
 from streamdeblur.stopping import stop_point
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,19 @@ def build_cpu_candidate(
     if candidate.backend == "openvino":
         return _openvino(weights, onnx, model, "CPU", candidate.precision)
     return TorchBackend(
-        model, torch.device("cpu"), candidate.precision, candidate.channels_last, compiled=candidate.compiled
+        _for_precision(model, weights, candidate.precision),
+        torch.device("cpu"),
+        candidate.precision,
+        candidate.channels_last,
+        compiled=candidate.compiled,
     )
+
+
+def _for_precision(model: DeepDeblur, weights: Path, precision: str) -> DeepDeblur:
+    """`model` with the never_softer margin its card names for `precision` (bf16's rounding
+    adds detail of its own), or as it is."""
+    margin = never_softer_margin(weights, precision) if model.cfg.never_softer else 0.0
+    return with_config(model, never_softer_margin=margin) if margin else model
 
 
 def worth_compiling(frames: int | None, frame_size: tuple[int, int] | None, batch: int = 1, tile: int = 0) -> bool:
@@ -201,6 +212,7 @@ def create_backend(
     if compile and name != "torch":
         raise BadUsage(f"--compile is for the torch backend, not {name}")
     nhwc = resolve_channels_last(channels_last, torch_device, resolved)
+    model = _for_precision(model, weights_path, resolved)
     return ready(
         TorchBackend(model, torch_device, resolved, nhwc, cuda_graphs, compiled=compiled and torch_device.type == "cpu")
     )
@@ -334,11 +346,16 @@ def _openvino(weights: Path, onnx: str | Path | None, model: DeepDeblur, target:
         path = _int8_ir(weights)
         cache = openvino_cache_dir(path, resolved, target, ov.get_version(), device_name(target), weights)
         return OpenVinoBackend(path, model.cfg, resolved, target, cache)
-    path = Path(onnx) if onnx else onnx_for_weights(weights, model=model)
+    margin = None
+    if resolved == "bf16" and model.cfg.never_softer and not onnx:  # never_softer after the graph, in fp32
+        margin = never_softer_margin(weights, "bf16")
+        path = onnx_for_weights(weights, model=model, never_softer=False)
+    else:
+        path = Path(onnx) if onnx else onnx_for_weights(weights, model=model)
     if not path.is_file():
         raise BadUsage(f"ONNX file not found: {path}")
     cache = openvino_cache_dir(path, resolved, target, ov.get_version(), device_name(target), None if onnx else weights)
-    return OpenVinoBackend(path, model.cfg, resolved, target, cache)
+    return OpenVinoBackend(path, model.cfg, resolved, target, cache, never_softer_margin=margin)
 
 
 def _int8_ir(weights: Path) -> Path:

@@ -106,6 +106,14 @@ def read_card(weights: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def never_softer_margin(weights: str | Path, precision: str) -> float:
+    """The never_softer margin (DeepDeblurConfig) the weights' card names for running them in
+    `precision` (its `int8` or `bf16` section), 0 where it names none: a reduced precision's
+    rounding adds detail of its own, which never_softer would otherwise trust on sharp frames.
+    Chosen per model and precision on real footage, by rules written before they were measured."""
+    return float((read_card(weights).get(precision) or {}).get("never_softer_margin", 0.0))
+
+
 def _read_safetensors(path: Path) -> tuple[DeepDeblurConfig, dict[str, torch.Tensor]]:
     try:
         state = load_file(str(path))

@@ -184,6 +184,21 @@ def never_softer(
     return frame + trust * (output - frame)
 
 
+def never_softer_after(
+    cfg: DeepDeblurConfig, x: torch.Tensor, output: torch.Tensor, margin: float = 0.0
+) -> torch.Tensor:
+    """never_softer applied in fp32 to `output`, what a network of `cfg` made of the input `x`
+    without it (a backend whose graph cannot keep it in fp32: OpenVINO in bf16 rounds the frame
+    it hands through): on copies padded as the network pads, so it decides as it would in the graph."""
+    height, width = x.shape[-2:]
+    m = 2 ** (cfg.n_scales - 1)
+    pad = (0, (m - width % m) % m, 0, (m - height % m) % m)
+    frame = 3 * cfg.input_slots.index(0) if 0 in cfg.input_slots else 0
+    padded = F.pad(x[:, frame : frame + 3].float(), pad, mode="replicate")
+    guarded = never_softer(padded, F.pad(output.float(), pad, mode="replicate"), cfg.frames > 1, margin)
+    return guarded[..., :height, :width]
+
+
 def _convolution_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype a convolution casts `x` to: autocast's where it is on, else x's own."""
     if torch.is_autocast_enabled(x.device.type):
@@ -238,7 +253,11 @@ class DeepDeblur(nn.Module):
                 # values, but a compiled graph then writes the wide window's input once, in
                 # half the bytes, rather than in float32 and then cast.
                 scale_input = torch.cat((pyramid[s - 1].to(dtype), upsampled.to(dtype)), dim=1)
-        restored = [out + MEAN_SHIFT for out in outputs]
+        # In fp32 under autocast, which leaves the outputs in bf16: summed in bf16, every pixel of
+        # the frame would be rounded by up to a level, which never_softer would read as detail. (A
+        # network converted to fp16 as a whole keeps its dtype: its gate's weights expect it.)
+        widen = torch.is_autocast_enabled(x.device.type)
+        restored = [(out.float() if widen else out) + MEAN_SHIFT for out in outputs]
         if self.gate is not None:
             small_x = (
                 pyramid[self.gate.shrink.bit_length() - 1] + MEAN_SHIFT

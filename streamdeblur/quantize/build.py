@@ -23,12 +23,12 @@ from streamdeblur.engines.openvino_int8 import (
     PARITY_TARGET_DB,
     RECORD_NAME,
     int8_folder,
-    never_softer_margin,
     quantizer_versions,
 )
 from streamdeblur.files import replace_atomically
 from streamdeblur.inference.openvino_backend import INSTALL, import_openvino, import_without_telemetry, openvino_core
 from streamdeblur.models import load_checkpoint
+from streamdeblur.models.checkpoint import never_softer_margin
 from streamdeblur.quantize.calibration import ACCURACY_ROOT, CALIBRATION_ROOT, PARITY_ROOT, network_inputs, trained_blur
 from streamdeblur.quantize.scopes import fp32_scope, node_modules
 
@@ -82,7 +82,7 @@ def quantize_weights(weights: Path, settings: QuantizeSettings = QuantizeSetting
     assert versions is not None  # both imported above
     model = load_checkpoint(weights)
     cfg = model.cfg
-    margin = never_softer_margin(weights) if cfg.never_softer else 0.0
+    margin = never_softer_margin(weights, "int8") if cfg.never_softer else 0.0
     onnx = onnx_for_weights(weights, model=model, never_softer_margin=margin)
     scope = fp32_scope(onnx, cfg, settings.finest)
     width, height = settings.size
