@@ -70,8 +70,8 @@ class DeepDeblurConfig:
     # (models.deepdeblur.never_softer). No weights; in the graph.
     never_softer: bool = False
     # Detail of the output that never_softer does not count (mean |Laplacian| on its smaller
-    # copy; 0: all of it). An int8 graph sets it where its card says so: int8's rounding adds
-    # about that much to any picture, which would otherwise be trusted on sharp frames.
+    # copy; 0: all of it). An int8 or bf16 run sets it where the card says so: their rounding
+    # adds about that much to any picture, which would otherwise be trusted on sharp frames.
     never_softer_margin: float = 0.0
 
     def __post_init__(self) -> None:

@@ -173,7 +173,7 @@ def never_softer(
 ) -> torch.Tensor:
     """The output where it adds fine detail to the frame (or, with `trust_change`, corrects the
     picture itself), the frame where it only smooths; with a `margin`, that much of the output's
-    detail does not count (an int8 graph's rounding adds about as much to any picture)."""
+    detail does not count (int8's or bf16's rounding adds about as much to any picture)."""
     small_frame, small_output = _small(frame), _small(output)
     ratio = (_detail(small_output) - margin) / (_detail(small_frame) + 1e-4)
     trust = ((ratio - 1.0) / DETAIL_GAIN).clamp(0.0, 1.0)
@@ -376,7 +376,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def with_config(model: DeepDeblur, **changes: Any) -> DeepDeblur:
     """The same weights under their config with `changes`: settings that hold no weights, such
-    as never_softer's margin (an int8 graph's: engines/openvino_int8.py)."""
+    as never_softer and its margin (models.checkpoint.never_softer_margin)."""
     changed = DeepDeblur(dataclasses.replace(model.cfg, **changes))
     changed.load_state_dict(model.state_dict())
     return changed.to(next(model.parameters()).device).train(model.training)
