@@ -191,12 +191,21 @@ def never_softer_after(
     without it (a backend whose graph cannot keep it in fp32: OpenVINO in bf16 rounds the frame
     it hands through): on copies padded as the network pads, so it decides as it would in the graph."""
     height, width = x.shape[-2:]
-    m = 2 ** (cfg.n_scales - 1)
-    pad = (0, (m - width % m) % m, 0, (m - height % m) % m)
-    frame = 3 * cfg.input_slots.index(0) if 0 in cfg.input_slots else 0
-    padded = F.pad(x[:, frame : frame + 3].float(), pad, mode="replicate")
-    guarded = never_softer(padded, F.pad(output.float(), pad, mode="replicate"), cfg.frames > 1, margin)
+    multiple, frame = 2 ** (cfg.n_scales - 1), _frame_channel(cfg)
+    padded = _pad_to_multiple(x[:, frame : frame + 3].float(), multiple)
+    guarded = never_softer(padded, _pad_to_multiple(output.float(), multiple), cfg.frames > 1, margin)
     return guarded[..., :height, :width]
+
+
+def _frame_channel(cfg: DeepDeblurConfig) -> int:
+    """The first input channel of the frame restored itself (not the window fused)."""
+    return 3 * cfg.input_slots.index(0) if 0 in cfg.input_slots else 0
+
+
+def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """`x` edge-padded at its bottom and right to multiples of `multiple` (a no-op pad when aligned)."""
+    height, width = x.shape[-2], x.shape[-1]
+    return F.pad(x, (0, -width % multiple, 0, -height % multiple), mode="replicate")
 
 
 def _convolution_dtype(x: torch.Tensor) -> torch.dtype:
@@ -264,7 +273,7 @@ class DeepDeblur(nn.Module):
             )  # pooled once, for the network and the gate
             restored[0] = self.gate(x, small_x, restored[0])
         if self.cfg.never_softer:
-            frame = 3 * self.cfg.input_slots.index(0) if 0 in self.cfg.input_slots else 0  # the frame itself, not fused
+            frame = _frame_channel(self.cfg)
             restored[0] = never_softer(
                 x[:, frame : frame + 3], restored[0], self.cfg.frames > 1, self.cfg.never_softer_margin
             )
@@ -272,11 +281,9 @@ class DeepDeblur(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2], x.shape[-1]
-        m = self.size_multiple
         # Edge padding up to the pyramid's multiple, cropped back after; always applied (a
         # no-op pad when aligned) so the exported graph has no shape-dependent branch.
-        x = F.pad(x, (0, (m - width % m) % m, 0, (m - height % m) % m), mode="replicate")
-        return self.forward_pyramid(x)[0][..., :height, :width]
+        return self.forward_pyramid(_pad_to_multiple(x, self.size_multiple))[0][..., :height, :width]
 
 
 @torch.no_grad()
