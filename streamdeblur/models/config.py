@@ -73,6 +73,10 @@ class DeepDeblurConfig:
     # copy; 0: all of it). An int8 or bf16 run sets it where the card says so: their rounding
     # adds about that much to any picture, which would otherwise be trusted on sharp frames.
     never_softer_margin: float = 0.0
+    # Motion blur needs motion: where the frame and its window's real neighbours, as the camera
+    # gave them, agree on a coarse copy, nothing moved during the exposure and the frame passes
+    # through after the network (window/still.py; windowed models only). No weights.
+    still_pass: bool = False
 
     def __post_init__(self) -> None:
         for key in ("n_feats", "n_resblocks"):
@@ -93,6 +97,8 @@ class DeepDeblurConfig:
             raise BadUsage(f"model config {self.name!r}: fuse must be one of {', '.join(FUSIONS)}")
         if self.never_softer_margin < 0:
             raise BadUsage(f"model config {self.name!r}: never_softer_margin must not be negative")
+        if self.still_pass and self.frames == 1:
+            raise BadUsage(f"model config {self.name!r}: still_pass needs a window of frames")
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -177,7 +183,8 @@ class DeepDeblurConfig:
         data = dataclasses.asdict(self)
         if not self.gate:  # records of networks without a gate stay as they were before it
             data.pop("gate")
-        for key in ("refuse_mismatch", "never_softer", "never_softer_margin"):  # and those without these guards too
+        # and those without these guards too
+        for key in ("refuse_mismatch", "never_softer", "never_softer_margin", "still_pass"):
             if not data[key]:
                 data.pop(key)
         if self.frames == 1:  # a single-frame network's record stays as it was before windows

@@ -136,7 +136,8 @@ class BatchAcrossStreams:
 
     def _route(self, done: list[Frame]) -> None:
         for frame in done:
-            self._in_flight.popleft().deliver(frame)
+            lane = self._in_flight.popleft()
+            lane.deliver(lane.window.hand_through([frame])[0] if lane.window is not None else frame)
 
     def _end_finished(self) -> None:
         """Close the outputs of streams whose input has ended, once their last frames are back."""

@@ -120,13 +120,21 @@ def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblur
     """Each frame of one clip restored from its window, as the pipeline assembles it."""
     from streamdeblur.io.frame import Frame
     from streamdeblur.window.assembly import FrameWindow
+    from streamdeblur.window.still import hand_through
 
     window = FrameWindow(cfg)
     stacks: list[Frame] = []
     for index, pixels in enumerate(blurry):
         stacks += window.push(Frame(pixels, index, Fraction(1, 25), index))
     stacks += window.flush()
-    return [_deblur(backend, _to_float(stack.pixels)) for stack in sorted(stacks, key=lambda f: f.index)]
+    restored = []
+    for stack in sorted(stacks, key=lambda f: f.index):
+        output = _deblur(backend, _to_float(stack.pixels))
+        still = window.take_still(stack.index)  # where nothing moved, the frame (cfg.still_pass)
+        if still is not None:
+            output = np.round(hand_through(output, _to_float(still[1]), still[0]) * 255).astype(np.float32) / 255
+        restored.append(output)
+    return restored
 
 
 def _sharp_in(backend: Backend, sharp: np.ndarray, cfg: DeepDeblurConfig | None) -> np.ndarray:

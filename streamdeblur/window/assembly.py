@@ -5,7 +5,8 @@ the channel axis in cfg.offsets order with the neighbours aligned onto it. At th
 end of a clip a missing neighbour repeats the nearest frame there is; at a scene cut the
 window resets the same way, so no neighbour from another shot is ever used. Training,
 evaluation and the pipeline all assemble windows here, so the network sees the same thing
-in all three.
+in all three. With cfg.still_pass the window also finds where nothing moved (window/still.py)
+and hands the frame through there once the network's output is back (`hand_through`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.window.alignment import align_window
 from streamdeblur.window.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.window.memo import FrameMemo
+from streamdeblur.window.still import hand_through, still_keep
 
 # Scene cuts: the Bhattacharyya distance between hue-saturation-value histograms of small
 # copies of consecutive frames. On 40 synthetic shots (sharp frames beside 36 px streaks),
@@ -131,6 +133,10 @@ class FrameWindow:
         # what they may still ask the memo for stays in it.
         self._in_flight: dict[int, list[np.ndarray]] = {}
         self._in_flight_lock = threading.Lock()
+        # With cfg.still_pass: for each window assembled whose frame has blocks where nothing
+        # moved, by the frame's index, those blocks (window/still.py) and the frame, until
+        # `hand_through` meets the network's output for it.
+        self._still: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def push(self, frame: Frame) -> list[Frame]:
         return self.push_all([frame])
@@ -200,7 +206,28 @@ class FrameWindow:
 
     def _assemble(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
         frames, target = members
+        if self.cfg.still_pass:
+            keep = still_keep(frames, self._memo)
+            if keep is not None and keep.any():
+                self._still[target.index] = (keep, target.pixels)
         return Frame(stack_window(frames, self.cfg, self._memo), target.pts, target.time_base, target.index)
+
+    def take_still(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The blocks where nothing moved around frame `index` and that frame (once), or None."""
+        return self._still.pop(index, None)
+
+    def hand_through(self, restored: list[Frame]) -> list[Frame]:
+        """The network's `restored` frames with their frame handed through where nothing in
+        their window moved (cfg.still_pass; the others as they are)."""
+        if not self._still:
+            return restored
+        done = []
+        for frame in restored:
+            still = self.take_still(frame.index)
+            if still is not None:
+                frame = Frame(hand_through(frame.pixels, still[1], still[0]), frame.pts, frame.time_base, frame.index)
+            done.append(frame)
+        return done
 
     def _assemble_then(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
         window = self._assemble(members)
@@ -304,9 +331,12 @@ class WindowedProcessor:
 
     def flush(self) -> list[Frame]:
         if not self.ahead:
-            return self._run(self.window.flush()) + self.inner.flush()
+            return self._run(self.window.flush()) + self._inner_flush()
         self._assembling.extend(self.window.start_flush())
-        return self._onwards(ended_in_order(self._assembling)) + self.inner.flush()
+        return self._onwards(ended_in_order(self._assembling)) + self._inner_flush()
+
+    def _inner_flush(self) -> list[Frame]:
+        return self.window.hand_through(self.inner.flush())
 
     def abandon(self) -> list[Frame]:
         """A stop: the frames whose windows are running finished, in order, and nothing else.
@@ -322,11 +352,11 @@ class WindowedProcessor:
                 self._assembling.clear()
                 break
             ready.append(future.result())
-        return self._onwards(ready) + self.inner.flush()
+        return self._onwards(ready) + self._inner_flush()
 
     def _onwards(self, ready: list[Frame]) -> list[Frame]:
         """Windows assembled ahead, through the network unless their threads ran it already."""
-        return ready if self.window.then is not None else self._run(ready)
+        return self.window.hand_through(ready) if self.window.then is not None else self._run(ready)
 
     def close(self) -> None:
         """End the threads this processor owns: its assembly pool beside a GPU, and the inner
@@ -340,7 +370,8 @@ class WindowedProcessor:
     def _run(self, windows: list[Frame]) -> list[Frame]:
         """The windows through the network, a batch of the inner processor's size at a time."""
         size = max(1, self.inner.batch_size)
-        return [done for i in range(0, len(windows), size) for done in self.inner.submit(windows[i : i + size])]
+        restored = [done for i in range(0, len(windows), size) for done in self.inner.submit(windows[i : i + size])]
+        return self.window.hand_through(restored)
 
 
 def windowed_processor(
