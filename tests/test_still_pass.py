@@ -86,6 +86,23 @@ def test_hand_through_gives_the_frame_where_kept_and_the_output_elsewhere(dtype:
     assert hand_through(output, frame, np.zeros_like(keep)) is output
 
 
+def test_a_models_levels_say_how_little_the_frames_may_differ() -> None:
+    """The grain differs by up to 4 levels between frames (about 1 on the smaller copy): under
+    3 levels that is still, under a tenth of a level it is not; the config's levels reach the
+    window and survive the weights' record."""
+    frames = [_still_camera(i) for i in (1, 0, 2)]
+    assert still_keep(frames, low=3.0)[0, 0] == 1.0  # type: ignore[index]
+    assert still_keep(frames, low=0.1)[0, 0] == 0.0  # type: ignore[index]
+    strict = replace(_still_cfg(), still_pass_levels=0.1)
+    assert DeepDeblurConfig.from_dict(strict.to_dict()).still_pass_levels == 0.1
+    assert "still_pass_levels" not in _still_cfg().to_dict()  # the default is not written
+    window = FrameWindow(strict)
+    for index in range(3):
+        window.push(Frame(_still_camera(index), index, TB, index))
+    window.flush()
+    assert window.take_still(1) is None  # nothing still enough at a tenth of a level
+
+
 def test_still_pass_needs_a_window() -> None:
     with pytest.raises(BadUsage, match="still_pass"):
         replace(load_model_config("tiny"), still_pass=True)

@@ -77,6 +77,9 @@ class DeepDeblurConfig:
     # gave them, agree on a coarse copy, nothing moved during the exposure and the frame passes
     # through after the network (window/still.py; windowed models only). No weights.
     still_pass: bool = False
+    # How little the frame and its neighbours may differ there, in 8-bit levels (a block is
+    # handed through wholly under it, not at all from twice it): chosen per model on real footage.
+    still_pass_levels: float = 3.0
 
     def __post_init__(self) -> None:
         for key in ("n_feats", "n_resblocks"):
@@ -99,6 +102,8 @@ class DeepDeblurConfig:
             raise BadUsage(f"model config {self.name!r}: never_softer_margin must not be negative")
         if self.still_pass and self.frames == 1:
             raise BadUsage(f"model config {self.name!r}: still_pass needs a window of frames")
+        if self.still_pass_levels <= 0:
+            raise BadUsage(f"model config {self.name!r}: still_pass_levels must be positive")
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -187,6 +192,8 @@ class DeepDeblurConfig:
         for key in ("refuse_mismatch", "never_softer", "never_softer_margin", "still_pass"):
             if not data[key]:
                 data.pop(key)
+        if not self.still_pass or self.still_pass_levels == DeepDeblurConfig.still_pass_levels:
+            data.pop("still_pass_levels")
         if self.frames == 1:  # a single-frame network's record stays as it was before windows
             for key in ("frames", "causal", "align", "fuse"):
                 data.pop(key)

@@ -207,7 +207,7 @@ class FrameWindow:
     def _assemble(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
         frames, target = members
         if self.cfg.still_pass:
-            keep = still_keep(frames, self._memo)
+            keep = still_keep(frames, self._memo, self.cfg.still_pass_levels)
             if keep is not None and keep.any():
                 self._still[target.index] = (keep, target.pixels)
         return Frame(stack_window(frames, self.cfg, self._memo), target.pts, target.time_base, target.index)

@@ -1,13 +1,13 @@
 """Motion blur needs motion: where nothing in a window moved, the frame passes through.
 
 Where the frame and each real neighbour of its window, as the camera gave them (not aligned: a
-steady pan blurs every frame alike, and aligned they would agree), differ by less than
-STILL_LOW levels on average over a block STILL_BLOCK pixels wide, on grey copies SHRINK times
-smaller (sensor noise and codec grain average out there), nothing moved against the sensor
-during the exposure, so there is no motion blur to remove: after the network the frame itself
-is handed through there, wholly under STILL_LOW, not at all from twice it, blended in between.
-A window without a real neighbour (padding repeats the frame: a picture, the first frame after
-a cut) says nothing about motion and hands nothing through.
+steady pan blurs every frame alike, and aligned they would agree), differ by less than a few
+levels (the model's `still_pass_levels`) on average over a block STILL_BLOCK pixels wide, on grey
+copies SHRINK times smaller (sensor noise and codec grain average out there), nothing moved
+against the sensor during the exposure, so there is no motion blur to remove: after the network
+the frame itself is handed through there, wholly under that many levels, not at all from twice
+it, blended in between. A window without a real neighbour (padding repeats the frame: a picture,
+the first frame after a cut) says nothing about motion and hands nothing through.
 
 A model turns this on with `still_pass` in its config. Chosen on the real-footage validation by
 a rule written before it was measured (docs/real-footage.md); the same numbers in every
@@ -21,11 +21,12 @@ import math
 import cv2
 import numpy as np
 
+from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.window.memo import FrameMemo
 
 SHRINK = 4
 STILL_BLOCK = 32  # pixels of the frame
-STILL_LOW = 3.0  # 8-bit levels
+STILL_LOW = DeepDeblurConfig.still_pass_levels  # 8-bit levels, where a model's config does not say
 _CELLS = STILL_BLOCK // SHRINK  # a block's side on the smaller copy
 
 
@@ -39,11 +40,11 @@ def _small_grey(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)  # type: ignore[no-any-return]
 
 
-def still_keep(frames: list[np.ndarray], memo: FrameMemo | None = None) -> np.ndarray | None:
+def still_keep(frames: list[np.ndarray], memo: FrameMemo | None = None, low: float = STILL_LOW) -> np.ndarray | None:
     """How much of the frame (`frames[0]`) to hand through, per block of STILL_BLOCK pixels
-    (1: wholly, 0: not at all), from its window's `frames` as the camera gave them; None where
-    the window has no real neighbour (a repeat of the frame is the same array: padding).
-    `memo`: a stream's, so each frame's small copy is made once."""
+    (1: wholly under `low` levels, 0: from twice it), from its window's `frames` as the camera
+    gave them; None where the window has no real neighbour (a repeat of the frame is the same
+    array: padding). `memo`: a stream's, so each frame's small copy is made once."""
     target = frames[0]
     neighbours: list[np.ndarray] = []
     for frame in frames[1:]:
@@ -62,7 +63,7 @@ def still_keep(frames: list[np.ndarray], memo: FrameMemo | None = None) -> np.nd
     rows, cols = math.ceil(height / _CELLS), math.ceil(width / _CELLS)
     padded = np.pad(largest, ((0, rows * _CELLS - height), (0, cols * _CELLS - width)), mode="edge")
     per_block = padded.reshape(rows, _CELLS, cols, _CELLS).mean(axis=(1, 3))
-    return np.clip((2 * STILL_LOW - per_block) / STILL_LOW, 0.0, 1.0).astype(np.float32)  # type: ignore[no-any-return]
+    return np.clip((2 * low - per_block) / low, 0.0, 1.0).astype(np.float32)  # type: ignore[no-any-return]
 
 
 def hand_through(output: np.ndarray, frame: np.ndarray, keep: np.ndarray) -> np.ndarray:
