@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from streamdeblur.errors import BadUsage
 from streamdeblur.inference.concurrent import ConcurrentCalls, one_thread_per_call
 from streamdeblur.inference.processor import FrameProcessor
 from streamdeblur.io import Frame, Output
@@ -51,8 +50,8 @@ def _panning_camera(index: int) -> np.ndarray:
     return np.round(blurred).astype(np.uint8)
 
 
-def _still_cfg() -> DeepDeblurConfig:
-    return replace(load_model_config("tiny-k3"), align="none", still_pass=True)
+def _still_cfg(name: str = "tiny-k3") -> DeepDeblurConfig:
+    return replace(load_model_config(name), align="none", still_pass=True)
 
 
 def test_a_still_cameras_blocks_are_kept_and_the_block_where_something_moved_is_not() -> None:
@@ -103,9 +102,10 @@ def test_a_models_levels_say_how_little_the_frames_may_differ() -> None:
     assert window.take_still(1) is None  # nothing still enough at a tenth of a level
 
 
-def test_still_pass_needs_a_window() -> None:
-    with pytest.raises(BadUsage, match="still_pass"):
-        replace(load_model_config("tiny"), still_pass=True)
+def test_a_neighbour_of_another_size_is_no_neighbour() -> None:
+    """A folder of photos of different sizes through a single-frame model: nothing to compare."""
+    frame = _still_camera(0)
+    assert still_keep([frame, frame[:48].copy()]) is None
 
 
 class _Smear(SleepyBackend):
@@ -143,14 +143,44 @@ def test_a_runs_processor_hands_the_still_blocks_through(side_by_side: bool) -> 
     _check_still_handed_through(done)
 
 
+@pytest.mark.parametrize("side_by_side", [False, True])
+def test_a_single_frame_models_run_compares_each_frame_with_the_ones_before(side_by_side: bool) -> None:
+    """live's default and pictures' model: no window of its own, so the frames before each one
+    in the stream tell where nothing moved; the first frame has none and is the network's."""
+    from streamdeblur.window.assembly import windowed_processor
+
+    cfg = _still_cfg("tiny")
+    backend = _Smear(cfg)
+    frames = [Frame(_still_camera(i), i, TB, i) for i in range(6)]
+    with one_thread_per_call():
+        processor = windowed_processor(backend, side_by_side=side_by_side)
+        done = processor.submit(frames[:2]) + processor.submit(frames[2:]) + processor.flush()
+        getattr(processor, "close", lambda: None)()
+    assert [f.index for f in done] == list(range(6))
+    assert not np.array_equal(done[0].pixels[:16], frames[0].pixels[:16])  # nothing before it
+    _check_still_handed_through(done)
+
+
+def test_unrelated_pictures_are_not_compared_with_one_another() -> None:
+    from streamdeblur.window.assembly import windowed_processor
+    from streamdeblur.window.still import StillProcessor
+
+    backend = _Smear(_still_cfg("tiny"))
+    assert isinstance(windowed_processor(backend), StillProcessor)
+    assert not isinstance(windowed_processor(backend, pictures=True), StillProcessor)
+
+
 class _StillCamera(Connection):
     def frames(self) -> Iterator[Frame]:
         for frame in super().frames():
             yield Frame(_still_camera(frame.index), frame.pts, frame.time_base, frame.index)
 
 
-def test_many_streams_hand_each_streams_still_blocks_through() -> None:
-    cfg = _still_cfg()
+@pytest.mark.parametrize("model", ["tiny-k3", "tiny"])
+def test_many_streams_hand_each_streams_still_blocks_through(model: str) -> None:
+    from streamdeblur.pipeline.streams_job import _window
+
+    cfg = _still_cfg(model)
     stop, arrivals = threading.Event(), threading.Condition()
     lanes = []
     for number in range(2):
@@ -159,7 +189,7 @@ def test_many_streams_hand_each_streams_still_blocks_through() -> None:
         lanes.append(
             StreamLane(
                 f"s{number}", "mem", "list", source, Output(ListSink()), RunStats(), stop, finish, arrivals,
-                max_latency_s=None, window=FrameWindow(cfg),
+                max_latency_s=None, window=_window(cfg),
             )
         )  # fmt: skip
     for lane in lanes:

@@ -73,9 +73,10 @@ class DeepDeblurConfig:
     # copy; 0: all of it). An int8 or bf16 run sets it where the card says so: their rounding
     # adds about that much to any picture, which would otherwise be trusted on sharp frames.
     never_softer_margin: float = 0.0
-    # Motion blur needs motion: where the frame and its window's real neighbours, as the camera
-    # gave them, agree on a coarse copy, nothing moved during the exposure and the frame passes
-    # through after the network (window/still.py; windowed models only). No weights.
+    # Motion blur needs motion: where the frame and its window's real neighbours (for a single
+    # frame model in a stream, the frames before it), as the camera gave them, agree on a coarse
+    # copy, nothing moved during the exposure and the frame passes through after the network
+    # (window/still.py). No weights.
     still_pass: bool = False
     # How little the frame and its neighbours may differ there, in 8-bit levels (a block is
     # handed through wholly under it, not at all from twice it): chosen per model on real footage.
@@ -100,8 +101,6 @@ class DeepDeblurConfig:
             raise BadUsage(f"model config {self.name!r}: fuse must be one of {', '.join(FUSIONS)}")
         if self.never_softer_margin < 0:
             raise BadUsage(f"model config {self.name!r}: never_softer_margin must not be negative")
-        if self.still_pass and self.frames == 1:
-            raise BadUsage(f"model config {self.name!r}: still_pass needs a window of frames")
         if self.still_pass_levels <= 0:
             raise BadUsage(f"model config {self.name!r}: still_pass_levels must be positive")
 

@@ -187,7 +187,7 @@ def _process(
                 frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side
             )
             processor = windowed_processor(
-                backend, spec.tile, spec.tile_overlap, spec.batch, spec.streams, side_by_side
+                backend, spec.tile, spec.tile_overlap, spec.batch, spec.streams, side_by_side, pictures
             )
     except StartStopped:  # before the first frame: run_job keeps no output
         return

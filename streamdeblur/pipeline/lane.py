@@ -19,6 +19,7 @@ from streamdeblur.pipeline.latency import LatencyBudget, decoded_queue_size
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats, StreamReport
 from streamdeblur.window.assembly import FrameWindow
+from streamdeblur.window.still import StillHistory
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class StreamLane:
         arrivals: threading.Condition,
         queue_size: int = 8,
         max_latency_s: float | None = None,
-        window: FrameWindow | None = None,
+        window: FrameWindow | StillHistory | None = None,
     ) -> None:
         self.name, self.input_spec, self.output_spec = name, input_spec, output_spec
         self.source, self.output, self.stats, self.window = source, output, stats, window

@@ -21,6 +21,7 @@ from streamdeblur.inference.backend import device_label
 from streamdeblur.inference.concurrent import ConcurrentCalls, assembly_pool, one_thread_per_call
 from streamdeblur.inference.torch_backend import resolve_device
 from streamdeblur.io import Source, open_sink, open_source
+from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.pipeline.fan_in import BatchAcrossStreams
 from streamdeblur.pipeline.lane import StreamLane
 from streamdeblur.pipeline.live import LiveOptions, live_clock, warn_of_lookahead
@@ -30,6 +31,7 @@ from streamdeblur.pipeline.stats import LatencySamples, RunReport, RunStats
 from streamdeblur.pipeline.streams_runner import ManyStreams
 from streamdeblur.stopping import StartStopped
 from streamdeblur.window.assembly import FrameWindow
+from streamdeblur.window.still import StillHistory
 
 
 @dataclass
@@ -153,18 +155,26 @@ def _open(
                     arrivals,
                     entry.job.queue_size,
                     entry.job.live.max_latency_s(source),
-                    FrameWindow(cfg) if cfg is not None and cfg.frames > 1 else None,
+                    _window(cfg),
                 )
             )
         opened.pop_all()  # from here each stream closes its own input and output
     return lanes, processor
 
 
+def _window(cfg: DeepDeblurConfig | None) -> FrameWindow | StillHistory | None:
+    """What a stream keeps of its frames for the network: a windowed model's window, or for a
+    single-frame model with still_pass the frames before each one (window/still.py)."""
+    if cfg is not None and cfg.frames > 1:
+        return FrameWindow(cfg)
+    return StillHistory(cfg) if cfg is not None and cfg.still_pass else None
+
+
 def _assembly_pool(processor: Processor, lanes: list[StreamLane], running: ExitStack) -> Executor | None:
     """Threads to assemble the streams' windows on, side by side (a windowed model only): on
     the CPU those of the calls, which wait meanwhile; beside a GPU the CPU's cores, less the
     codecs'."""
-    if all(lane.window is None for lane in lanes):
+    if not any(isinstance(lane.window, FrameWindow) for lane in lanes):
         return None
     if isinstance(processor, ConcurrentCalls):
         return processor.pool

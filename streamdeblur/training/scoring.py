@@ -107,25 +107,27 @@ def _to_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / np.float32(65535.0 if pixels.dtype == np.uint16 else 255.0)
 
 
-def deblur_clip(backend: Backend, blurry: list[np.ndarray]) -> list[np.ndarray]:
+def deblur_clip(backend: Backend, blurry: list[np.ndarray], clip: bool = True) -> list[np.ndarray]:
     """Each frame of one clip (8- or 16-bit frames) restored, as floats: from its window, as
-    the pipeline assembles it, for a windowed model."""
+    the pipeline assembles it, for a windowed model. `clip` False: unrelated pictures, which a
+    single-frame model's still_pass does not compare."""
     cfg = backend.model_config
-    if cfg is None or cfg.frames == 1:
+    if cfg is None or cfg.frames == 1 and not (cfg.still_pass and clip):
         return [_deblur(backend, _to_float(b)) for b in blurry]
     return _deblur_sequence(backend, blurry, cfg)
 
 
 def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblurConfig) -> list[np.ndarray]:
-    """Each frame of one clip restored from its window, as the pipeline assembles it."""
+    """Each frame of one clip restored from its window, as the pipeline assembles it (for a
+    single-frame model with still_pass, the frame alone, and the frames before it for that)."""
     from streamdeblur.io.frame import Frame
     from streamdeblur.window.assembly import FrameWindow
-    from streamdeblur.window.still import hand_through
+    from streamdeblur.window.still import StillHistory, hand_through
 
-    window = FrameWindow(cfg)
+    window = FrameWindow(cfg) if cfg.frames > 1 else StillHistory(cfg)
     stacks: list[Frame] = []
     for index, pixels in enumerate(blurry):
-        stacks += window.push(Frame(pixels, index, Fraction(1, 25), index))
+        stacks += window.push_all([Frame(pixels, index, Fraction(1, 25), index)])
     stacks += window.flush()
     restored = []
     for stack in sorted(stacks, key=lambda f: f.index):
@@ -178,14 +180,14 @@ def evaluate(
         sharp_pixels = [read_image(s) for _, s in members]
         sharp = [_to_float(s) for s in sharp_pixels]
         blurry = [_to_float(b) for b in blurry_pixels]
-        deblurred = deblur_clip(backend, blurry_pixels)
+        deblurred = deblur_clip(backend, blurry_pixels, clips)
         if real is not None:
             real.add_clip(
                 [b for b, _ in members],
                 blurry,
                 deblurred,
                 sharp,
-                deblur_clip(backend, sharp_pixels),
+                deblur_clip(backend, sharp_pixels, clips),
             )
         for k, (blur_path, _) in enumerate(members):
             scores["in_psnr"].append(psnr(blurry[k], sharp[k]) if real is None else capped_psnr(blurry[k], sharp[k]))

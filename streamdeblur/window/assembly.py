@@ -29,7 +29,7 @@ from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.window.alignment import align_window
 from streamdeblur.window.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.window.memo import FrameMemo
-from streamdeblur.window.still import hand_through, still_keep
+from streamdeblur.window.still import StillPass, StillProcessor
 
 # Scene cuts: the Bhattacharyya distance between hue-saturation-value histograms of small
 # copies of consecutive frames. On 40 synthetic shots (sharp frames beside 36 px streaks),
@@ -133,10 +133,9 @@ class FrameWindow:
         # what they may still ask the memo for stays in it.
         self._in_flight: dict[int, list[np.ndarray]] = {}
         self._in_flight_lock = threading.Lock()
-        # With cfg.still_pass: for each window assembled whose frame has blocks where nothing
-        # moved, by the frame's index, those blocks (window/still.py) and the frame, until
-        # `hand_through` meets the network's output for it.
-        self._still: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # With cfg.still_pass: the blocks where nothing moved around each frame assembled
+        # (window/still.py), until `hand_through` meets the network's output for it.
+        self._still = StillPass(cfg.still_pass_levels) if cfg.still_pass else None
 
     def push(self, frame: Frame) -> list[Frame]:
         return self.push_all([frame])
@@ -206,28 +205,18 @@ class FrameWindow:
 
     def _assemble(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
         frames, target = members
-        if self.cfg.still_pass:
-            keep = still_keep(frames, self._memo, self.cfg.still_pass_levels)
-            if keep is not None and keep.any():
-                self._still[target.index] = (keep, target.pixels)
+        if self._still is not None:
+            self._still.note(target.index, frames, self._memo)
         return Frame(stack_window(frames, self.cfg, self._memo), target.pts, target.time_base, target.index)
 
     def take_still(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The blocks where nothing moved around frame `index` and that frame (once), or None."""
-        return self._still.pop(index, None)
+        return self._still.take(index) if self._still is not None else None
 
     def hand_through(self, restored: list[Frame]) -> list[Frame]:
         """The network's `restored` frames with their frame handed through where nothing in
         their window moved (cfg.still_pass; the others as they are)."""
-        if not self._still:
-            return restored
-        done = []
-        for frame in restored:
-            still = self.take_still(frame.index)
-            if still is not None:
-                frame = Frame(hand_through(frame.pixels, still[1], still[0]), frame.pts, frame.time_base, frame.index)
-            done.append(frame)
-        return done
+        return self._still.hand_through(restored) if self._still is not None else restored
 
     def _assemble_then(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
         window = self._assemble(members)
@@ -381,6 +370,7 @@ def windowed_processor(
     batch: int = 1,
     streams: int = 3,
     side_by_side: bool = False,
+    pictures: bool = False,
 ) -> Processor:
     """select.make_processor's processor for `backend`, behind the window that assembles each
     frame's neighbours where the model is windowed (a caller feeding many streams keeps one
@@ -389,10 +379,12 @@ def windowed_processor(
     threads, with one frame a call end to end: each thread takes its next frame, window and
     call, as soon as it is done with one (WindowedProcessor.end_to_end). On CUDA windows are
     assembled on the CPU's cores (WindowedProcessor.beside_gpu; ahead of the GPU when
-    offline), which need one thread each as well (concurrent.assembles_beside_gpu)."""
+    offline), which need one thread each as well (concurrent.assembles_beside_gpu).
+    `pictures`: unrelated pictures, so no frame tells where another did not move (still_pass)."""
     cfg = backend.model_config
     if cfg is None or cfg.frames <= 1:
-        return make_processor(backend, tile, tile_overlap, batch, streams, side_by_side)
+        processor = make_processor(backend, tile, tile_overlap, batch, streams, side_by_side)
+        return StillProcessor(processor, cfg) if cfg is not None and cfg.still_pass and not pictures else processor
     inner = make_processor(backend, tile, tile_overlap, batch, streams, side_by_side, overlapped=False)
     if backend.device.type == "cuda":
         return WindowedProcessor.beside_gpu(inner, cfg, assembly_threads(), offline=side_by_side)

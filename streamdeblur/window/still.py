@@ -9,18 +9,23 @@ the frame itself is handed through there, wholly under that many levels, not at 
 it, blended in between. A window without a real neighbour (padding repeats the frame: a picture,
 the first frame after a cut) says nothing about motion and hands nothing through.
 
-A model turns this on with `still_pass` in its config. Chosen on the real-footage validation by
-a rule written before it was measured (docs/real-footage.md); the same numbers in every
-backend, since it runs on the frames outside the network.
+A model turns this on with `still_pass` in its config. A windowed model's window is its own
+(window/assembly.py); a single-frame model's, in a stream, is the frame and the STILL_HISTORY
+frames before it (StillHistory). Chosen on the real-footage validation by rules written before
+they were measured (docs/real-footage.md); the same numbers in every backend, since it runs on
+the frames outside the network.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import cv2
 import numpy as np
 
+from streamdeblur.inference.processor import Processor
+from streamdeblur.io.frame import Frame
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.window.memo import FrameMemo
 
@@ -28,6 +33,7 @@ SHRINK = 4
 STILL_BLOCK = 32  # pixels of the frame
 STILL_LOW = DeepDeblurConfig.still_pass_levels  # 8-bit levels, where a model's config does not say
 _CELLS = STILL_BLOCK // SHRINK  # a block's side on the smaller copy
+STILL_HISTORY = 2  # frames before it that a single-frame model's frame is compared with
 
 
 def _small_grey(frame: np.ndarray) -> np.ndarray:
@@ -47,8 +53,8 @@ def still_keep(frames: list[np.ndarray], memo: FrameMemo | None = None, low: flo
     array: padding). `memo`: a stream's, so each frame's small copy is made once."""
     target = frames[0]
     neighbours: list[np.ndarray] = []
-    for frame in frames[1:]:
-        if frame is not target and all(frame is not seen for seen in neighbours):
+    for frame in frames[1:]:  # a picture of another size (a folder of photos) is no neighbour
+        if frame is not target and frame.shape == target.shape and all(frame is not seen for seen in neighbours):
             neighbours.append(frame)
     if not neighbours:
         return None
@@ -79,3 +85,86 @@ def hand_through(output: np.ndarray, frame: np.ndarray, keep: np.ndarray) -> np.
     if np.issubdtype(output.dtype, np.integer):
         return np.round(blended).astype(output.dtype)  # type: ignore[no-any-return]
     return blended.astype(output.dtype)  # type: ignore[no-any-return]
+
+
+class StillPass:
+    """A stream's frames to hand through where nothing moved, by frame index: noted when the
+    frame's window is known, applied when the network's output for it comes back."""
+
+    def __init__(self, levels: float) -> None:
+        self.levels = levels
+        self._pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def note(self, index: int, frames: list[np.ndarray], memo: FrameMemo | None = None) -> None:
+        """Frame `index`'s window (`frames`, the frame first, as the camera gave them)."""
+        keep = still_keep(frames, memo, self.levels)
+        if keep is not None and keep.any():
+            self._pending[index] = (keep, frames[0])
+
+    def take(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The blocks where nothing moved around frame `index` and that frame (once), or None."""
+        return self._pending.pop(index, None)
+
+    def hand_through(self, restored: list[Frame]) -> list[Frame]:
+        """The network's `restored` frames, with their frame handed through where noted."""
+        if not self._pending:
+            return restored
+        done = []
+        for frame in restored:
+            still = self.take(frame.index)
+            if still is not None:
+                frame = Frame(hand_through(frame.pixels, still[1], still[0]), frame.pts, frame.time_base, frame.index)
+            done.append(frame)
+        return done
+
+
+class StillHistory:
+    """still_pass for a single-frame model in a stream: each frame is compared with the
+    STILL_HISTORY frames before it. Met where the pipeline meets a window (FrameWindow's
+    push_all, flush, hand_through), but it holds no frame back."""
+
+    def __init__(self, cfg: DeepDeblurConfig) -> None:
+        self.still = StillPass(cfg.still_pass_levels)
+        self._before: deque[np.ndarray] = deque(maxlen=STILL_HISTORY)
+        self._memo = FrameMemo()  # each frame's small copy, made once
+
+    def push_all(self, frames: list[Frame]) -> list[Frame]:
+        for frame in frames:
+            self.still.note(frame.index, [frame.pixels, *reversed(self._before)], self._memo)
+            self._before.append(frame.pixels)
+            self._memo.keep_only(self._before)
+        return frames
+
+    def flush(self) -> list[Frame]:
+        return []
+
+    def take_still(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.still.take(index)
+
+    def hand_through(self, restored: list[Frame]) -> list[Frame]:
+        return self.still.hand_through(restored)
+
+
+class StillProcessor:
+    """A single-frame model's processor with still_pass (a run's, or `live`'s): each frame noted
+    against the ones before it on the way in, handed through where nothing moved on the way out."""
+
+    def __init__(self, inner: Processor, cfg: DeepDeblurConfig) -> None:
+        self.inner, self.history = inner, StillHistory(cfg)
+        self.batch_size = inner.batch_size
+
+    def submit(self, frames: list[Frame]) -> list[Frame]:
+        return self.history.hand_through(self.inner.submit(self.history.push_all(frames)))
+
+    def flush(self) -> list[Frame]:
+        return self.history.hand_through(self.inner.flush())
+
+    def abandon(self) -> list[Frame]:
+        """A stop: what the inner processor finishes (its own abandon, where it has one)."""
+        abandon = getattr(self.inner, "abandon", None)
+        return self.history.hand_through(abandon() if abandon is not None else self.inner.flush())
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
