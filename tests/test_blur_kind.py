@@ -64,3 +64,16 @@ def test_a_clip_is_defocused_only_where_nearly_every_patch_says_so() -> None:
     # Half the patches soft and half streaked: the mean leans to defocus, but a lens would blur all.
     mixed = decide_blur([textured] * 2, _Fixed([lens, lens, lens, shake]))
     assert mixed.scores["patches_defocus"] < DEFOCUS_SHARE and mixed.found == "motion" and mixed.blur == "motion"
+
+
+def test_a_fresh_mix_is_other_clips_and_the_first_mix_stays_as_it_was() -> None:
+    """evaluate.py's --seed-root makes a mix of its own (to measure again without tuning on the
+    first), while the default still makes the mix measured first."""
+    from streamdeblur.blur_kind.evaluate import SEED_ROOT, synthetic_clips
+
+    first, again = synthetic_clips(1, (64, 48)), synthetic_clips(1, (64, 48), seed_root=SEED_ROOT)
+    fresh = synthetic_clips(1, (64, 48), seed_root=SEED_ROOT + 1)
+    assert [t for t, _, _ in fresh] == ["motion", "sharp", "defocus"]
+    for (_, _, a), (_, _, b), (_, _, c) in zip(first, again, fresh):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert not all(np.array_equal(x, z) for x, z in zip(a, c))

@@ -51,13 +51,15 @@ def _as_bytes(frames: list[np.ndarray]) -> list[np.ndarray]:
     return [np.round(np.clip(f, 0, 1) * 255).astype(np.uint8) for f in frames]
 
 
-def synthetic_clips(count: int, size: tuple[int, int] = (320, 240)) -> list[tuple[str, str, list[np.ndarray]]]:
+def synthetic_clips(
+    count: int, size: tuple[int, int] = (320, 240), seed_root: int = SEED_ROOT
+) -> list[tuple[str, str, list[np.ndarray]]]:
     """(truth, name, uint8 frames) for `count` clips of each kind."""
     width, height = size
     recipe = CLIP_RECIPE
     clips = []
     for index in range(count):
-        rng = np.random.default_rng([SEED_ROOT, index])
+        rng = np.random.default_rng([seed_root, index])
         moving = render_sequence(
             rng, height, width, FRAMES, recipe, HELD_OUT_PHOTOS, kind=("varying", "uniform")[index % 2]
         )
@@ -68,11 +70,11 @@ def synthetic_clips(count: int, size: tuple[int, int] = (320, 240)) -> list[tupl
     return clips
 
 
-def real_clips(data: Path) -> list[tuple[str, str, list[np.ndarray]]]:
+def real_clips(data: Path, split: str = "val", seed_root: int = SEED_ROOT) -> list[tuple[str, str, list[np.ndarray]]]:
     from streamdeblur.io.image_folder import read_image
     from streamdeblur.training.datasets import find_pairs, sequence_ranges
 
-    pairs = find_pairs(data, "val")
+    pairs = find_pairs(data, split)
     clips = []
     for index, (first, last) in enumerate(sorted(set(sequence_ranges(pairs)))):
         members = pairs[first : last + 1]
@@ -80,7 +82,7 @@ def real_clips(data: Path) -> list[tuple[str, str, list[np.ndarray]]]:
         sharp = [read_image(s) for _, s in members]
         clips.append(("sharp", f"real {name}, untouched", sharp))
         clips.append(("motion", f"real {name}, blurred", [read_image(b) for b, _ in members]))
-        rng = np.random.default_rng([SEED_ROOT, 1000 + index])
+        rng = np.random.default_rng([seed_root, 1000 + index])
         clips.append(
             ("defocus", f"real {name}, lens-blurred", lens_blurred(rng, [s.astype(np.float32) / 255 for s in sharp]))
         )
@@ -109,8 +111,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20, help="synthetic clips of each kind")
     parser.add_argument("--real", type=Path, help="a `streamdeblur footage` validation set")
+    parser.add_argument("--split", default="val", help="which split of --real (train: videos blur_kind never saw)")
+    parser.add_argument(
+        "--seed-root",
+        type=int,
+        default=SEED_ROOT,
+        help="another root for a fresh synthetic mix (the default: the one measured first)",
+    )
     args = parser.parse_args()
-    clips = synthetic_clips(args.count) + (real_clips(args.real) if args.real else [])
+    clips = synthetic_clips(args.count, seed_root=args.seed_root) + (
+        real_clips(args.real, args.split, args.seed_root) if args.real else []
+    )
     print(json.dumps(evaluate(clips), indent=2))
 
 
