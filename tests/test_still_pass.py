@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,6 +201,8 @@ def test_many_streams_hand_each_streams_still_blocks_through(model: str) -> None
         sink = lane.output.sink
         assert isinstance(sink, ListSink) and len(sink.frames) == 8
         _check_still_handed_through(sink.frames)
+        assert lane.result is not None and lane.result.still_pass is not None  # each stream's report says so
+        assert lane.result.still_pass["frames"] == 8 and lane.result.still_pass["frames_handed_through"] >= 6
 
 
 def test_the_video_default_hands_a_still_cameras_background_back_exactly() -> None:
@@ -214,3 +217,31 @@ def test_the_video_default_hands_a_still_cameras_background_back_exactly() -> No
     restored = [np.round(out * 255).astype(np.uint8) for out in deblur_clip(backend, clip)]
     assert np.array_equal(restored[3][:16], clip[3][:16])
     assert not np.array_equal(restored[3][44:60, 34:56], clip[3][44:60, 34:56])
+
+
+def test_the_run_report_says_what_was_handed_through(tmp_path: Path) -> None:
+    """`run` on a still camera's frames with the video default: the report names the levels and
+    how much of the clip went out as it came in; a single picture has nothing to compare."""
+    import json
+
+    import cv2
+
+    from tests.conftest import run_cli
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index in range(6):
+        cv2.imwrite(str(frames / f"frame_{index:03d}.png"), cv2.cvtColor(_still_camera(index), cv2.COLOR_RGB2BGR))
+    result = run_cli(
+        "run", str(frames), f"{tmp_path / 'out'}/", "--backend", "torch", "--report", str(tmp_path / "r.json"), "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    still = json.loads((tmp_path / "r.json").read_text())["still_pass"]
+    assert still["levels"] == 3.0 and still["frames"] == 6
+    assert still["frames_handed_through"] >= 4 and still["share"] > 0.3  # the wall, in every frame with neighbours
+    picture = frames / "frame_000.png"
+    result = run_cli(
+        "run", str(picture), str(tmp_path / "one.png"), "--backend", "torch", "--report", str(tmp_path / "p.json"), "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "p.json").read_text())["still_pass"] is None

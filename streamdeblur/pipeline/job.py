@@ -221,3 +221,6 @@ def _process(
     idle = output.preview.show if output.preview is not None else None
     with live_clock(opts.live, {opts.input: stats}, finish) if opts.live else nullcontext():
         pipeline.run(stop, finish, idle)
+    still = getattr(processor, "still", None)  # window/still.py: what it handed through
+    if still is not None:
+        report.still_pass = still.summary()

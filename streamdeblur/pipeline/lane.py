@@ -188,6 +188,10 @@ class StreamLane:
         if self.budget is not None:
             self.budget.forget(frame.index)
 
+    def _still_summary(self) -> dict[str, float] | None:
+        still = self.window.still if self.window is not None else None
+        return still.summary() if still is not None else None
+
     def _report(self, interrupted: bool) -> StreamReport:
         segments = self.output.segments
         return StreamReport(
@@ -200,5 +204,6 @@ class StreamLane:
             decode_errors=self.source.stats.decode_errors,
             live=self.source.info.live,
             reconnects=getattr(self.source, "reconnects", 0),
+            still_pass=self._still_summary(),
             segments=[str(p) for p in segments.paths] if segments is not None else None,
         ).fill_from(self.stats)

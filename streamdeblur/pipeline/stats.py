@@ -248,6 +248,9 @@ class _Counts:
     live: bool = False
     reconnects: int = 0
     segments: list[str] | None = None  # the files written, with --segment-seconds
+    # Where nothing moved, the frame handed through (window/still.py): the model's levels, the
+    # frames restored, those with any block handed through, and the mean share of a frame.
+    still_pass: dict[str, float] | None = None
 
     def _fill_counts(self, stats: RunStats) -> None:
         self.frames_in, self.frames_out = stats.frames_in, stats.frames_out

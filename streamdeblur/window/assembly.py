@@ -135,7 +135,7 @@ class FrameWindow:
         self._in_flight_lock = threading.Lock()
         # With cfg.still_pass: the blocks where nothing moved around each frame assembled
         # (window/still.py), until `hand_through` meets the network's output for it.
-        self._still = StillPass(cfg.still_pass_levels) if cfg.still_pass else None
+        self.still = StillPass(cfg.still_pass_levels) if cfg.still_pass else None
 
     def push(self, frame: Frame) -> list[Frame]:
         return self.push_all([frame])
@@ -205,18 +205,18 @@ class FrameWindow:
 
     def _assemble(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
         frames, target = members
-        if self._still is not None:
-            self._still.note(target.index, frames, self._memo)
+        if self.still is not None:
+            self.still.note(target.index, frames, self._memo)
         return Frame(stack_window(frames, self.cfg, self._memo), target.pts, target.time_base, target.index)
 
     def take_still(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The blocks where nothing moved around frame `index` and that frame (once), or None."""
-        return self._still.take(index) if self._still is not None else None
+        return self.still.take(index) if self.still is not None else None
 
     def hand_through(self, restored: list[Frame]) -> list[Frame]:
         """The network's `restored` frames with their frame handed through where nothing in
         their window moved (cfg.still_pass; the others as they are)."""
-        return self._still.hand_through(restored) if self._still is not None else restored
+        return self.still.hand_through(restored) if self.still is not None else restored
 
     def _assemble_then(self, members: tuple[list[np.ndarray], Frame]) -> Frame:
         window = self._assemble(members)
@@ -277,6 +277,7 @@ class WindowedProcessor:
             raise ValueError("assembling ahead needs a pool")
         self.inner = inner
         self.window = FrameWindow(cfg, pool, then)
+        self.still = self.window.still  # for the run report
         self.batch_size = take or self.inner.batch_size
         self.ahead = ahead
         self._assembling: deque[Future[Frame]] = deque()

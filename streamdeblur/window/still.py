@@ -94,6 +94,9 @@ class StillPass:
     def __init__(self, levels: float) -> None:
         self.levels = levels
         self._pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # For the run report: frames restored, those with blocks handed through, and the sum of
+        # the share of each frame handed through.
+        self.restored, self.touched, self._share = 0, 0, 0.0
 
     def note(self, index: int, frames: list[np.ndarray], memo: FrameMemo | None = None) -> None:
         """Frame `index`'s window (`frames`, the frame first, as the camera gave them)."""
@@ -107,6 +110,7 @@ class StillPass:
 
     def hand_through(self, restored: list[Frame]) -> list[Frame]:
         """The network's `restored` frames, with their frame handed through where noted."""
+        self.restored += len(restored)
         if not self._pending:
             return restored
         done = []
@@ -114,8 +118,20 @@ class StillPass:
             still = self.take(frame.index)
             if still is not None:
                 frame = Frame(hand_through(frame.pixels, still[1], still[0]), frame.pts, frame.time_base, frame.index)
+                self.touched += 1
+                self._share += float(still[0].mean())
             done.append(frame)
         return done
+
+    def summary(self) -> dict[str, float]:
+        """What the run report says of it."""
+        share = self._share / self.restored if self.restored else 0.0
+        return {
+            "levels": self.levels,
+            "frames": self.restored,
+            "frames_handed_through": self.touched,
+            "share": round(share, 4),
+        }
 
 
 class StillHistory:
@@ -152,6 +168,7 @@ class StillProcessor:
     def __init__(self, inner: Processor, cfg: DeepDeblurConfig) -> None:
         self.inner, self.history = inner, StillHistory(cfg)
         self.batch_size = inner.batch_size
+        self.still = self.history.still  # for the run report
 
     def submit(self, frames: list[Frame]) -> list[Frame]:
         return self.history.hand_through(self.inner.submit(self.history.push_all(frames)))
