@@ -112,7 +112,7 @@ def deblur_clip(backend: Backend, blurry: list[np.ndarray], clip: bool = True) -
     the pipeline assembles it, for a windowed model. `clip` False: unrelated pictures, which a
     single-frame model's still_pass does not compare."""
     cfg = backend.model_config
-    if cfg is None or cfg.frames == 1 and not (cfg.still_pass and clip):
+    if cfg is None or (cfg.frames == 1 and not (cfg.still_pass and clip)):
         return [_deblur(backend, _to_float(b)) for b in blurry]
     return _deblur_sequence(backend, blurry, cfg)
 

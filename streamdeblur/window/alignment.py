@@ -43,7 +43,7 @@ MISMATCH_LEVELS = (6.0, 16.0)
 STILL_CAMERA_PX = 1.0
 
 
-def _grey(image: np.ndarray) -> np.ndarray:
+def grey_bytes(image: np.ndarray) -> np.ndarray:
     """8-bit grey, whatever the input's depth (uint8, uint16 or float in [0, 1])."""
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
@@ -65,7 +65,7 @@ EccCopy = tuple[np.ndarray, float]  # a small grey float32 copy, and the factor 
 
 
 def _ecc_copy(image: np.ndarray) -> EccCopy:
-    small, factor = _shrink(_grey(image), ECC_WIDTH)
+    small, factor = _shrink(grey_bytes(image), ECC_WIDTH)
     return small.astype(np.float32), factor
 
 
@@ -187,8 +187,8 @@ def _dis() -> cv2.DISOpticalFlow:
 
 def warp_flow(target: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
     height, width = target.shape[:2]
-    small_t, factor = _shrink(_grey(target), FLOW_WIDTH)
-    small_n, _ = _shrink(_grey(neighbour), FLOW_WIDTH)
+    small_t, factor = _shrink(grey_bytes(target), FLOW_WIDTH)
+    small_n, _ = _shrink(grey_bytes(neighbour), FLOW_WIDTH)
     flow = np.asarray(_dis().calc(small_t, small_n, None))  # type: ignore[call-overload]  # stubs omit None
     if factor != 1.0:
         flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * factor
@@ -211,7 +211,8 @@ def refuse_mismatch(target: np.ndarray, warped: np.ndarray) -> np.ndarray:
     height, width = target.shape[:2]
     size = (max(1, width // MISMATCH_SHRINK), max(1, height // MISMATCH_SHRINK))
     small = [
-        cv2.resize(_grey(image), size, interpolation=cv2.INTER_AREA).astype(np.float32) for image in (target, warped)
+        cv2.resize(grey_bytes(image), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        for image in (target, warped)
     ]
     difference = cv2.dilate(np.abs(small[0] - small[1]), np.ones((3, 3), np.uint8))  # the object's rim too
     low, high = MISMATCH_LEVELS

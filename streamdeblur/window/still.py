@@ -27,6 +27,7 @@ import numpy as np
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io.frame import Frame
 from streamdeblur.models.config import DeepDeblurConfig
+from streamdeblur.window.alignment import grey_bytes
 from streamdeblur.window.memo import FrameMemo
 
 SHRINK = 4
@@ -38,9 +39,7 @@ STILL_HISTORY = 2  # frames before it that a single-frame model's frame is compa
 
 def _small_grey(frame: np.ndarray) -> np.ndarray:
     """Grey, in 8-bit levels, on a copy SHRINK times smaller (area averaged)."""
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    if frame.dtype == np.uint16:
-        grey /= 257.0
+    grey = grey_bytes(frame).astype(np.float32)
     height, width = grey.shape
     size = (max(1, width // SHRINK), max(1, height // SHRINK))
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)  # type: ignore[no-any-return]
