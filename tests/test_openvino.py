@@ -111,9 +111,10 @@ def test_calls_side_by_side_as_many_streams_make_them(tiny_weights: Path) -> Non
 def test_an_offline_run_compiles_a_windowed_model_for_its_calls_side_by_side(
     tiny_weights: Path, tmp_path: Path
 ) -> None:
-    """Offline, a windowed model's calls go two at once on two streams of one thread each
-    (BENCHMARKS.md, "int8 for the defocus model"); live, one stream for the one call, whose
-    frame must not wait; a single-frame model keeps one stream (it gained under 5 %)."""
+    """Offline, a model's calls go two at once on two streams of one thread each, a windowed
+    model's and a single-frame model's alike (BENCHMARKS.md, "int8 for the defocus model" and
+    "Calls side by side for single-frame models"); live, one stream for the one call, whose
+    frame must not wait."""
     import dataclasses
 
     from streamdeblur.inference import BackendSpec, make_processor
@@ -142,7 +143,10 @@ def test_an_offline_run_compiles_a_windowed_model_for_its_calls_side_by_side(
     assert isinstance(processor, ConcurrentCalls)
     assert offline.config[ov.properties.num_streams()] == 2
     assert ov.properties.num_streams() not in live.config
-    assert ov.properties.num_streams() not in single_offline.config
+    assert single_offline.config[ov.properties.num_streams()] == 2
+    single_processor = make_processor(single_offline, side_by_side=True)
+    assert isinstance(single_processor, ConcurrentCalls)
+    single_processor.close()
     assert _max_pixel_diff(got, FrameProcessor(live).process(windows)) == 0
 
 

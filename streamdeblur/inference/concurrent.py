@@ -82,14 +82,14 @@ SIDE_BY_SIDE_THREADS = 2
 
 def runs_side_by_side(backend: Backend) -> bool:
     """Whether an offline run's frames go through `backend` as calls side by side, on a CPU
-    where that was measured to pay: torch; OpenVINO on the CPU for a windowed model, compiled for
-    as many streams (prepare_side_by_side), where the second call overlaps the next window's
-    assembly (+19 % for the video model's int8 pipeline; a single-frame model gained under 5 %:
-    BENCHMARKS.md); ONNX Runtime keeps a thread pool of its own."""
+    where that was measured to pay: torch; OpenVINO on the CPU, compiled for as many streams
+    (prepare_side_by_side): the video model's int8 pipeline +19 % (the second call overlaps the
+    next window's assembly), the single-frame models' +7.5 % and +11 % (a codec thread that takes
+    a core stalls one call, not both: BENCHMARKS.md); ONNX Runtime keeps a thread pool of its own."""
     if backend.device.type != "cpu" or torch.get_num_threads() != SIDE_BY_SIDE_THREADS:
         return False
     if backend.name == "openvino":
-        return getattr(backend, "target", None) == "CPU" and backend.model_config.frames > 1
+        return getattr(backend, "target", None) == "CPU"
     return backend.name == "torch"
 
 
