@@ -32,6 +32,7 @@ from streamdeblur.inference import BackendSpec
 from streamdeblur.inference.backend import Backend, device_label
 from streamdeblur.inference.concurrent import one_thread_per_call, prepare_side_by_side, runs_side_by_side
 from streamdeblur.inference.precision import cpu_facts
+from streamdeblur.inference.processor import infer_pixels
 from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates, int8_keeps_quality
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.io import EncodeOptions
@@ -64,18 +65,28 @@ def _frames_per_second(
     return steps * frames_per_step / (time.perf_counter() - started)
 
 
-def _model_alone(backend: Backend, x: torch.Tensor, seconds: float) -> float:
-    """Frames/s of the backend on a batch already on its device, calls back to back."""
-    return _frames_per_second(lambda: backend.infer(x), x.shape[0], x.device, seconds, 3)
+def _call(backend: Backend, pixels: torch.Tensor) -> torch.Tensor:
+    """One network call on 8-bit frames already on its device, as the processor makes it (the
+    conversion to float included: OpenVINO makes it in its graph)."""
+    return infer_pixels(backend, pixels, np.dtype(np.uint8))
 
 
-def _side_by_side(backend: Backend, x: torch.Tensor, seconds: float) -> float:
+def _model_alone(backend: Backend, pixels: torch.Tensor, seconds: float) -> float:
+    """Frames/s of the backend on a batch of frames already on its device, calls back to back."""
+    return _frames_per_second(lambda: _call(backend, pixels), pixels.shape[0], pixels.device, seconds, 3)
+
+
+def _side_by_side(backend: Backend, pixels: torch.Tensor, seconds: float) -> float:
     """Frames/s of the backend as an offline run on the CPU uses it: one call per thread, side
     by side (inference/concurrent.py)."""
     prepare_side_by_side(backend)
     with one_thread_per_call() as workers, ThreadPoolExecutor(workers) as pool:
         return _frames_per_second(
-            lambda: list(pool.map(backend.infer, [x] * workers)), workers * x.shape[0], x.device, seconds, 3
+            lambda: list(pool.map(lambda p: _call(backend, p), [pixels] * workers)),
+            workers * pixels.shape[0],
+            pixels.device,
+            seconds,
+            3,
         )
 
 
@@ -137,7 +148,8 @@ def run_bench(
         spec = replace(spec, weights=str(weights_path))
         chosen = spec.create(frame_size=(width, height), frames=_STEADY_STATE_FRAMES)
         cfg = load_checkpoint(weights_path).cfg
-        x = torch.rand(spec.batch, cfg.in_channels, height, width, device=torch_device)
+        # Frames as a run hands them to the network: 8-bit, N x H x W x C (a window: 3K channels).
+        x = torch.randint(0, 256, (spec.batch, height, width, cfg.in_channels), dtype=torch.uint8, device=torch_device)
         candidates_fps: dict[str, float] = {}
         # The CPU's candidates, where the chosen backend runs on the CPU (not an Intel GPU's OpenVINO).
         if device_label(chosen) == "cpu" and chosen.name != "passthrough":

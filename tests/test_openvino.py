@@ -97,6 +97,27 @@ def test_tiles_and_batches_give_torchs_frames(tiny_weights: Path, tile: int, bat
     assert _max_pixel_diff(got, expected) <= 1
 
 
+def test_eight_bit_frames_go_into_the_graph_as_they_are(tiny_weights: Path) -> None:
+    """Whole 8-bit frames reach OpenVINO as they are (its graph converts them); tiles and 16-bit
+    frames take the float copy. Both give PyTorch fp32's frames."""
+    from streamdeblur.inference.openvino_backend import Call
+
+    openvino = create_backend("openvino", tiny_weights, "cpu", "fp32")
+    torch_fp32 = TorchBackend(load_checkpoint(tiny_weights), torch.device("cpu"), "fp32")
+    frames = _frames(2, 40, 64)
+    got = FrameProcessor(openvino, batch_size=2).process(frames)
+    assert _max_pixel_diff(got, FrameProcessor(torch_fp32, batch_size=2).process(frames)) <= 1
+    assert set(openvino._compiled) == {Call((2, 40, 64, 3), pixels=True)}
+    FrameProcessor(openvino, tile=32, tile_overlap=8).process(frames[:1])
+    assert Call((2, 40, 64, 3), pixels=True) in openvino._compiled
+    assert any(not call.pixels for call in openvino._compiled)  # the tiles: float
+    deep = [Frame(f.pixels.astype(np.uint16) * 257, f.pts, f.time_base, f.index) for f in frames]
+    got16 = FrameProcessor(openvino, batch_size=2).process(deep)
+    expected16 = FrameProcessor(torch_fp32, batch_size=2).process(deep)
+    assert max(int(np.abs(a.pixels.astype(int) - b.pixels.astype(int)).max()) for a, b in zip(got16, expected16)) <= 257
+    assert Call((2, 3, 40, 64), pixels=False) in openvino._compiled
+
+
 def test_calls_side_by_side_as_many_streams_make_them(tiny_weights: Path) -> None:
     """Many streams on the CPU call the backend from several threads at once."""
     with one_thread_per_call():

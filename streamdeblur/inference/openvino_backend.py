@@ -12,6 +12,7 @@ import functools
 import importlib
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ class OpenVinoBackend:
         # Not None: the graph was exported without never_softer, which runs after it, in fp32,
         # with this margin (bf16 would round the frame it hands through: models.deepdeblur).
         self.never_softer_margin = never_softer_margin
-        self._compiled: dict[tuple[int, ...], Any] = {}
+        self._compiled: dict[Call, Any] = {}
         self._lock = threading.Lock()
         self._local = threading.local()  # an infer request per thread and shape: one is not shared
 
@@ -173,22 +174,62 @@ class OpenVinoBackend:
 
     def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
         x = batch.contiguous().numpy()
-        results = self._request(tuple(x.shape)).infer({INPUT_NAME: x}, share_inputs=True)
+        results = self._request(Call(tuple(x.shape), pixels=False)).infer({INPUT_NAME: x}, share_inputs=True)
         output = torch.from_numpy(results[0])  # a copy: the request's own buffer is reused
         if self.never_softer_margin is not None:
             output = never_softer_after(self.model_config, batch, output, self.never_softer_margin)
         return output
 
-    def _request(self, shape: tuple[int, ...]) -> Any:
-        requests: dict[tuple[int, ...], Any] = self._local.__dict__.setdefault("requests", {})
-        if shape not in requests:
-            requests[shape] = self._compiled_for(shape).create_infer_request()
-        return requests[shape]
+    def infer_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The output for 8-bit frames as they are (N x H x W x C, uint8): the graph converts
+        them to float in [0, 1] and to its own layout itself, which saves the float copy and
+        most of the reorders a float input costs in it (the video model's int8 call 21 % faster
+        at 640x360: BENCHMARKS.md, "8-bit frames straight into OpenVINO")."""
+        x = pixels.contiguous().numpy()
+        results = self._request(Call(tuple(x.shape), pixels=True)).infer({INPUT_NAME: x}, share_inputs=True)
+        output = torch.from_numpy(results[0])
+        if self.never_softer_margin is not None:
+            batch = pixels.permute(0, 3, 1, 2).float().div_(255.0)
+            output = never_softer_after(self.model_config, batch, output, self.never_softer_margin)
+        return output
 
-    def _compiled_for(self, shape: tuple[int, ...]) -> Any:
+    def _request(self, call: Call) -> Any:
+        requests: dict[Call, Any] = self._local.__dict__.setdefault("requests", {})
+        if call not in requests:
+            requests[call] = self._compiled_for(call).create_infer_request()
+        return requests[call]
+
+    def _compiled_for(self, call: Call) -> Any:
         with self._lock:
-            if shape not in self._compiled:
+            if call not in self._compiled:
                 network = self.network.clone()
-                network.reshape({INPUT_NAME: list(shape)})
-                self._compiled[shape] = self.core.compile_model(network, self.target, self.config)
-            return self._compiled[shape]
+                if call.pixels:
+                    n, height, width, channels = call.shape
+                    network.reshape({INPUT_NAME: [n, channels, height, width]})
+                    network = _from_pixels(network)
+                else:
+                    network.reshape({INPUT_NAME: list(call.shape)})
+                self._compiled[call] = self.core.compile_model(network, self.target, self.config)
+            return self._compiled[call]
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a compiled network is compiled for: the input's shape, and whether it takes 8-bit
+    frames (N x H x W x C) rather than float (N x C x H x W)."""
+
+    shape: tuple[int, ...]
+    pixels: bool
+
+
+def _from_pixels(network: Any) -> Any:
+    """`network` taking 8-bit N x H x W x C frames, converted to float in [0, 1], N x C x H x W,
+    inside the graph (OpenVINO's preprocessing, which it fuses with its first reorders)."""
+    ov = import_openvino()
+    from openvino.preprocess import PrePostProcessor
+
+    steps = PrePostProcessor(network)
+    steps.input().tensor().set_layout(ov.Layout("NHWC")).set_element_type(ov.Type.u8)
+    steps.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0)
+    steps.input().model().set_layout(ov.Layout("NCHW"))
+    return steps.build()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from streamdeblur.inference.backend import Backend
-from streamdeblur.inference.tiling import tiled, validate_tiling
+from streamdeblur.inference.tiling import runs_whole, tiled, validate_tiling
 from streamdeblur.io.frame import Frame
 
 MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
@@ -54,6 +54,18 @@ def to_float(pixels: torch.Tensor, dtype: np.dtype) -> torch.Tensor:
     return values.permute(0, 3, 1, 2).float().div_(MAX_VALUE[dtype])
 
 
+def infer_pixels(backend: Backend, pixels: torch.Tensor, dtype: np.dtype) -> torch.Tensor:
+    """The network's output, (N, 3, H, W) float, for whole frames as integers (N x H x W x C,
+    as stack_pixels gives them): the 8-bit frames as they are where the backend takes them
+    (OpenVINO converts them in its own graph, faster than a float copy made first), else a
+    float copy."""
+    takes_pixels = getattr(backend, "infer_pixels", None)
+    if takes_pixels is not None and dtype == np.uint8:
+        result: torch.Tensor = takes_pixels(pixels)
+        return result
+    return backend.infer(to_float(pixels, dtype))
+
+
 def to_integers(batch: torch.Tensor, dtype: np.dtype) -> torch.Tensor:
     """(N, 3, H, W) float in [0, 1] -> N x H x W x 3 uint8 (or uint16 bits as int16), same device."""
     scaled = (batch.clamp(0.0, 1.0) * MAX_VALUE[dtype]).round().permute(0, 2, 3, 1)
@@ -86,7 +98,10 @@ class FrameProcessor:
     def _process(self, frames: list[Frame]) -> list[Frame]:
         dtype = frames[0].pixels.dtype
         pixels = torch.from_numpy(stack_pixels(frames)).to(self.backend.device)
-        result = tiled(self.backend.infer, to_float(pixels, dtype), self.tile, self.tile_overlap, self.batch_size)
+        if runs_whole(pixels.shape[1], pixels.shape[2], self.tile):
+            result = infer_pixels(self.backend, pixels, dtype)
+        else:
+            result = tiled(self.backend.infer, to_float(pixels, dtype), self.tile, self.tile_overlap, self.batch_size)
         out = host_pixels(to_integers(result, dtype).cpu().numpy(), dtype)
         return frames_like(frames, list(out))
 

@@ -12,11 +12,13 @@ compiled ones.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from streamdeblur.errors import BadUsage
@@ -26,7 +28,7 @@ from streamdeblur.inference.concurrent import ConcurrentCalls, runs_side_by_side
 from streamdeblur.inference.measured import fastest, machine_facts
 from streamdeblur.inference.openvino_backend import is_intel_gpu
 from streamdeblur.inference.precision import cpu_has_native_bf16, resolve_channels_last, resolve_precision
-from streamdeblur.inference.processor import FrameProcessor, Processor
+from streamdeblur.inference.processor import FrameProcessor, Processor, infer_pixels
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.models import DeepDeblur, load_checkpoint, resolve_weights, with_config
 from streamdeblur.models.checkpoint import missing_weights, never_softer_margin
@@ -293,9 +295,16 @@ def _fastest_on_cpu(
     the winner. With it, the winner as built for timing, when it was just timed (a compiled
     one is then compiled already), else None."""
     width, height = _probe_size(frame_size)
-    facts = {"weights_sha256": file_sha256(weights), "size": [width, height], **machine_facts()}
+    # Timed from 8-bit frames, as a run calls (processor.infer_pixels): a choice timed from
+    # float inputs, as before, is not reused.
+    facts = {
+        "weights_sha256": file_sha256(weights),
+        "size": [width, height],
+        "input": "8-bit frames",
+        **machine_facts(),
+    }
     by_label = {c.label: c for c in candidates}
-    x = torch.rand(1, model.cfg.in_channels, height, width)  # a window: 3K channels
+    x = torch.randint(0, 256, (1, height, width, model.cfg.in_channels), dtype=torch.uint8)  # a window: 3K channels
     built: dict[str, Backend] = {}
 
     def seconds_of(label: str) -> float:
@@ -306,13 +315,15 @@ def _fastest_on_cpu(
     return by_label[choice], built.get(choice)
 
 
-def _seconds_per_call(backend: Backend, x: torch.Tensor, repeats: int = 2) -> float:
-    backend.infer(x)  # warm-up
+def _seconds_per_call(backend: Backend, pixels: torch.Tensor, repeats: int = 2) -> float:
+    """Seconds a call takes on 8-bit frames (N x H x W x C), as a run makes it."""
+    call = functools.partial(infer_pixels, backend, pixels, np.dtype(np.uint8))
+    call()  # warm-up
     elapsed = 0.0
     for _ in range(repeats):
         stop_point()  # between calls: a run's stop ends the timing (stopping.py)
         started = time.perf_counter()
-        backend.infer(x)
+        call()
         elapsed += time.perf_counter() - started
     return elapsed / repeats
 

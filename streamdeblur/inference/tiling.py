@@ -40,6 +40,11 @@ def validate_tiling(tile: int, overlap: int) -> None:
         raise BadUsage(f"--tile-overlap {overlap} must be less than half of --tile {tile}")
 
 
+def runs_whole(height: int, width: int, tile: int) -> bool:
+    """Whether a frame of this size goes to the network in one piece under `--tile`."""
+    return tile <= 0 or (height <= tile and width <= tile)
+
+
 def tiled(
     infer: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -50,7 +55,7 @@ def tiled(
     """infer(x) computed tile by tile; up to `max_batch` tiles per call. The output may have
     fewer channels than the input (a window of frames in, one frame out)."""
     n, c, height, width = x.shape
-    if tile <= 0 or (height <= tile and width <= tile):
+    if runs_whole(height, width, tile):
         return infer(x)
     tile_h, tile_w = min(tile, height), min(tile, width)
     ys, xs = tile_starts(height, tile_h, overlap), tile_starts(width, tile_w, overlap)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from streamdeblur.inference import Backend
+from streamdeblur.inference.processor import infer_pixels
 from streamdeblur.io.image_folder import read_image
 from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.synthetic.defocus import KERNELS
@@ -95,10 +96,12 @@ def _mean(values: list[float]) -> float:
 
 
 @torch.no_grad()
-def _deblur(backend: Backend, image: np.ndarray) -> np.ndarray:
-    """The network's output for an H x W x C float image (C = 3, or a window's 3K)."""
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(backend.device)
-    y = backend.infer(x).clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
+def _deblur(backend: Backend, pixels: np.ndarray) -> np.ndarray:
+    """The network's output for an H x W x C 8- or 16-bit image (C = 3, or a window's 3K),
+    handed over as the pipeline hands it (inference/processor.py)."""
+    integers = pixels.view(np.int16) if pixels.dtype == np.uint16 else pixels  # as stack_pixels
+    x = torch.from_numpy(np.ascontiguousarray(integers))[None].to(backend.device)
+    y = infer_pixels(backend, x, pixels.dtype).clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
     # Score what a user gets: the 8-bit image the pipeline would write.
     return np.round(y * 255).astype(np.float32) / 255
 
@@ -113,7 +116,7 @@ def deblur_clip(backend: Backend, blurry: list[np.ndarray], clip: bool = True) -
     single-frame model's still_pass does not compare."""
     cfg = backend.model_config
     if cfg is None or (cfg.frames == 1 and not (cfg.still_pass and clip)):
-        return [_deblur(backend, _to_float(b)) for b in blurry]
+        return [_deblur(backend, b) for b in blurry]
     return _deblur_sequence(backend, blurry, cfg)
 
 
@@ -131,7 +134,7 @@ def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblur
     stacks += window.flush()
     restored = []
     for stack in sorted(stacks, key=lambda f: f.index):
-        output = _deblur(backend, _to_float(stack.pixels))
+        output = _deblur(backend, stack.pixels)
         still = window.take_still(stack.index)  # where nothing moved, the frame (cfg.still_pass)
         if still is not None:
             output = np.round(hand_through(output, _to_float(still[1]), still[0]) * 255).astype(np.float32) / 255
@@ -140,6 +143,7 @@ def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblur
 
 
 def _sharp_in(backend: Backend, sharp: np.ndarray, cfg: DeepDeblurConfig | None) -> np.ndarray:
+    """The sharp frame's pixels through the network (a windowed model: as a still's window)."""
     if cfg is None or cfg.frames == 1:
         return _deblur(backend, sharp)
     from streamdeblur.window.assembly import stack_window
@@ -196,7 +200,7 @@ def evaluate(
                 psnr(deblurred[k], sharp[k]) if real is None else capped_psnr(deblurred[k], sharp[k])
             )
             scores["out_ssim"].append(ssim(deblurred[k], sharp[k]))
-            scores["sharp_in"].append(psnr(_sharp_in(backend, sharp[k], cfg), sharp[k]))
+            scores["sharp_in"].append(psnr(_sharp_in(backend, sharp_pixels[k], cfg), sharp[k]))
             per_frame.append(
                 {
                     "frame": str(Path(blur_path).relative_to(data)),
