@@ -64,6 +64,10 @@ class DeepDeblurConfig:
     # that still differ from the frame in the coarse picture (an object that moves on its own)
     # are refused: the frame's own pixels take their place (window/alignment.py).
     refuse_mismatch: bool = False
+    # The same refusal where a neighbour, as the camera gave it, matches the frame on nearly all
+    # of its textured blocks (window/still.camera_still): a still camera, whatever alignment
+    # made of an object moving in front of it.
+    refuse_still: bool = False
     # Never softer than the input: where the network's output holds less fine detail than the
     # frame it restores and barely moved the picture itself (it smoothed noise, texture or a
     # sharp frame instead of undoing blur), the frame passes through
@@ -188,7 +192,7 @@ class DeepDeblurConfig:
         if not self.gate:  # records of networks without a gate stay as they were before it
             data.pop("gate")
         # and those without these guards too
-        for key in ("refuse_mismatch", "never_softer", "never_softer_margin", "still_pass"):
+        for key in ("refuse_mismatch", "refuse_still", "never_softer", "never_softer_margin", "still_pass"):
             if not data[key]:
                 data.pop(key)
         if not self.still_pass or self.still_pass_levels == DeepDeblurConfig.still_pass_levels:

@@ -27,7 +27,7 @@ import numpy as np
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io.frame import Frame
 from streamdeblur.models.config import DeepDeblurConfig
-from streamdeblur.window.alignment import grey_bytes
+from streamdeblur.window.alignment import grey_bytes, refuse_mismatch
 from streamdeblur.window.memo import FrameMemo
 
 SHRINK = 4
@@ -35,6 +35,11 @@ STILL_BLOCK = 32  # pixels of the frame
 STILL_LOW = DeepDeblurConfig.still_pass_levels  # 8-bit levels, where a model's config does not say
 _CELLS = STILL_BLOCK // SHRINK  # a block's side on the smaller copy
 STILL_HISTORY = 2  # frames before it that a single-frame model's frame is compared with
+# A camera held still against a neighbour (refuse_still) where this share of the frame's
+# textured blocks differ from it by under STILL_LOW levels; textured: a mean gradient of at
+# least TEXTURE_LEVELS a pixel on the smaller copy (flat blocks match under any motion).
+STILL_CAMERA_SHARE = 0.8
+TEXTURE_LEVELS = 4.0
 
 
 def _small_grey(frame: np.ndarray) -> np.ndarray:
@@ -64,11 +69,52 @@ def still_keep(frames: list[np.ndarray], memo: FrameMemo | None = None, low: flo
 
     mine = small(target)
     largest = np.max([np.abs(mine - small(n)) for n in neighbours], axis=0)
-    height, width = largest.shape
+    return np.clip((2 * low - _per_block(largest)) / low, 0.0, 1.0).astype(np.float32)  # type: ignore[no-any-return]
+
+
+def _per_block(cells: np.ndarray) -> np.ndarray:
+    """The mean of a small copy's values over each block of STILL_BLOCK pixels of the frame."""
+    height, width = cells.shape
     rows, cols = math.ceil(height / _CELLS), math.ceil(width / _CELLS)
-    padded = np.pad(largest, ((0, rows * _CELLS - height), (0, cols * _CELLS - width)), mode="edge")
-    per_block = padded.reshape(rows, _CELLS, cols, _CELLS).mean(axis=(1, 3))
-    return np.clip((2 * low - per_block) / low, 0.0, 1.0).astype(np.float32)  # type: ignore[no-any-return]
+    padded = np.pad(cells, ((0, rows * _CELLS - height), (0, cols * _CELLS - width)), mode="edge")
+    return padded.reshape(rows, _CELLS, cols, _CELLS).mean(axis=(1, 3))  # type: ignore[no-any-return]
+
+
+def camera_still(target: np.ndarray, neighbour: np.ndarray, memo: FrameMemo | None = None) -> bool:
+    """Whether the camera held still between `neighbour` and the frame (`target`), as the
+    camera gave them: at least STILL_CAMERA_SHARE of the frame's textured blocks differ by
+    under STILL_LOW levels. Global alignment can follow an object moving in front of a still
+    camera and report the camera moving; this test does not ask it. False for a frame with no
+    textured block (nothing to tell by)."""
+    memo = memo if memo is not None else FrameMemo()
+    mine = memo.get("still_grey", (target,), lambda: _small_grey(target))
+    theirs = memo.get("still_grey", (neighbour,), lambda: _small_grey(neighbour))
+    texture = memo.get("still_texture", (target,), lambda: _per_block(_gradient(mine)) >= TEXTURE_LEVELS)
+    if not texture.any():
+        return False
+    agree = _per_block(np.abs(mine - theirs))[texture] < STILL_LOW
+    return float(agree.mean()) >= STILL_CAMERA_SHARE
+
+
+def _gradient(grey: np.ndarray) -> np.ndarray:
+    """|d/dx| + |d/dy| in levels a pixel (Sobel's 3x3 weighs a unit step 8)."""
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+    return (np.abs(gx) + np.abs(gy)) / 8  # type: ignore[no-any-return]
+
+
+def refuse_where_still(
+    frames: list[np.ndarray], aligned: list[np.ndarray], memo: FrameMemo | None = None
+) -> list[np.ndarray]:
+    """`aligned` (a window in network order, the frame first, its neighbours warped onto it),
+    with each real neighbour against which the camera held still (camera_still) refused where
+    it still differs from the frame (alignment.refuse_mismatch): under a still camera what
+    differs moved on its own, and the neighbour would lay it over the frame a second time."""
+    target = frames[0]
+    refused = list(aligned)
+    for k, (frame, warped) in enumerate(zip(frames, aligned)):
+        if k and frame is not target and frame.shape == target.shape and camera_still(target, frame, memo):
+            refused[k] = refuse_mismatch(target, warped)
+    return refused
 
 
 def hand_through(output: np.ndarray, frame: np.ndarray, keep: np.ndarray) -> np.ndarray:
