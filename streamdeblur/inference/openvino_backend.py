@@ -174,8 +174,7 @@ class OpenVinoBackend:
 
     def infer(self, batch: torch.Tensor, slot: int = 0) -> torch.Tensor:
         x = batch.contiguous().numpy()
-        results = self._request(Call(tuple(x.shape), pixels=False)).infer({INPUT_NAME: x}, share_inputs=True)
-        output = torch.from_numpy(results[0])  # a copy: the request's own buffer is reused
+        output = self._run(Call(tuple(x.shape), pixels=False), x)
         if self.never_softer_margin is not None:
             output = never_softer_after(self.model_config, batch, output, self.never_softer_margin)
         return output
@@ -186,18 +185,26 @@ class OpenVinoBackend:
         most of the reorders a float input costs in it (the video model's int8 call 21 % faster
         at 640x360: BENCHMARKS.md, "8-bit frames straight into OpenVINO")."""
         x = pixels.contiguous().numpy()
-        results = self._request(Call(tuple(x.shape), pixels=True)).infer({INPUT_NAME: x}, share_inputs=True)
-        output = torch.from_numpy(results[0])
+        output = self._run(Call(tuple(x.shape), pixels=True), x)
         if self.never_softer_margin is not None:
             batch = pixels.permute(0, 3, 1, 2).float().div_(255.0)
             output = never_softer_after(self.model_config, batch, output, self.never_softer_margin)
         return output
 
-    def _request(self, call: Call) -> Any:
+    def _run(self, call: Call, x: Any) -> torch.Tensor:
+        """The network's output for `x`, through this thread's request for `call`. A request's
+        first inference runs alone, under the lock: requests making their first inference at
+        once were reported to deadlock OpenVINO's CPU plugin on machines with few cores
+        (ultralytics/ultralytics#25923), and an offline run starts two calls at once."""
         requests: dict[Call, Any] = self._local.__dict__.setdefault("requests", {})
-        if call not in requests:
-            requests[call] = self._compiled_for(call).create_infer_request()
-        return requests[call]
+        request = requests.get(call)
+        if request is None:
+            request = requests[call] = self._compiled_for(call).create_infer_request()
+            with self._lock:
+                results = request.infer({INPUT_NAME: x}, share_inputs=True)
+        else:
+            results = request.infer({INPUT_NAME: x}, share_inputs=True)
+        return torch.from_numpy(results[0])  # a copy: the request's own buffer is reused
 
     def _compiled_for(self, call: Call) -> Any:
         with self._lock:
