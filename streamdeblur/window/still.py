@@ -50,6 +50,11 @@ def _small_grey(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)  # type: ignore[no-any-return]
 
 
+def _small_grey_of(frame: np.ndarray, memo: FrameMemo) -> np.ndarray:
+    """_small_grey of `frame`, made once per frame in `memo` (a stream's windows share it)."""
+    return memo.get("still_grey", (frame,), lambda: _small_grey(frame))
+
+
 def still_keep(frames: list[np.ndarray], memo: FrameMemo | None = None, low: float = STILL_LOW) -> np.ndarray | None:
     """How much of the frame (`frames[0]`) to hand through, per block of STILL_BLOCK pixels
     (1: wholly under `low` levels, 0: from twice it), from its window's `frames` as the camera
@@ -63,12 +68,8 @@ def still_keep(frames: list[np.ndarray], memo: FrameMemo | None = None, low: flo
     if not neighbours:
         return None
     memo = memo if memo is not None else FrameMemo()
-
-    def small(frame: np.ndarray) -> np.ndarray:
-        return memo.get("still_grey", (frame,), lambda: _small_grey(frame))
-
-    mine = small(target)
-    largest = np.max([np.abs(mine - small(n)) for n in neighbours], axis=0)
+    mine = _small_grey_of(target, memo)
+    largest = np.max([np.abs(mine - _small_grey_of(n, memo)) for n in neighbours], axis=0)
     return np.clip((2 * low - _per_block(largest)) / low, 0.0, 1.0).astype(np.float32)  # type: ignore[no-any-return]
 
 
@@ -87,8 +88,7 @@ def camera_still(target: np.ndarray, neighbour: np.ndarray, memo: FrameMemo | No
     camera and report the camera moving; this test does not ask it. False for a frame with no
     textured block (nothing to tell by)."""
     memo = memo if memo is not None else FrameMemo()
-    mine = memo.get("still_grey", (target,), lambda: _small_grey(target))
-    theirs = memo.get("still_grey", (neighbour,), lambda: _small_grey(neighbour))
+    mine, theirs = _small_grey_of(target, memo), _small_grey_of(neighbour, memo)
     texture = memo.get("still_texture", (target,), lambda: _per_block(_gradient(mine)) >= TEXTURE_LEVELS)
     if not texture.any():
         return False
