@@ -115,6 +115,7 @@ def test_a_footage_set_and_what_eval_reports_on_it(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert scores["count"] == 16 and scores["real_sharp_in_psnr"] == float("inf")
+    assert list(scores["real_sharp_in_by_camera"]) == ["still camera", "moving camera"]
     groups = scores["groups"]
     assert groups["still camera"]["count"] == groups["moving camera"]["count"] == 8
     buckets = [g for name, g in groups.items() if name.startswith("input ")]
@@ -122,6 +123,23 @@ def test_a_footage_set_and_what_eval_reports_on_it(tmp_path: Path) -> None:
     assert all(g["output_psnr"] == pytest.approx(g["input_psnr"]) for g in groups.values())
     assert groups["moving camera"]["input_psnr"] < groups["still camera"]["input_psnr"]  # shake added
     assert groups["still camera, what does not move"]["count"] == 8
+
+
+def test_real_sharp_in_is_told_for_still_and_moving_cameras_apart(tmp_path: Path) -> None:
+    from streamdeblur.training.footage_scores import RealFootageScores
+
+    scores = RealFootageScores(tmp_path)
+    scores.facts = {"a/blur/0.png": {"camera": "still"}, "b/blur/0.png": {"camera": "moving"}}
+    sharp = np.full((16, 16, 3), 0.5, np.float32)
+    for clip, error in (("a", 0.001), ("b", 0.01)):  # the moving camera's sharp frame comes back changed more
+        frame = [sharp]
+        scores.add_clip([tmp_path / clip / "blur" / "0.png"], frame, frame, frame, [sharp + error])
+    by_camera = scores.sharp_in_by_camera()
+    assert list(by_camera) == ["still camera", "moving camera"]
+    assert by_camera["still camera"][0] == pytest.approx(60.0, abs=0.01)
+    assert by_camera["moving camera"][0] == pytest.approx(40.0, abs=0.01)
+    pooled, worst = scores.sharp_in()
+    assert worst == pytest.approx(40.0, abs=0.01) and 40.0 < pooled < 60.0
 
 
 def test_the_protocol_scores_a_perfect_deblurrer_below_its_input_where_the_camera_blurred_an_object() -> None:

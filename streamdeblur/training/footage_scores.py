@@ -68,6 +68,7 @@ class RealFootageScores:
         self.sharp_err: list[float] = []
         self.sharp_n: list[int] = []
         self.sharp_psnr: list[float] = []
+        self.sharp_camera: list[str] = []
 
     def add_clip(
         self,
@@ -84,6 +85,7 @@ class RealFootageScores:
             self.sharp_err.append(float(np.sum((through - s) ** 2)))
             self.sharp_n.append(s.size)
             self.sharp_psnr.append(capped_psnr(through, s))
+            self.sharp_camera.append(f"{facts.get('camera', 'unknown')} camera")
             mask = cv2.imread(str(path.parent.parent / "moving" / path.name), cv2.IMREAD_GRAYSCALE)
             inside = mask > 0 if mask is not None else np.zeros(s.shape[:2], bool)
             if facts.get("camera") == "still" and not inside.all():
@@ -97,6 +99,18 @@ class RealFootageScores:
     def sharp_in(self) -> tuple[float, float]:
         """Real sharp in: the pooled PSNR, and the worst frame's."""
         return pooled_psnr(self.sharp_err, self.sharp_n), min(self.sharp_psnr, default=math.nan)
+
+    def sharp_in_by_camera(self) -> dict[str, tuple[float, float]]:
+        """Real sharp in for still and moving cameras apart (pooled, worst frame): a still
+        camera's sharp frames are what a surveillance user gets back every day."""
+        by_camera: dict[str, tuple[float, float]] = {}
+        for camera in sorted(set(self.sharp_camera), key=lambda c: (c != "still camera", c)):
+            chosen = [i for i, c in enumerate(self.sharp_camera) if c == camera]
+            by_camera[camera] = (
+                pooled_psnr([self.sharp_err[i] for i in chosen], [self.sharp_n[i] for i in chosen]),
+                min(self.sharp_psnr[i] for i in chosen),
+            )
+        return by_camera
 
     def groups(self) -> dict[str, tuple[int, float, float]]:
         """(count, input PSNR, output PSNR) for each bucket, camera and the moving regions."""

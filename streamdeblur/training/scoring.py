@@ -72,6 +72,8 @@ class EvalResult:
     # a clip, against themselves (PSNR of the pooled error, and the worst frame's).
     real_sharp_in_psnr: float = math.nan
     real_sharp_in_min_psnr: float = math.nan
+    # The same for each camera ("still camera", "moving camera"): {"psnr": pooled, "min_psnr": worst}.
+    real_sharp_in_by_camera: dict[str, dict[str, float]] = field(default_factory=dict)
     # Splits of a `streamdeblur synth` set by content (photos, procedural) and pan bucket, or
     # for synthetic video by each frame's blur and its shot's kind.
     groups: dict[str, GroupScore] = field(default_factory=dict)
@@ -85,8 +87,11 @@ class EvalResult:
         plain = {
             k: v
             for k, v in asdict(self).items()
-            if k != "groups" and not ((k.endswith("_flicker") or k.startswith("real_")) and math.isnan(v))
+            if k not in ("groups", "real_sharp_in_by_camera")
+            and not ((k.endswith("_flicker") or k.startswith("real_")) and math.isnan(v))
         }
+        if self.real_sharp_in_by_camera:
+            plain["real_sharp_in_by_camera"] = self.real_sharp_in_by_camera
         return {**plain, "gain_db": self.gain_db, "groups": {k: g.to_dict() for k, g in self.groups.items()}}
 
 
@@ -226,6 +231,9 @@ def evaluate(
     )
     if real is not None:
         result.real_sharp_in_psnr, result.real_sharp_in_min_psnr = real.sharp_in()
+        result.real_sharp_in_by_camera = {
+            camera: {"psnr": pooled, "min_psnr": worst} for camera, (pooled, worst) in real.sharp_in_by_camera().items()
+        }
         result.groups.update({name: GroupScore(*scores) for name, scores in real.groups().items()})
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
