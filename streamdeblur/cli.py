@@ -611,7 +611,12 @@ def footage(
     out: Annotated[
         Path, typer.Argument(help="Folder to write the set into (GoPro layout, plus masks of what moves on its own).")
     ],
-    split: Annotated[str, typer.Option(help="val (the videos held out for measuring) or train.")] = "val",
+    split: Annotated[
+        str,
+        typer.Option(
+            help="val (the videos held out for measuring), train, or test (measured once for a release, never tuned on)."
+        ),
+    ] = "val",
     root: Annotated[
         Path,
         typer.Option(

@@ -76,6 +76,15 @@ def test_the_reserved_videos_are_never_read(tmp_path: Path) -> None:
             read_frames(tmp_path / name, 0, 10)
 
 
+def test_each_video_belongs_to_one_split_and_the_test_split_is_its_own() -> None:
+    from streamdeblur.training.real_footage import REAL_VIDEOS, RESERVED, SPLITS, videos
+
+    by_split = {split: {v.path for v in videos(split)} for split in SPLITS}
+    assert sum(len(paths) for paths in by_split.values()) == len({v.path for v in REAL_VIDEOS}) == len(REAL_VIDEOS)
+    assert by_split["test"] and not by_split["test"] & (by_split["train"] | by_split["val"])
+    assert not any(Path(v.path).name in RESERVED for v in REAL_VIDEOS)
+
+
 def _real_video(root: Path) -> tuple[RealVideo, RealVideo]:
     """A clip with motion in it, placed as if a package had put it under `root`."""
     path = root / "usr/share/clip.mp4"
@@ -173,7 +182,7 @@ def test_the_protocol_scores_a_perfect_deblurrer_below_its_input_where_the_camer
 
 
 def test_footage_refuses_a_bad_split_and_says_how_to_get_missing_videos(tmp_path: Path) -> None:
-    bad = run_cli_here("footage", str(tmp_path / "out"), "--split", "test")
+    bad = run_cli_here("footage", str(tmp_path / "out"), "--split", "holdout")
     assert bad.returncode == 2 and "--split" in bad.stderr and "Traceback" not in bad.stderr
     missing = run_cli_here("footage", str(tmp_path / "out"), "--root", str(tmp_path))
     assert missing.returncode == 2 and "apt-get install" in missing.stderr and "Traceback" not in missing.stderr

@@ -46,7 +46,7 @@ class RealVideo:
     package: str  # the Debian package that ships it
     path: str  # where the package puts it
     licence: str
-    split: str  # train or val: whole videos, never frames of one video in both
+    split: str  # train, val or test: whole videos, never frames of one video in two
     camera: str  # still (exposure only) or moving (hand shake added)
     start: int  # first frame used
     count: int  # frames used
@@ -74,8 +74,12 @@ REAL_VIDEOS = (
     RealVideo("inertia", "python3-mecavideo", f"{_MECA}/Principe_inertie.avi", "GPL-3", "train", "still", 0, 28),
     RealVideo("force", "python3-mecavideo", f"{_MECA}/Force_constante.avi", "GPL-3", "train", "still", 0, 26),
     RealVideo("mars", "python3-mecavideo", f"{_MECA}/retroMars2018.avi", "GPL-3", "train", "still", 0, 25),
+    # Test: still cameras measured once for a release's figures; nothing is tuned or chosen on them.
+    RealVideo("cyclist-1", "python3-mecavideo", f"{_MECA}/g1.avi", "GPL-3", "test", "still", 0, 16),
+    RealVideo("cyclist-2", "python3-mecavideo", f"{_MECA}/g2.avi", "GPL-3", "test", "still", 0, 16),
+    RealVideo("magnets", "python3-mecavideo", f"{_MECA}/Effet_force_magnetique.ogv", "GPL-3", "test", "still", 0, 34),
 )  # fmt: skip
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 
 
 def videos(split: str) -> tuple[RealVideo, ...]:
