@@ -614,7 +614,7 @@ def footage(
     split: Annotated[
         str,
         typer.Option(
-            help="val (the videos held out for measuring), train, or test (measured once for a release, never tuned on)."
+            help="val (held out for measuring), train, or test (measured once for a release, never tuned on)."
         ),
     ] = "val",
     root: Annotated[

@@ -103,6 +103,23 @@ def test_a_models_levels_say_how_little_the_frames_may_differ() -> None:
     assert window.take_still(1) is None  # nothing still enough at a tenth of a level
 
 
+def test_the_single_frame_model_hands_through_frames_that_differ_by_four_levels() -> None:
+    """Taped still footage differs between frames by a few levels of noise and jitter: the
+    single-frame model takes up to 5 (rule W7 in docs/real-footage.md), where 3 would blend
+    its own output into blocks 4 levels apart."""
+    from streamdeblur.models import load_checkpoint
+    from streamdeblur.window.still import StillHistory
+
+    cfg = load_checkpoint("deepdeblur-4scale").cfg  # as shipped, not the architecture's defaults
+    base = np.full((64, 96, 3), 120, np.uint8)
+    frames = [Frame(base + np.uint8(4 * (i % 2)), i, TB, i) for i in range(3)]
+    history = StillHistory(cfg)
+    history.push_all(frames)
+    keep, _ = history.take_still(2)  # type: ignore[misc]
+    assert cfg.still_pass_levels == 5.0 and keep.min() == 1.0
+    assert still_keep([f.pixels for f in reversed(frames)], low=3.0).max() < 1.0  # type: ignore[union-attr]
+
+
 def test_a_neighbour_of_another_size_is_no_neighbour() -> None:
     """A folder of photos of different sizes through a single-frame model: nothing to compare."""
     frame = _still_camera(0)
