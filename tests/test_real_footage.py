@@ -76,12 +76,14 @@ def test_the_reserved_videos_are_never_read(tmp_path: Path) -> None:
             read_frames(tmp_path / name, 0, 10)
 
 
-def test_each_video_belongs_to_one_split_and_the_test_split_is_its_own() -> None:
+def test_each_video_belongs_to_one_split_and_the_held_out_splits_are_their_own() -> None:
     from streamdeblur.training.real_footage import REAL_VIDEOS, RESERVED, SPLITS, videos
 
     by_split = {split: {v.path for v in videos(split)} for split in SPLITS}
     assert sum(len(paths) for paths in by_split.values()) == len({v.path for v in REAL_VIDEOS}) == len(REAL_VIDEOS)
-    assert by_split["test"] and not by_split["test"] & (by_split["train"] | by_split["val"])
+    for held_out in ("test", "val2"):
+        others = set().union(*(paths for split, paths in by_split.items() if split != held_out))
+        assert by_split[held_out] and not by_split[held_out] & others
     assert not any(Path(v.path).name in RESERVED for v in REAL_VIDEOS)
 
 
