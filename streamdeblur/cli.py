@@ -628,6 +628,14 @@ def footage(
         int, typer.Option(min=1, help="Blur realisations of each video (another shutter and shake each).")
     ] = 1,
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same set.")] = 0,
+    span: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Exposures of half to all of this many frame intervals (a lower frame rate's): the added "
+            "blur grows against the blur the real frame, the target, already has.",
+        ),
+    ] = 1.0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -636,7 +644,7 @@ def footage(
     with _exit_codes():
         from streamdeblur.training.real_footage import write_footage_set
 
-        clips = write_footage_set(out, split, root, seed, takes)
+        clips = write_footage_set(out, split, root, seed, takes, span=span)
         if not quiet:
             log.info("wrote %d clips of real footage under %s", len(clips), out / split)
 

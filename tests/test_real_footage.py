@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from streamdeblur.errors import BadInput, BadUsage
+from streamdeblur.io.image_folder import read_image
 from streamdeblur.models import load_model_config
 from streamdeblur.synthetic.blur import BlurRecipe, render_pair
 from streamdeblur.synthetic.scenes import procedural_scene
@@ -181,6 +182,27 @@ def test_the_protocol_scores_a_perfect_deblurrer_below_its_input_where_the_camer
         still_error = ((np.stack(clip.blurry[1:-1]) - target) ** 2).mean(-1)[~moving].mean()
         assert still_error < protocol_error / 4
     assert below == 3
+
+
+def test_a_footage_set_records_its_span_and_blurs_longer_with_it(tmp_path: Path) -> None:
+    still, _ = _real_video(tmp_path)
+    made = {
+        span: write_footage_set(tmp_path / f"span{span}", "val", tmp_path, seed=2, chosen=(still,), span=span)[0]
+        for span in (1.0, 4.0)
+    }
+    from streamdeblur.training.cards import _footage_made_by
+
+    record = _footage_made_by(tmp_path / "span4.0")
+    assert record is not None and record["command"].endswith("--takes 1 --span 4")
+    assert _footage_made_by(tmp_path / "span1.0")["command"].endswith("--takes 1")  # type: ignore[index]
+
+    def blur(clip: Path) -> float:  # the blurred frames' distance from the real ones
+        pairs = [(read_image(b), read_image(clip / "sharp" / b.name)) for b in sorted((clip / "blur").glob("*.png"))]
+        return float(np.mean([np.abs(b.astype(np.float64) - s).mean() for b, s in pairs]))
+
+    assert blur(made[4.0]) > 1.5 * blur(made[1.0])
+    with pytest.raises(BadUsage, match="--span"):
+        write_footage_set(tmp_path / "span0.5", "val", tmp_path, chosen=(still,), span=0.5)
 
 
 def test_footage_refuses_a_bad_split_and_says_how_to_get_missing_videos(tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ def _footage_made_by(data: Path) -> dict[str, Any] | None:
     if record is None:
         return None
     command = f"streamdeblur footage {data} --split {record['split']} --seed {record['seed']} --takes {record['takes']}"
+    if record.get("span", 1) != 1:  # sets made before --span existed have none: 1
+        command += f" --span {record['span']:g}"
     return {"command": command, "videos": [video["name"] for video in record["videos"]]}
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -171,8 +172,9 @@ def own_motion_mask(frame: np.ndarray, neighbour: np.ndarray, flow: np.ndarray, 
 
 @dataclass(frozen=True)
 class Exposure:
-    """One frame's exposure: the share of the frame interval the shutter is open, and the
-    hand shake over it (px at the exposure's ends, and a bend)."""
+    """One frame's exposure: the share of the frame interval the shutter is open (over 1: a
+    span of several intervals, as a camera at a lower frame rate would expose), and the hand
+    shake over it (px at the exposure's ends, and a bend)."""
 
     shutter: float
     shake: tuple[float, float] = (0.0, 0.0)
@@ -183,10 +185,12 @@ class Exposure:
         return np.array(self.shake) * tau + np.array(self.bend) * tau * tau
 
 
-def exposures(rng: np.random.Generator, count: int, camera: str, max_shake_px: float = 24.0) -> list[Exposure]:
-    """A shot's exposures: one shutter for the shot; for a moving camera, shake that comes
-    and goes from frame to frame, in a new direction each frame."""
-    shutter = float(rng.uniform(0.5, 1.0))
+def exposures(
+    rng: np.random.Generator, count: int, camera: str, max_shake_px: float = 24.0, span: float = 1.0
+) -> list[Exposure]:
+    """A shot's exposures: one shutter for the shot, half to all of `span` frame intervals; for
+    a moving camera, shake that comes and goes from frame to frame, in a new direction each frame."""
+    shutter = float(rng.uniform(0.5, 1.0)) * span
     if camera == "still":
         return [Exposure(shutter) for _ in range(count)]
     shares = shake_shares(rng, count, SequenceRecipe(max_shake_px=max_shake_px), "varying")
@@ -217,7 +221,8 @@ def blur_real_frame(
         (float(np.percentile(np.linalg.norm(f, axis=-1), 99)) for f in (back, ahead) if f is not None), default=0.0
     )
     travel = reach * exposure.shutter + float(np.hypot(*exposure.shake)) + 2 * float(np.hypot(*exposure.bend))
-    count = int(min(max(np.ceil(travel / 1.0), 3), 31)) | 1  # a sub-frame per pixel of motion
+    most = 31 * math.ceil(max(exposure.shutter, 1.0))  # a longer span, more sub-frames
+    count = int(min(max(np.ceil(travel / 1.0), 3), most)) | 1  # a sub-frame per pixel of motion
     grid = _pixel_grid(height, width)
     linear = to_linear(frame.astype(np.float32) / 255.0)
     total = np.zeros_like(linear)
@@ -239,9 +244,9 @@ class RealClip:
     shake_px: list[float]
 
 
-def blur_real_clip(rng: np.random.Generator, frames: list[np.ndarray], camera: str) -> RealClip:
+def blur_real_clip(rng: np.random.Generator, frames: list[np.ndarray], camera: str, span: float = 1.0) -> RealClip:
     flows = real_flows(frames)
-    shots = exposures(rng, len(frames), camera)
+    shots = exposures(rng, len(frames), camera, span=span)
     blurry = [blur_real_frame(f, back, ahead, e) for f, (back, ahead), e in zip(frames, flows, shots)]
     moving = []
     for k, (back, ahead) in enumerate(flows):
@@ -266,10 +271,14 @@ def write_footage_set(
     seed: int = 0,
     takes: int = 1,
     chosen: tuple[RealVideo, ...] | None = None,
+    span: float = 1.0,
 ) -> list[Path]:
     """Write the split's videos (or `chosen`) as clips in the GoPro layout: OUT/<split>/<video>
     [_<take>]/{blur,sharp,moving}/NNNNNN.png, with `footage.json` saying how; `takes` blur
-    realisations of each video (different shutter and shake). Returns the clip folders."""
+    realisations of each video (different shutter and shake); `span`: exposures of up to that
+    many frame intervals. Returns the clip folders."""
+    if span < 1:
+        raise BadUsage(f"footage: --span must be at least 1 (frame intervals), not {span}")
     chosen = videos(split) if chosen is None else chosen
     missing = [v for v in chosen if not (root / v.path.lstrip("/")).is_file()]
     if missing:
@@ -291,7 +300,7 @@ def write_footage_set(
             frames = read_frames(root / video.path.lstrip("/"), video.start, video.count)
             for take in range(takes):
                 rng = np.random.default_rng([seed, number, take])
-                clip = blur_real_clip(rng, frames, video.camera)
+                clip = blur_real_clip(rng, frames, video.camera, span)
                 folder = Path(split) / (video.name if takes == 1 else f"{video.name}_{take}")
                 for k in range(len(frames)):
                     name = f"{k:06d}.png"
@@ -305,7 +314,7 @@ def write_footage_set(
                     }
                 written.append(out / folder)
                 log.info("%s: %d frames (%s camera)", out / folder, len(frames), video.camera)
-        record = {"kind": "real_footage", "split": split, "seed": seed, "takes": takes,
+        record = {"kind": "real_footage", "split": split, "seed": seed, "takes": takes, "span": span,
                   "videos": [asdict(v) for v in chosen], "frames": frames_made}  # fmt: skip
         (staging / FOOTAGE_RECORD).write_text(json.dumps(record, indent=1) + "\n")
         out.mkdir(parents=True, exist_ok=True)
