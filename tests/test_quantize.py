@@ -30,6 +30,7 @@ from streamdeblur.engines.openvino_int8 import (  # noqa: E402
 from streamdeblur.inference import select  # noqa: E402
 from streamdeblur.inference.select import create_backend, int8_keeps_quality  # noqa: E402
 from streamdeblur.models import DeepDeblur, load_model_config, save_weights  # noqa: E402
+from streamdeblur.models.checkpoint import read_card, write_card  # noqa: E402
 from streamdeblur.quantize.build import QuantizeSettings, psnr_db, quantize_weights, update_record  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 from tests.media import decodes_cleanly, make_clip  # noqa: E402
@@ -137,7 +138,7 @@ def test_auto_times_int8_only_where_the_record_keeps_quality(
     assert not int8_keeps_quality(quantized)
     labels = [c.label for c in select.cpu_candidates("auto", int8_kept=int8_keeps_quality(quantized))]
     assert "openvino int8" not in labels
-    original = json.loads((ir.parent / RECORD_NAME).read_text())
+    original, card = json.loads((ir.parent / RECORD_NAME).read_text()), read_card(quantized)
     try:
         update_record(ir, parity_db=50.0, held_out={"loss_db": 0.05})
         assert int8_keeps_quality(quantized)
@@ -147,8 +148,14 @@ def test_auto_times_int8_only_where_the_record_keeps_quality(
         assert any("openvino int8" in entry["seconds"] for entry in timed.values())
         update_record(ir, held_out={"loss_db": 0.3})  # measured, but it loses quality
         assert not int8_keeps_quality(quantized)
+        update_record(ir, held_out={"loss_db": 0.05})
+        write_card(quantized, {**card, "int8": {"keeps_fp32_quality": False}})  # real footage said no
+        assert not int8_keeps_quality(quantized)
+        write_card(quantized, card)
+        assert int8_keeps_quality(quantized)
     finally:
         (ir.parent / RECORD_NAME).write_text(json.dumps(original))
+        write_card(quantized, card)
 
 
 def test_quantize_and_run_int8_end_to_end(media_dir: Path, tmp_path: Path) -> None:

@@ -91,9 +91,14 @@ def cpu_candidates(
 
 
 def int8_keeps_quality(weights: Path) -> bool:
-    """Whether the weights' int8 IR has been made and its record shows fp32's quality kept."""
+    """Whether the weights' int8 IR has been made and its record shows fp32's quality kept, and
+    the card does not say otherwise (`int8.keeps_fp32_quality`: false where a measurement the
+    record cannot hold, real footage, showed int8 losing)."""
     from streamdeblur.engines.openvino_int8 import keeps_quality, read_int8_record
+    from streamdeblur.models.checkpoint import read_card
 
+    if read_card(weights).get("int8", {}).get("keeps_fp32_quality") is False:
+        return False
     return keeps_quality(read_int8_record(weights))
 
 
