@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -98,19 +99,20 @@ class RealFootageScores:
 
     def sharp_in(self) -> tuple[float, float]:
         """Real sharp in: the pooled PSNR, and the worst frame's."""
-        return pooled_psnr(self.sharp_err, self.sharp_n), min(self.sharp_psnr, default=math.nan)
+        return self._sharp_in_of(range(len(self.sharp_err)))
 
     def sharp_in_by_camera(self) -> dict[str, tuple[float, float]]:
         """Real sharp in for still and moving cameras apart (pooled, worst frame): a still
         camera's sharp frames are what a surveillance user gets back every day."""
-        by_camera: dict[str, tuple[float, float]] = {}
-        for camera in sorted(set(self.sharp_camera), key=lambda c: (c != "still camera", c)):
-            chosen = [i for i, c in enumerate(self.sharp_camera) if c == camera]
-            by_camera[camera] = (
-                pooled_psnr([self.sharp_err[i] for i in chosen], [self.sharp_n[i] for i in chosen]),
-                min(self.sharp_psnr[i] for i in chosen),
-            )
-        return by_camera
+        cameras = sorted(set(self.sharp_camera), key=lambda c: (c != "still camera", c))
+        return {
+            camera: self._sharp_in_of([i for i, c in enumerate(self.sharp_camera) if c == camera]) for camera in cameras
+        }
+
+    def _sharp_in_of(self, frames: Sequence[int]) -> tuple[float, float]:
+        """Pooled PSNR and the worst frame's, over the sharp frames numbered `frames`."""
+        pooled = pooled_psnr([self.sharp_err[i] for i in frames], [self.sharp_n[i] for i in frames])
+        return pooled, min((self.sharp_psnr[i] for i in frames), default=math.nan)
 
     def groups(self) -> dict[str, tuple[int, float, float]]:
         """(count, input PSNR, output PSNR) for each bucket, camera and the moving regions."""
