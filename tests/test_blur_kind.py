@@ -52,7 +52,7 @@ class _Fixed(BlurKindNet):
         return torch.tensor([self.rows[i % len(self.rows)] for i in range(len(features))])
 
 
-def test_a_clip_is_defocused_only_where_nearly_every_patch_says_so() -> None:
+def test_a_clip_is_defocused_only_where_most_patches_say_so() -> None:
     from streamdeblur.blur_kind.decide import DEFOCUS_SHARE
 
     textured = np.random.default_rng(1).integers(0, 255, (256, 256, 3), dtype=np.uint8)
@@ -61,8 +61,9 @@ def test_a_clip_is_defocused_only_where_nearly_every_patch_says_so() -> None:
     assert verdict.found == "defocus" and verdict.blur == "defocus" and verdict.patches > 0
     assert verdict.scores["patches_defocus"] == 1.0 and "look out of focus" in verdict.why
     assert abs(sum(verdict.scores[c] for c in CLASSES) - 1) < 0.01
-    # Half the patches soft and half streaked: the mean leans to defocus, but a lens would blur all.
-    mixed = decide_blur([textured] * 2, _Fixed([lens, lens, lens, shake]))
+    # Half the patches soft and half streaked: a lens would blur them all alike.
+    mixed = decide_blur([textured] * 2, _Fixed([lens, shake]))
+    assert mixed.scores["patches_defocus"] == 0.5
     assert mixed.scores["patches_defocus"] < DEFOCUS_SHARE and mixed.found == "motion" and mixed.blur == "motion"
 
 
@@ -77,3 +78,34 @@ def test_a_fresh_mix_is_other_clips_and_the_first_mix_stays_as_it_was() -> None:
     for (_, _, a), (_, _, b), (_, _, c) in zip(first, again, fresh):
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
         assert not all(np.array_equal(x, z) for x, z in zip(a, c))
+
+
+def test_a_sharp_clip_is_filmed_without_resampling_and_never_from_a_magnified_photo() -> None:
+    """evaluate.py's sharp clips: a magnified photo, or a frame warped to sub-pixel positions, is
+    soft already (an upscaled stream), so neither may stand for sharp."""
+    import pytest
+
+    from streamdeblur.blur_kind.evaluate import filmed_sharp
+    from streamdeblur.synthetic.scenes import photo_crop
+
+    for seed in range(6):
+        delivered, clean = filmed_sharp(np.random.default_rng(seed), 48, 64, 4, ("gravel",))
+        assert len(delivered) == len(clean) == 4 and clean[0].shape == (48, 64, 3)
+        # The camera moved by whole pixels: each clean frame is the last one shifted, not resampled.
+        shift = [
+            (dy, dx)
+            for dy in range(-3, 4)
+            for dx in range(-3, 4)
+            if np.array_equal(
+                clean[1][max(0, -dy) : 48 - max(0, dy), max(0, -dx) : 64 - max(0, dx)],
+                clean[0][max(0, dy) : 48 - max(0, -dy), max(0, dx) : 64 - max(0, -dx)],
+            )
+        ]
+        assert shift, f"seed {seed}: frame 1 is no whole-pixel shift of frame 0"
+        assert not np.array_equal(delivered[0], clean[0])  # the camera's noise and codec on top
+    rng = np.random.default_rng(0)
+    crops = [photo_crop(rng, "gravel", 400, 400, magnify=False) for _ in range(8)]
+    # Shrunk by at most 400/512 or shown as it is: as much detail as the photo has, never less.
+    assert all(c.shape == (400, 400, 3) for c in crops)
+    with pytest.raises(ValueError, match="smaller than"):
+        photo_crop(rng, "gravel", 600, 400, magnify=False)  # 512 px tall: only magnified would fill it

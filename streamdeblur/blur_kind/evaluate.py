@@ -2,9 +2,10 @@
 
     python -m streamdeblur.blur_kind.evaluate [--real REAL_FOOTAGE_SET]
 
-Synthetic clips from the held-out photos and seeds (synthetic/sequences.py): `varying` and
-`uniform` shots are motion; `sharp` shots are sharp; the same sharp shots through one lens
-blur each (synthetic/defocus.py's kernels, drawn per clip) with the camera's noise are defocus.
+Synthetic clips from the held-out photos and seeds: `varying` and `uniform` shots
+(synthetic/sequences.py) are motion; a sharp scene filmed as a camera films it (filmed_sharp)
+is sharp; the same sharp frames through one lens blur each (synthetic/defocus.py's kernels,
+drawn per clip) with the camera's noise are defocus.
 With `--real` (a `streamdeblur footage` set): each real video's untouched frames (sharp), its
 blurred frames (motion), and its untouched frames through a lens blur (defocus).
 A pick is right where the model chosen is the right one: defocus for defocus clips, the
@@ -25,8 +26,8 @@ from streamdeblur.blur_kind.decide import decide_blur
 from streamdeblur.blur_kind.net import load_classifier
 from streamdeblur.synthetic.blur import BlurRecipe, add_sensor_noise, to_gamma, to_linear
 from streamdeblur.synthetic.defocus import DEFOCUS_PICK, draw_kernel
-from streamdeblur.synthetic.scenes import HELD_OUT_PHOTOS
-from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence
+from streamdeblur.synthetic.scenes import HELD_OUT_PHOTOS, photo_crop, procedural_scene
+from streamdeblur.synthetic.sequences import SequenceRecipe, render_sequence, through_camera
 
 SEED_ROOT = 45_777
 FRAMES = 16
@@ -34,6 +35,34 @@ FRAMES = 16
 # soft_probability): a shot softened by a Gaussian of up to 2 px is Gaussian blur, which the
 # defocus model is for, and would be a wrong "sharp" truth.
 CLIP_RECIPE = SequenceRecipe(degrade=BlurRecipe(soft_probability=0.0), h264_probability=0.3)
+
+
+MAX_PAN_PX = 3  # a sharp clip's camera moves by whole pixels a frame, so no frame is resampled
+
+
+def filmed_sharp(
+    rng: np.random.Generator, height: int, width: int, count: int, photos: tuple[str, ...]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A sharp scene as a camera films it: (frames as delivered, clean frames), float RGB in
+    [0, 1]. The scene is procedural or a photo never magnified, the camera still or panning by
+    whole pixels, each frame through CLIP_RECIPE's noise, JPEG and H.264. (A shot warped to
+    sub-pixel positions over a magnified photo, as render_sequence's are, is soft already: a
+    stream upscaled and resampled, which is what the defocus model is for.)"""
+    step = rng.integers(-MAX_PAN_PX, MAX_PAN_PX + 1, size=2)
+    margin = MAX_PAN_PX * count
+    canvas_height, canvas_width = height + 2 * margin, width + 2 * margin
+    if photos and rng.uniform() < 0.5:
+        photo = photos[int(rng.integers(0, len(photos)))]
+        canvas = photo_crop(rng, photo, canvas_height, canvas_width, magnify=False)
+    else:
+        canvas = procedural_scene(rng, canvas_height, canvas_width)
+    canvas = canvas.astype(np.float32)
+    clean = []
+    for k in range(count):
+        top, left = margin + (k - count // 2) * int(step[1]), margin + (k - count // 2) * int(step[0])
+        clean.append(np.ascontiguousarray(canvas[top : top + height, left : left + width]))
+    delivered, _ = through_camera(rng, CLIP_RECIPE, clean)
+    return delivered, clean
 
 
 def lens_blurred(rng: np.random.Generator, frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -64,9 +93,9 @@ def synthetic_clips(
             rng, height, width, FRAMES, recipe, HELD_OUT_PHOTOS, kind=("varying", "uniform")[index % 2]
         )
         clips.append(("motion", f"synthetic motion {index}", _as_bytes(moving.blurry)))
-        sharp = render_sequence(rng, height, width, FRAMES, recipe, HELD_OUT_PHOTOS, kind="sharp")
-        clips.append(("sharp", f"synthetic sharp {index}", _as_bytes(sharp.blurry)))
-        clips.append(("defocus", f"synthetic defocus {index}", lens_blurred(rng, sharp.sharp)))
+        delivered, clean = filmed_sharp(rng, height, width, FRAMES, HELD_OUT_PHOTOS)
+        clips.append(("sharp", f"synthetic sharp {index}", _as_bytes(delivered)))
+        clips.append(("defocus", f"synthetic defocus {index}", lens_blurred(rng, clean)))
     return clips
 
 

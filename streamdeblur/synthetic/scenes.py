@@ -180,10 +180,15 @@ def procedural_scene(rng: np.random.Generator, height: int, width: int) -> np.nd
     return np.clip(image, 0.0, 1.0)
 
 
-def photo_crop(rng: np.random.Generator, photo: str, height: int, width: int) -> np.ndarray:
-    """A random crop of `photo`, rescaled first when the photo is smaller."""
+def photo_crop(rng: np.random.Generator, photo: str, height: int, width: int, magnify: bool = True) -> np.ndarray:
+    """A random crop of `photo`, rescaled first when the photo is smaller. With `magnify=False`
+    the photo is only ever shrunk, so the crop is as sharp as the photo (a magnified photo is
+    soft, as an upscaled stream is); the photo must then be at least height x width."""
     image = load_photo(photo)
-    scale = max(height / image.shape[0], width / image.shape[1], float(rng.uniform(0.6, 1.2)))
+    fit = max(height / image.shape[0], width / image.shape[1])
+    if not magnify and fit > 1.0:
+        raise ValueError(f"{photo} ({image.shape[1]}x{image.shape[0]}) is smaller than {width}x{height}")
+    scale = max(fit, float(rng.uniform(0.6, 1.2 if magnify else 1.0)))
     if scale != 1.0:
         size = (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)

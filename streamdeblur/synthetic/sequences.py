@@ -259,7 +259,7 @@ def render_sequence(
     if kind == "sharp":  # the camera's path as filmed, every exposure instantaneous
         sharp = [to_gamma(render(k, 0.0)).astype(np.float32) for k in range(count)]
         if noisy_target:  # through a real camera's noise and codec, each frame its own target
-            sharp = _through_camera(rng, recipe, sharp)[0]
+            sharp = through_camera(rng, recipe, sharp)[0]
             return Sequence(sharp, sharp, [0.0] * count, kind, photo)
         return Sequence([as_clean_8bit(f) for f in sharp], sharp, [0.0] * count, kind, photo)
     for k in range(count):
@@ -275,7 +275,7 @@ def render_sequence(
         # versions are the same image before noise.
         sharp.append(to_gamma(_target(render, k, objects, exposure, recipe)).astype(np.float32))
         blur_px.append(length)
-    blurry, noisy_sharp = _through_camera(rng, recipe, blurry, sharp if noisy_target else None)
+    blurry, noisy_sharp = through_camera(rng, recipe, blurry, sharp if noisy_target else None)
     return Sequence(blurry, noisy_sharp if noisy_target else sharp, blur_px, kind, photo)
 
 
@@ -296,7 +296,7 @@ def _target(
     return sum(render(k, 0.0, float(tau)) for tau in taus) / len(taus)  # type: ignore[return-value]
 
 
-def _through_camera(
+def through_camera(
     rng: np.random.Generator,
     recipe: SequenceRecipe,
     frames: list[np.ndarray],
