@@ -614,8 +614,8 @@ def footage(
     split: Annotated[
         str,
         typer.Option(
-            help="val (held out for measuring), val2 (a second validation, for rules whose candidates were "
-            "seen on val), train, or test (measured once for a release, never tuned on)."
+            help="val (held out for measuring), val2 and val3 (second and third validations, for rules whose "
+            "candidates were seen on the ones before), train, or test (measured once for a release, never tuned on)."
         ),
     ] = "val",
     root: Annotated[

