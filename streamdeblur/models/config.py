@@ -68,6 +68,15 @@ class DeepDeblurConfig:
     # of its textured blocks (window/still.camera_still): a still camera, whatever alignment
     # made of an object moving in front of it.
     refuse_still: bool = False
+    # Where given: a neighbour no sharper than the frame by this share (window/still.py's
+    # sharpness, on the frames as the camera gave them) is refused whole, as padding: fusion
+    # earns its gain from sharper neighbours (a shaking camera's lucky frames), and one no
+    # sharper only brings a chance to soften what moves on its own. The network input only;
+    # still_pass and refuse_still still judge the real neighbours.
+    refuse_unsharper: float | None = None
+    # ... and only where the frame's detail is about equal in every direction (min/max of its
+    # directional sharpness at least this): a frame blurred along one direction keeps its window.
+    refuse_unsharper_isotropy: float = 0.0
     # Never softer than the input: where the network's output holds less fine detail than the
     # frame it restores and barely moved the picture itself (it smoothed noise, texture or a
     # sharp frame instead of undoing blur), the frame passes through
@@ -192,6 +201,10 @@ class DeepDeblurConfig:
         if not self.gate:  # records of networks without a gate stay as they were before it
             data.pop("gate")
         # and those without these guards too
+        if self.refuse_unsharper is None:
+            data.pop("refuse_unsharper")
+        if not self.refuse_unsharper_isotropy:
+            data.pop("refuse_unsharper_isotropy")
         for key in ("refuse_mismatch", "refuse_still", "never_softer", "never_softer_margin", "still_pass"):
             if not data[key]:
                 data.pop(key)

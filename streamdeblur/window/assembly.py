@@ -29,7 +29,7 @@ from streamdeblur.models.config import DeepDeblurConfig
 from streamdeblur.window.alignment import align_window
 from streamdeblur.window.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.window.memo import FrameMemo
-from streamdeblur.window.still import StillPass, StillProcessor, refuse_where_still
+from streamdeblur.window.still import StillPass, StillProcessor, refuse_unsharper, refuse_where_still
 
 # Scene cuts: the Bhattacharyya distance between hue-saturation-value histograms of small
 # copies of consecutive frames. On 40 synthetic shots (sharp frames beside 36 px streaks),
@@ -50,6 +50,8 @@ def stack_window(frames: list[np.ndarray], cfg: DeepDeblurConfig, memo: FrameMem
     `memo`: a stream's, so what a frame shares with its next windows is computed once; the
     result is the same without it."""
     memo = memo if memo is not None else FrameMemo()
+    if cfg.refuse_unsharper is not None:
+        frames = refuse_unsharper(frames, cfg.refuse_unsharper, memo, cfg.refuse_unsharper_isotropy)
     aligned = align_window(frames, cfg.align, cfg.offsets, memo, refuse=cfg.refuse_mismatch)
     if cfg.refuse_still:
         aligned = refuse_where_still(frames, aligned, memo)

@@ -9,6 +9,11 @@ the frame itself is handed through there, wholly under that many levels, not at 
 it, blended in between. A window without a real neighbour (padding repeats the frame: a picture,
 the first frame after a cut) says nothing about motion and hands nothing through.
 
+Fusion needs a sharper view: with `refuse_unsharper`, a window whose frame is about as sharp in
+every direction as anything around it is the frame alone (refuse_unsharper), so a still camera
+filming leaves in the wind, or a shaking camera's sharp frame, is not reworked from neighbours
+in which things moved.
+
 A model turns this on with `still_pass` in its config. A windowed model's window is its own
 (window/assembly.py); a single-frame model's, in a stream, is the frame and the STILL_HISTORY
 frames before it (StillHistory). Chosen on the real-footage validation by rules written before
@@ -100,6 +105,46 @@ def _gradient(grey: np.ndarray) -> np.ndarray:
     """|d/dx| + |d/dy| in levels a pixel (Sobel's 3x3 weighs a unit step 8)."""
     gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
     return (np.abs(gx) + np.abs(gy)) / 8  # type: ignore[no-any-return]
+
+
+def sharpness(frame: np.ndarray) -> np.ndarray:
+    """The frame's fine detail at 0, 45, 90 and 135 degrees: the mean |derivative| of its 8-bit
+    grey along each, full size. A camera that moved blurs detail across its path only."""
+    grey = grey_bytes(frame).astype(np.float32)
+    dx, dy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+    diagonal = math.sqrt(0.5) / grey.size
+    return np.array(
+        [
+            cv2.norm(dx, cv2.NORM_L1) / grey.size,
+            cv2.norm(cv2.add(dx, dy), cv2.NORM_L1) * diagonal,
+            cv2.norm(dy, cv2.NORM_L1) / grey.size,
+            cv2.norm(cv2.subtract(dy, dx), cv2.NORM_L1) * diagonal,
+        ]
+    )
+
+
+def refuse_unsharper(
+    frames: list[np.ndarray], share: float, memo: FrameMemo | None = None, isotropy: float = 0.0
+) -> list[np.ndarray]:
+    """The window (network order, the frame first) as it is where the frame is blurred along a
+    direction (min/max of its directional sharpness under `isotropy`) or a real neighbour is
+    sharper than it by `share` in some direction (fusion takes each direction from where it is
+    sharp); otherwise the frame alone, every neighbour replaced by it as padding would be:
+    nothing around it holds a sharper view of it, only a chance to soften what moved."""
+    memo = memo if memo is not None else FrameMemo()
+    target = frames[0]
+
+    def of(frame: np.ndarray) -> np.ndarray:
+        return memo.get("sharpness", (frame,), lambda: sharpness(frame))  # type: ignore[no-any-return]
+
+    mine = of(target)
+    if mine.min() < isotropy * mine.max():  # blurred along a direction: a neighbour may undo it
+        return frames
+    floor = mine * (1 + share)
+    real = [f for f in frames if f is not target and f.shape == target.shape]
+    if any(bool((of(f) >= floor).any()) for f in real):
+        return frames
+    return [target] * len(frames)
 
 
 def refuse_where_still(
