@@ -68,11 +68,12 @@ class DeepDeblurConfig:
     # of its textured blocks (window/still.camera_still): a still camera, whatever alignment
     # made of an object moving in front of it.
     refuse_still: bool = False
-    # Where given: a neighbour no sharper than the frame by this share (window/still.py's
-    # sharpness, on the frames as the camera gave them) is refused whole, as padding: fusion
-    # earns its gain from sharper neighbours (a shaking camera's lucky frames), and one no
-    # sharper only brings a chance to soften what moves on its own. The network input only;
-    # still_pass and refuse_still still judge the real neighbours.
+    # Where given: if no real neighbour is sharper than the frame by this share in any direction
+    # (window/still.py's sharpness, on the frames as the camera gave them), the window is the
+    # frame alone, as padding makes it: fusion earns its gain from sharper neighbours (a shaking
+    # camera's lucky frames), and ones no sharper only bring a chance to soften what moves on
+    # its own. The network input only; still_pass and refuse_still still judge the real
+    # neighbours.
     refuse_unsharper: float | None = None
     # ... and only where the frame's detail is about equal in every direction (min/max of its
     # directional sharpness at least this): a frame blurred along one direction keeps its window.
