@@ -2,7 +2,7 @@
 
 Blur only shows where there is texture, so each frame gives its most textured patches, and the
 classifier scores each patch from its spectrum (spectrum.py). A lens's blur is the same all over
-the frame and in every frame, so a clip is called defocused only where nearly every patch says so
+the frame and in every frame, so a clip is called defocused only where most of its patches say so
 (DEFOCUS_SHARE of them); a few soft patches (a smooth wall, a compressed corner, a patch that a
 moving camera blurred evenly) do not make a clip defocused. Otherwise the clip is sharp or motion
 by the patches' mean score, and both go to the motion model (which hands sharp frames through);
