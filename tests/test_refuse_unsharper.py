@@ -72,6 +72,23 @@ def test_a_frame_blurred_along_one_direction_keeps_its_window_where_isotropy_ask
     assert all(f is still[0] for f in refuse_unsharper(still, 0.1, isotropy=0.7))
 
 
+def test_a_frame_unequal_across_directions_is_judged_by_the_directional_share() -> None:
+    """A still camera filming stripes: its frames hold more detail across the stripes than along
+    them, by their content, not by blur. With only an isotropy floor they keep their window;
+    with a directional share they go alone unless some neighbour beats them by that share, as
+    a frame of a shaking camera beside a sharper one does."""
+    rows = np.arange(SIZE)[:, None, None]
+    stripes = np.broadcast_to(np.where(rows % 6 < 3, 40, 210), (SIZE, SIZE, 3)).astype(np.uint8)
+    scene = cv2.addWeighted(stripes, 0.8, _scene(), 0.2, 0)
+    still = [_grain(scene, seed) for seed in (10, 11, 12)]
+    detail = sharpness(still[0])
+    assert detail.min() < 0.7 * detail.max()
+    assert all(a is b for a, b in zip(refuse_unsharper(still, 0.1, isotropy=0.7), still))
+    assert all(f is still[0] for f in refuse_unsharper(still, 0.1, isotropy=0.7, directional=0.05))
+    shaken = [_grain(_streaked(scene, 5, vertical=True), 13), still[1], still[2]]
+    assert all(a is b for a, b in zip(refuse_unsharper(shaken, 0.1, isotropy=0.7, directional=0.05), shaken))
+
+
 def test_a_models_window_refuses_only_with_refuse_unsharper() -> None:
     sharp = _scene()
     frames = [sharp, _streaked(sharp, 9, vertical=False), _streaked(sharp, 7, vertical=True)]
@@ -92,5 +109,8 @@ def test_the_config_records_refuse_unsharper_only_where_set() -> None:
     both = replace(on, refuse_unsharper_isotropy=0.7)
     assert "refuse_unsharper_isotropy" not in on.to_dict() and both.to_dict()["refuse_unsharper_isotropy"] == 0.7
     assert DeepDeblurConfig.from_dict(both.to_dict()) == both
+    assert "refuse_unsharper_directional" not in both.to_dict()
+    tiers = replace(both, refuse_unsharper_directional=0.05)
+    assert DeepDeblurConfig.from_dict(tiers.to_dict()) == tiers
     shipped = load_checkpoint(resolve_weights("deepdeblur-4scale-k5-fba-window-gate-lean")).cfg
     assert (shipped.refuse_unsharper, shipped.refuse_unsharper_isotropy) == (0.1, 0.7)  # rule U6

@@ -78,6 +78,11 @@ class DeepDeblurConfig:
     # ... and only where the frame's detail is about equal in every direction (min/max of its
     # directional sharpness at least this): a frame blurred along one direction keeps its window.
     refuse_unsharper_isotropy: float = 0.0
+    # ... unless given here: a frame blurred along a direction is restored alone too where no
+    # real neighbour is sharper than it by this (smaller) share in any direction. A still
+    # camera's frames are often unequal across directions by their content, not by blur, and a
+    # window of neighbours no sharper only softens what moves in front of it.
+    refuse_unsharper_directional: float | None = None
     # Never softer than the input: where the network's output holds less fine detail than the
     # frame it restores and barely moved the picture itself (it smoothed noise, texture or a
     # sharp frame instead of undoing blur), the frame passes through
@@ -206,6 +211,8 @@ class DeepDeblurConfig:
             data.pop("refuse_unsharper")
         if not self.refuse_unsharper_isotropy:
             data.pop("refuse_unsharper_isotropy")
+        if self.refuse_unsharper_directional is None:
+            data.pop("refuse_unsharper_directional")
         for key in ("refuse_mismatch", "refuse_still", "never_softer", "never_softer_margin", "still_pass"):
             if not data[key]:
                 data.pop(key)

@@ -51,7 +51,9 @@ def stack_window(frames: list[np.ndarray], cfg: DeepDeblurConfig, memo: FrameMem
     result is the same without it."""
     memo = memo if memo is not None else FrameMemo()
     if cfg.refuse_unsharper is not None:
-        frames = refuse_unsharper(frames, cfg.refuse_unsharper, memo, cfg.refuse_unsharper_isotropy)
+        frames = refuse_unsharper(
+            frames, cfg.refuse_unsharper, memo, cfg.refuse_unsharper_isotropy, cfg.refuse_unsharper_directional
+        )
     aligned = align_window(frames, cfg.align, cfg.offsets, memo, refuse=cfg.refuse_mismatch)
     if cfg.refuse_still:
         aligned = refuse_where_still(frames, aligned, memo)

@@ -12,7 +12,8 @@ the first frame after a cut) says nothing about motion and hands nothing through
 Fusion needs a sharper view: with `refuse_unsharper`, a window whose frame is about as sharp in
 every direction as anything around it is the frame alone (refuse_unsharper), so a still camera
 filming leaves in the wind, or a shaking camera's sharp frame, is not reworked from neighbours
-in which things moved.
+in which things moved; with `refuse_unsharper_directional`, so is a frame unequal across
+directions that no neighbour beats by that smaller share.
 
 A model turns this on with `still_pass` in its config. A windowed model's window is its own
 (window/assembly.py); a single-frame model's, in a stream, is the frame and the STILL_HISTORY
@@ -124,13 +125,18 @@ def sharpness(frame: np.ndarray) -> np.ndarray:
 
 
 def refuse_unsharper(
-    frames: list[np.ndarray], share: float, memo: FrameMemo | None = None, isotropy: float = 0.0
+    frames: list[np.ndarray],
+    share: float,
+    memo: FrameMemo | None = None,
+    isotropy: float = 0.0,
+    directional: float | None = None,
 ) -> list[np.ndarray]:
-    """The window (network order, the frame first) as it is where the frame is blurred along a
-    direction (min/max of its directional sharpness under `isotropy`) or a real neighbour is
-    sharper than it by `share` in some direction (fusion takes each direction from where it is
+    """The window (network order, the frame first) as it is where a real neighbour is sharper
+    than the frame by `share` in some direction (fusion takes each direction from where it is
     sharp); otherwise the frame alone, every neighbour replaced by it as padding would be:
-    nothing around it holds a sharper view of it, only a chance to soften what moved."""
+    nothing around it holds a sharper view of it, only a chance to soften what moved. A frame
+    blurred along a direction (min/max of its directional sharpness under `isotropy`) is judged
+    by the share `directional` instead, and keeps its window whole where that is None."""
     memo = memo if memo is not None else FrameMemo()
     target = frames[0]
 
@@ -139,7 +145,9 @@ def refuse_unsharper(
 
     mine = of(target)
     if mine.min() < isotropy * mine.max():  # blurred along a direction: a neighbour may undo it
-        return frames
+        if directional is None:
+            return frames
+        share = directional
     floor = mine * (1 + share)
     real = [f for f in frames if f is not target and f.shape == target.shape]
     if any(bool((of(f) >= floor).any()) for f in real):
