@@ -114,3 +114,7 @@ def test_the_config_records_refuse_unsharper_only_where_set() -> None:
     assert DeepDeblurConfig.from_dict(tiers.to_dict()) == tiers
     shipped = load_checkpoint(resolve_weights("deepdeblur-4scale-k5-fba-window-gate-lean")).cfg
     assert (shipped.refuse_unsharper, shipped.refuse_unsharper_isotropy) == (0.1, 0.7)  # rule U6
+    assert shipped.refuse_unsharper_directional == 0.05  # rule U9
+    live = load_checkpoint(resolve_weights("deepdeblur-4scale-k3-causal-fba-window")).cfg
+    live_refusal = (live.refuse_unsharper, live.refuse_unsharper_isotropy, live.refuse_unsharper_directional)
+    assert live_refusal == (0.02, 0.7, None)  # rule U10
