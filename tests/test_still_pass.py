@@ -105,7 +105,7 @@ def test_a_models_levels_say_how_little_the_frames_may_differ() -> None:
 
 def test_the_single_frame_model_hands_through_frames_that_differ_by_four_levels() -> None:
     """Taped still footage differs between frames by a few levels of noise and jitter: the
-    single-frame model takes up to 5 (rule W7 in docs/real-footage.md), where 3 would blend
+    single-frame model takes up to 5 (rule W7 in docs/real-footage-rules.md), where 3 would blend
     its own output into blocks 4 levels apart."""
     from streamdeblur.models import load_checkpoint
     from streamdeblur.window.still import StillHistory
