@@ -18,8 +18,8 @@ directions that no neighbour beats by that smaller share.
 A model turns this on with `still_pass` in its config. A windowed model's window is its own
 (window/assembly.py); a single-frame model's, in a stream, is the frame and the STILL_HISTORY
 frames before it (StillHistory). Chosen on the real-footage validation by rules written before
-they were measured (docs/real-footage-rules.md); the same numbers in every backend, since it runs on
-the frames outside the network.
+they were measured (docs/real-footage-rules.md); the same numbers in every backend, since it
+runs on the frames outside the network.
 """
 
 from __future__ import annotations
