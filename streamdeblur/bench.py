@@ -5,8 +5,10 @@
   fp32 channels-last, ONNX Runtime fp32, OpenVINO where installed; the torch ones compiled too
   unless --no-compile), with the CPU's model name and bf16/AMX flags, and for torch on the CPU
   the calls side by side, one thread each, as an offline run makes them (`model_side_by_side_fps`);
-- pipeline: `run` on a synthetic clip of the same size, decode to encode, with each stage's
-  working time per frame (decode, processor, encode: `stage_ms_per_frame`);
+- pipeline: `run` on a synthetic clip of the same size, or on the user's own (`--clip`, whose
+  frame size the network is then timed at), decode to encode, with each stage's working time
+  per frame (decode, processor, encode: `stage_ms_per_frame`). The synthetic clip is grainy, and
+  grain is what H.264 spends most on: real footage of the same size encodes faster;
 - naive baseline: what simple scripts do, one frame at a time, synchronous fp32 PyTorch with
   a host round trip per frame;
 - a windowed model: its input is the 3K-channel window, and the time to align a window's
@@ -36,6 +38,7 @@ from streamdeblur.inference.processor import infer_pixels
 from streamdeblur.inference.select import CpuCandidate, build_cpu_candidate, cpu_candidates, int8_keeps_quality
 from streamdeblur.inference.torch_backend import TorchBackend, resolve_device
 from streamdeblur.io import EncodeOptions
+from streamdeblur.io.opening import open_source
 from streamdeblur.models import (
     DeepDeblur,
     DeepDeblurConfig,
@@ -139,7 +142,10 @@ def run_bench(
     config: str | None = None,
     frames: int = 60,
     seconds: float = 5.0,
+    clip: Path | None = None,
 ) -> dict[str, Any]:
+    """`clip`: the pipeline runs on it instead of a synthetic clip of `frames` frames (its
+    size must be width x height: clip_size)."""
     torch_device = resolve_device(spec.device)
     spec = spec.for_input("picture")  # --blur picks the shipped model where no weights are given
     with tempfile.TemporaryDirectory(prefix="streamdeblur-bench-") as tmp:
@@ -165,8 +171,12 @@ def run_bench(
 
         naive_fps = _naive(weights_path, cfg, torch_device, width, height, seconds)
 
-        clip = folder / "clip.mp4"
-        write_demo_clip(clip, width, height, seconds=frames / 30, fps=30)
+        if clip is None:
+            clip = folder / "clip.mp4"
+            write_demo_clip(clip, width, height, seconds=frames / 30, fps=30)
+            clip_label = "synthetic"
+        else:
+            clip_label = str(clip)
         # The chosen backend, named exactly: no second auto choice.
         report = run_job(
             RunOptions(
@@ -183,6 +193,7 @@ def run_bench(
     result.update(
         {
             "size": f"{width}x{height}",
+            "clip": clip_label,
             "batch": spec.batch,
             "streams": spec.streams,
             "chosen": label_of(chosen),
@@ -208,6 +219,15 @@ def run_bench(
         }
     )
     return result
+
+
+def clip_size(clip: Path) -> tuple[int, int]:
+    """The frame size of a clip (a file, or a folder of numbered frames), read from its header."""
+    source = open_source(str(clip))
+    try:
+        return source.info.video.width, source.info.video.height
+    finally:
+        source.close()
 
 
 def _alignment_seconds(cfg: DeepDeblurConfig, width: int, height: int, windows: int = 8) -> float:

@@ -780,12 +780,16 @@ def quantize(
 @takes_backend_spec
 def bench(
     *,
-    size: Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT.")] = "640x360",
+    size: Annotated[str | None, typer.Option(help="Frame size WIDTHxHEIGHT (default 640x360).")] = None,
     config: Annotated[
         str | None, typer.Option(help="Time a model configuration (random weights), e.g. deepdeblur, deepdeblur-light.")
     ] = None,
-    frames: Annotated[int, typer.Option(help="Frames in the pipeline clip.")] = 60,
+    frames: Annotated[int, typer.Option(help="Frames in the synthetic pipeline clip.")] = 60,
     seconds: Annotated[float, typer.Option(help="Minimum time for each model-alone measurement.")] = 5.0,
+    clip: Annotated[
+        Path | None,
+        typer.Option(help="Time the pipeline on this clip of your own footage (and the network at its frame size)."),
+    ] = None,
     spec: BackendSpec,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
     quiet: QuietOpt = False,
@@ -794,12 +798,14 @@ def bench(
     """Model alone vs whole pipeline vs naive baseline, in one run; prints JSON (run-report keys)."""
     setup_logging(quiet, verbose)
     with _exit_codes():
-        from streamdeblur.bench import run_bench
+        from streamdeblur.bench import clip_size, run_bench
 
         if config and spec.weights:
             raise BadUsage("give --config or --weights, not both")
-        width, height = _parse_size(size)
-        result = run_bench(width, height, spec, config, frames, seconds)
+        if clip is not None and size is not None:
+            raise BadUsage("give --size or --clip, not both: a clip is timed at its own frame size")
+        width, height = clip_size(clip) if clip is not None else _parse_size(size or "640x360")
+        result = run_bench(width, height, spec, config, frames, seconds, clip)
         text = json.dumps(result, indent=2)
         typer.echo(text)
         if json_out is not None:

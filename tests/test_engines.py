@@ -181,7 +181,7 @@ def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Pa
         "output",
     ):
         assert key in data
-    assert data["frames_out"] == data["frames_in"] == 12
+    assert data["frames_out"] == data["frames_in"] == 12 and data["clip"] == "synthetic"
     assert data["model_fps"] > 0 and data["naive_fps"] > 0
     assert data["pipeline_vs_model"] == pytest.approx(data["pipeline_fps"] / data["model_fps"], rel=0.01)
     assert data["chosen"] in data["candidates_fps"] and data["model_fps"] == data["candidates_fps"][data["chosen"]]
@@ -196,6 +196,31 @@ def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Pa
         assert data["model_vs_onnxruntime"] == pytest.approx(
             data["model_fps"] / data["candidates_fps"]["onnxruntime fp32"], rel=0.01
         )
+
+
+@pytest.mark.slow
+def test_bench_times_the_pipeline_on_a_given_clip_at_its_size(tiny_weights: Path, tmp_path: Path) -> None:
+    """--clip: the user's footage goes through the pipeline, and the network is timed at its size."""
+    from streamdeblur.demo import write_demo_clip
+
+    clip = tmp_path / "mine.mp4"
+    count = write_demo_clip(clip, 80, 48, seconds=0.5, fps=20)
+    out = tmp_path / "bench.json"
+    result = run_cli(
+        "bench", "--clip", str(clip), "--weights", str(tiny_weights), "--seconds", "0.3", "--no-compile",
+        "--json", str(out), "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["size"] == "80x48" and data["clip"] == str(clip)
+    assert data["frames_out"] == data["frames_in"] == count
+    assert data["model_fps"] > 0 and data["pipeline_fps"] > 0
+    for wrong, message in (
+        (["--clip", str(clip), "--size", "80x48"], "give --size or --clip, not both"),
+        (["--clip", str(tmp_path / "none.mp4")], "input not found"),
+    ):
+        refused = run_cli("bench", *wrong, "--weights", str(tiny_weights), "-q")
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
 
 
 # --- GPU: the stream scheduler (run on a lent GPU; skipped elsewhere) ------------------------
