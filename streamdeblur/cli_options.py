@@ -52,14 +52,15 @@ BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
     "weights": (WeightsOpt, None),
     "blur": (
         Annotated[
-            str,
+            str | None,
             typer.Option(
                 help="The blur to remove, where no --weights is given: motion (camera shake, moving things), "
                 "defocus (out of focus, a hazy cover, Gaussian softness), or auto (judged on the input's "
-                "first frames; `run` and one-stream `live`)."
+                "first frames; `run` and one-stream `live`). Default: auto for `run` and one-stream `live`, "
+                "motion elsewhere."
             ),
         ],
-        "motion",
+        None,
     ),
     "backend": (
         Annotated[

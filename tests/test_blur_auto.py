@@ -37,6 +37,33 @@ def test_auto_reads_ahead_picks_the_model_and_loses_no_frame(
     assert frame_times(out) == pytest.approx(frame_times(clip), abs=1e-3)
 
 
+def test_auto_is_the_default_where_an_input_is_judged_and_motion_stays_asked(
+    media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --blur: `run` judges the input (docs/defocus.md: right on 95 % of held-out clips);
+    --blur motion is not judged; commands that cannot judge (batch, bench, many streams) take motion."""
+    from streamdeblur.registry import default_model
+
+    judged: list[int] = []
+
+    def lens(frames: list[np.ndarray], model: object = None) -> BlurVerdict:
+        judged.append(len(frames))
+        return BlurVerdict("defocus", "defocus", {"sharp": 0.1, "motion": 0.1, "defocus": 0.8}, 40, len(frames))
+
+    monkeypatch.setattr(blur_auto, "decide_blur", lens)
+    clip = make_clip("cfr_aac", media_dir)
+    default = BackendSpec(backend="torch", device="cpu", precision="fp32")
+    report = run_job(RunOptions(input=str(clip), output=str(tmp_path / "a.mp4"), spec=default, progress=False))
+    assert judged and report.blur == "defocus" and "deepdeblur-defocus" in report.model and report.blur_auto
+    judged.clear()
+    motion = BackendSpec(backend="torch", device="cpu", precision="fp32", blur="motion")
+    report = run_job(RunOptions(input=str(clip), output=str(tmp_path / "m.mp4"), spec=motion, progress=False))
+    assert not judged and report.blur == "motion" and report.blur_auto is None
+    assert report.model == default_model("clip").name
+    assert BackendSpec().for_input("clip").weights == default_model("clip").name
+    BackendSpec(weights="deepdeblur-light").check()  # weights given: no blur to choose
+
+
 def test_auto_is_for_one_input_and_never_with_weights() -> None:
     with pytest.raises(BadUsage, match="--blur auto judges one input"):
         BackendSpec(blur="auto").for_input("clip")

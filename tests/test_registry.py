@@ -40,7 +40,9 @@ def test_each_input_has_exactly_one_default() -> None:
 def test_the_backend_spec_takes_its_default_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = BackendSpec()
     assert spec.for_input("clip").weights == default_model("clip").name
-    assert spec.for_input("picture") is spec and spec.for_input("live") is spec  # None: the picture model
+    motion = BackendSpec(blur="motion")  # no --blur resolves to motion where no input is judged
+    assert spec.for_input("picture") == motion and spec.for_input("live") == motion
+    assert motion.for_input("picture") is motion and motion.for_input("live") is motion  # the picture model
     given = BackendSpec(weights="mine.safetensors")
     assert all(given.for_input(kind) is given for kind in INPUTS)
     # A different registry, a different choice: the spec holds no model name of its own.

@@ -34,7 +34,8 @@ class BackendSpec:
     compile: bool | None = None  # CPU torch: TorchInductor; None: for inputs that win the compile back
     # The kind of blur to remove where no weights are given (registry.BLURS), or AUTO_BLUR: `run`
     # judges the input's first frames (pipeline/blur_auto.py) and sets one of them before for_input.
-    blur: str = "motion"
+    # None, not asked: judged where an input is (`run`, one-stream `live`), motion elsewhere.
+    blur: str | None = None
 
     def for_input(self, input_kind: str) -> BackendSpec:
         """This spec with its weights chosen for the input (`picture`, `clip` or `live`) and its
@@ -43,6 +44,8 @@ class BackendSpec:
         no weights resolve to anyway."""
         if self.weights is not None:
             return self
+        if self.blur is None:  # no input judged here: the motion model, as before auto
+            return replace(self, blur="motion").for_input(input_kind)
         if self.blur == AUTO_BLUR:
             raise BadUsage(
                 "--blur auto judges one input's first frames: use it with `run` or a one-stream `live`; "
@@ -57,9 +60,9 @@ class BackendSpec:
         """Contradictions that need no input: values out of range, options the backend would ignore."""
         if self.batch < 1 or self.streams < 1:
             raise BadUsage("--batch and --streams must be at least 1")
-        if self.blur not in (*BLURS, AUTO_BLUR):
+        if self.blur not in (*BLURS, AUTO_BLUR, None):
             raise BadUsage(f"--blur must be {', '.join(BLURS)} or {AUTO_BLUR}, not {self.blur!r}")
-        if self.weights is not None and self.blur != "motion":
+        if self.weights is not None and self.blur not in ("motion", None):
             raise BadUsage("--blur picks a shipped model; with --weights, leave --blur out")
         validate_tiling(self.tile, self.tile_overlap)  # before any backend is built or measured
         if self.engine and self.backend not in ("tensorrt", "onnxruntime", "openvino", "auto"):

@@ -48,5 +48,12 @@ def judge_blur(source: Source, stop: threading.Event) -> tuple[PeekedSource, Blu
         if stop.is_set():
             break
     verdict = decide_blur([f.pixels for f in read[::JUDGE_STEP]])
-    log.info("--blur auto: %s blur, so the %s model (%s)", verdict.found, verdict.blur, verdict.why)
+    other = "defocus" if verdict.blur == "motion" else "motion"
+    log.info(
+        "--blur auto: %s blur, so the %s model (%s; --blur %s to choose the other)",
+        verdict.found,
+        verdict.blur,
+        verdict.why,
+        other,
+    )
     return PeekedSource(source, read, frames), verdict

@@ -168,7 +168,7 @@ def _process(
         source.mixed_sizes = True  # each picture on its own, into a folder: each its own size
     kind = "live" if opts.live is not None else "picture" if pictures else "clip"
     asked = opts.spec
-    if asked.weights is None and asked.blur == AUTO_BLUR:
+    if asked.weights is None and asked.blur in (AUTO_BLUR, None):  # judged unless asked otherwise
         source, verdict = judge_blur(source, stop)
         asked = replace(asked, blur=verdict.blur)
         report.blur_auto = {"found": verdict.found, "scores": verdict.scores, "why": verdict.why}
