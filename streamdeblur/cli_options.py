@@ -56,8 +56,8 @@ BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
             typer.Option(
                 help="The blur to remove, where no --weights is given: motion (camera shake, moving things), "
                 "defocus (out of focus, a hazy cover, Gaussian softness), or auto (judged on the input's "
-                "first frames; `run` and one-stream `live`). Default: auto for `run` and one-stream `live`, "
-                "motion elsewhere."
+                "first frames; `run` and one-stream `live`). Default: auto for `run` on a clip or a folder of "
+                "frames, motion for pictures and everything else."
             ),
         ],
         None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -40,8 +41,9 @@ def test_auto_reads_ahead_picks_the_model_and_loses_no_frame(
 def test_auto_is_the_default_where_an_input_is_judged_and_motion_stays_asked(
     media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No --blur: `run` judges the input (docs/defocus.md: right on 95 % of held-out clips);
-    --blur motion is not judged; commands that cannot judge (batch, bench, many streams) take motion."""
+    """No --blur: `run` judges a clip (docs/defocus.md: right on 95 % of held-out clips) but not
+    a picture (one frame decides less surely); --blur motion is not judged; commands that cannot
+    judge (batch, bench, many streams) take motion."""
     from streamdeblur.registry import default_model
 
     judged: list[int] = []
@@ -60,6 +62,10 @@ def test_auto_is_the_default_where_an_input_is_judged_and_motion_stays_asked(
     report = run_job(RunOptions(input=str(clip), output=str(tmp_path / "m.mp4"), spec=motion, progress=False))
     assert not judged and report.blur == "motion" and report.blur_auto is None
     assert report.model == default_model("clip").name
+    picture = tmp_path / "one.png"
+    cv2.imwrite(str(picture), np.full((48, 64, 3), 128, np.uint8))
+    report = run_job(RunOptions(input=str(picture), output=str(tmp_path / "p.png"), spec=default, progress=False))
+    assert not judged and report.blur == "motion" and report.model == default_model("picture").name
     assert BackendSpec().for_input("clip").weights == default_model("clip").name
     BackendSpec(weights="deepdeblur-light").check()  # weights given: no blur to choose
 

@@ -34,7 +34,7 @@ class BackendSpec:
     compile: bool | None = None  # CPU torch: TorchInductor; None: for inputs that win the compile back
     # The kind of blur to remove where no weights are given (registry.BLURS), or AUTO_BLUR: `run`
     # judges the input's first frames (pipeline/blur_auto.py) and sets one of them before for_input.
-    # None, not asked: judged where an input is (`run`, one-stream `live`), motion elsewhere.
+    # None, not asked: `run` judges a clip (pipeline/job.py); motion for everything else.
     blur: str | None = None
 
     def for_input(self, input_kind: str) -> BackendSpec:

@@ -168,12 +168,15 @@ def _process(
         source.mixed_sizes = True  # each picture on its own, into a folder: each its own size
     kind = "live" if opts.live is not None else "picture" if pictures else "clip"
     asked = opts.spec
-    if asked.weights is None and asked.blur in (AUTO_BLUR, None):  # judged unless asked otherwise
+    # Not asked: a clip's first frames are judged. A picture's one frame decides less surely
+    # (docs/defocus.md), and live would drop the frames held back as too old: motion for them.
+    judged = asked.blur == AUTO_BLUR or (asked.blur is None and opts.live is None and not pictures)
+    if asked.weights is None and judged:
         source, verdict = judge_blur(source, stop)
         asked = replace(asked, blur=verdict.blur)
         report.blur_auto = {"found": verdict.found, "scores": verdict.scores, "why": verdict.why}
     if asked.weights is None:
-        report.blur = asked.blur
+        report.blur = asked.blur or "motion"
     spec = asked.for_input(kind)
     if opts.spec.weights is None and spec.weights == default_model("clip").name:
         log.info(
