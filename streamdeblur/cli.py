@@ -505,6 +505,9 @@ def evaluate(
         list[Path] | None,
         typer.Option(help="With --picture: other weights to show first (repeatable), e.g. the single-frame default."),
     ] = None,
+    still_camera: Annotated[
+        bool, typer.Option("--still-camera", help="Assemble windows as `run --still-camera` does (a fixed camera).")
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -523,6 +526,8 @@ def evaluate(
             raise BadUsage("--picture needs --out: the folder the picture goes into")
         if against and picture is None:
             raise BadUsage("--against is for --picture")
+        if still_camera and (card is not None or picture is not None):
+            raise BadUsage("--still-camera is for scoring: a card records the model as it runs by default")
         model = resolve_weights(model) if model is not None else None
         scorer = create_backend(backend, model, device, precision)
         if picture is not None and out is not None:
@@ -531,7 +536,7 @@ def evaluate(
             others = [create_backend(backend, resolve_weights(w), device, precision) for w in against or []]
             typer.echo(json.dumps(window_picture([*others, scorer], data, picture, out, split), indent=2))
             return
-        result = run_eval(scorer, data, out, split=split, limit=limit)
+        result = run_eval(scorer, data, out, split=split, limit=limit, still_camera=still_camera)
         typer.echo(json.dumps({"model": scorer.model_name, "data": str(data), **result.to_dict()}, indent=2))
         if card is not None and model is not None:
             record_in_card(model, card, result, data, split, limit, scorer.precision)

@@ -62,6 +62,17 @@ BACKEND_OPTIONS: dict[str, tuple[Any, Any]] = {
         ],
         None,
     ),
+    "still_camera": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--still-camera",
+                help="The camera is fixed (surveillance, a tripod): the video model's neighbours are not "
+                "aligned, and are refused where something moved on its own. Windowed models only.",
+            ),
+        ],
+        False,
+    ),
     "backend": (
         Annotated[
             str,

@@ -36,6 +36,9 @@ class ShippedModel:
     summary: str  # one line for `streamdeblur models`
     default_for: tuple[str, ...] = ()  # INPUTS it is chosen for when no --weights is given
     blur: str = "motion"  # the blur it was trained to remove (camera shake and motion)
+    # Windowed models: whether `--still-camera`'s assembly (window/still_camera.py) held for it
+    # when measured on still cameras (docs/real-footage.md); where not, the option leaves it be.
+    still_camera: bool = True
 
     @property
     def weights(self) -> Path:
@@ -67,6 +70,7 @@ SHIPPED: tuple[ShippedModel, ...] = (
         "deepdeblur-4scale-k3-causal-fba-window",
         "live",
         "a causal window of 3 frames (no later frame awaited): live feeds, by name",
+        still_camera=False,  # rule CS-L: a still camera of the validation lost 0.37 dB with it
     ),
     ShippedModel(
         "deepdeblur-light",

@@ -36,6 +36,9 @@ class BackendSpec:
     # judges the input's first frames (pipeline/blur_auto.py) and sets one of them before for_input.
     # None, not asked: `run` judges a clip (pipeline/job.py); motion for everything else.
     blur: str | None = None
+    # --still-camera: the user says the camera is fixed; a windowed model's windows are then
+    # assembled without alignment (window/still_camera.py). About the footage, like blur.
+    still_camera: bool = False
 
     def for_input(self, input_kind: str) -> BackendSpec:
         """This spec with its weights chosen for the input (`picture`, `clip` or `live`) and its

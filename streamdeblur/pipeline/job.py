@@ -36,6 +36,7 @@ from streamdeblur.pipeline.stats import RunReport, RunStats
 from streamdeblur.registry import AUTO_BLUR, default_model
 from streamdeblur.stopping import StartStopped
 from streamdeblur.window.assembly import windowed_processor
+from streamdeblur.window.still_camera import log_still_camera, still_camera_applies
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,14 @@ def _process(
                 frame_size=(video.width, video.height), frames=video.frame_count, side_by_side=side_by_side
             )
             processor = windowed_processor(
-                backend, spec.tile, spec.tile_overlap, spec.batch, spec.streams, side_by_side, pictures
+                backend,
+                spec.tile,
+                spec.tile_overlap,
+                spec.batch,
+                spec.streams,
+                side_by_side,
+                pictures,
+                spec.still_camera,
             )
     except StartStopped:  # before the first frame: run_job keeps no output
         return
@@ -201,6 +209,9 @@ def _process(
         cleanup.enter_context(one_thread_per_call())
     report.backend, report.device = backend.name, device_label(backend)
     report.precision, report.model = backend.precision, backend.model_name
+    if spec.still_camera:
+        log_still_camera(backend.model_config)
+        report.still_camera = still_camera_applies(backend.model_config)
     if source.info.live:
         warn_of_lookahead(backend.model_config, video.rate_or_default)
     bar = tqdm(

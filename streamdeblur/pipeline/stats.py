@@ -282,6 +282,9 @@ class RunReport(_Counts):
     # --blur auto: what the first frames showed (found: sharp, motion, defocus or unknown), the
     # classifier's scores, and why that model.
     blur_auto: dict[str, Any] | None = None
+    # --still-camera: whether it changed how the model's windows were assembled (a windowed
+    # model it holds for); None where not asked.
+    still_camera: bool | None = None
     # Where a frame's time went: each stage's working time over the frames written. The
     # stages run side by side, so these add up to more than wall_s / frames_out.
     stage_ms_per_frame: dict[str, float] | None = None

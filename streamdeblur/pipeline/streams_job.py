@@ -32,6 +32,7 @@ from streamdeblur.pipeline.streams_runner import ManyStreams
 from streamdeblur.stopping import StartStopped
 from streamdeblur.window.assembly import FrameWindow
 from streamdeblur.window.still import StillHistory
+from streamdeblur.window.still_camera import assembly_config, log_still_camera, still_camera_applies
 
 
 @dataclass
@@ -136,6 +137,9 @@ def _open(
         report.backend, report.device = backend.name, device_label(backend)
         report.precision, report.model = backend.precision, backend.model_name
         cfg = backend.model_config
+        if opts.spec.still_camera:
+            log_still_camera(cfg)
+            report.still_camera = still_camera_applies(cfg)
         live_rates = [s.info.video.rate_or_default for s in sources if s.info.live]
         if live_rates:  # once for all streams: the slowest waits longest
             warn_of_lookahead(cfg, min(live_rates))
@@ -155,7 +159,7 @@ def _open(
                     arrivals,
                     entry.job.queue_size,
                     entry.job.live.max_latency_s(source),
-                    _window(cfg),
+                    _window(assembly_config(cfg, opts.spec.still_camera)),
                 )
             )
         opened.pop_all()  # from here each stream closes its own input and output

@@ -24,6 +24,7 @@ from streamdeblur.training.footage_scores import RealFootageScores, capped_psnr
 from streamdeblur.training.metrics import psnr, ssim
 from streamdeblur.training.plots import save_rgb
 from streamdeblur.training.real_footage import read_footage_record
+from streamdeblur.window.still_camera import assembly_config
 
 # Pan buckets (the camera's translation over the exposure, pixels): where the gain comes from.
 PAN_BUCKETS = (
@@ -115,11 +116,13 @@ def _to_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / np.float32(65535.0 if pixels.dtype == np.uint16 else 255.0)
 
 
-def deblur_clip(backend: Backend, blurry: list[np.ndarray], clip: bool = True) -> list[np.ndarray]:
+def deblur_clip(
+    backend: Backend, blurry: list[np.ndarray], clip: bool = True, still_camera: bool = False
+) -> list[np.ndarray]:
     """Each frame of one clip (8- or 16-bit frames) restored, as floats: from its window, as
     the pipeline assembles it, for a windowed model. `clip` False: unrelated pictures, which a
-    single-frame model's still_pass does not compare."""
-    cfg = backend.model_config
+    single-frame model's still_pass does not compare. `still_camera`: as `run --still-camera`."""
+    cfg = assembly_config(backend.model_config, still_camera)
     if cfg is None or (cfg.frames == 1 and not (cfg.still_pass and clip)):
         return [_deblur(backend, b) for b in blurry]
     return _deblur_sequence(backend, blurry, cfg)
@@ -168,9 +171,11 @@ def evaluate(
     split: str = "test",
     limit: int | None = None,
     examples: int = 8,
+    still_camera: bool = False,
 ) -> EvalResult:
     """Scores over the pairs of `data`; a windowed model restores each frame from its
-    window within its sequence folder (a clip), padded at the clip's ends."""
+    window within its sequence folder (a clip), padded at the clip's ends (assembled as
+    `run --still-camera` does where `still_camera`)."""
     from streamdeblur.training.datasets import sequence_ranges
 
     pairs = find_pairs(data, split)[:limit]
@@ -189,14 +194,14 @@ def evaluate(
         sharp_pixels = [read_image(s) for _, s in members]
         sharp = [_to_float(s) for s in sharp_pixels]
         blurry = [_to_float(b) for b in blurry_pixels]
-        deblurred = deblur_clip(backend, blurry_pixels, clips)
+        deblurred = deblur_clip(backend, blurry_pixels, clips, still_camera)
         if real is not None:
             real.add_clip(
                 [b for b, _ in members],
                 blurry,
                 deblurred,
                 sharp,
-                deblur_clip(backend, sharp_pixels, clips),
+                deblur_clip(backend, sharp_pixels, clips, still_camera),
             )
         for k, (blur_path, _) in enumerate(members):
             scores["in_psnr"].append(psnr(blurry[k], sharp[k]) if real is None else capped_psnr(blurry[k], sharp[k]))

@@ -3,6 +3,7 @@
 Three methods (a windowed model is trained with one, and its config names it):
 
 - `none`: the neighbours as they are; the network must find the detail within its reach.
+  With refusal, a fixed camera's (`--still-camera`, window/still_camera.py).
 - `global`: one motion per neighbour, an affine map (rotation, zoom, shear, shift) found by
   OpenCV's ECC on small grey copies, started from phase correlation's shift. Exact for a
   camera that turns or shakes over a distant scene; not for parallax or moving objects.
@@ -236,13 +237,13 @@ def align_window(
     neighbour that is the restored frame itself (padding) is passed through, and one that
     appears twice (padding) is warped once. `memo` keeps what a stream's next windows reuse.
     `refuse`: where a warped neighbour still does not match and the camera held still against
-    it (STILL_CAMERA_PX), the frame's own pixels instead."""
+    it (STILL_CAMERA_PX; with `none`, always), the frame's own pixels instead."""
     if method not in ALIGNMENTS:
         raise ValueError(f"unknown alignment {method!r}")
     if len(offsets) != len(frames):
         raise ValueError(f"{len(frames)} frames but {len(offsets)} offsets")
     target = frames[0]
-    if method == "none":
+    if method == "none" and not refuse:
         return list(frames)
     memo = memo if memo is not None else FrameMemo()
     warped: dict[int, np.ndarray] = {id(target): target}
@@ -250,7 +251,9 @@ def align_window(
         if id(neighbour) in warped:
             continue
         still = True
-        if method == "global":
+        if method == "none":  # the camera did not move (a fixed camera, --still-camera)
+            aligned = neighbour
+        elif method == "global":
             motion = _motion_to(target, neighbour, offset > 0, memo)
             aligned = _warp_global(target, neighbour, motion)
             still = corner_shift(motion, target.shape[1], target.shape[0]) < STILL_CAMERA_PX

@@ -30,6 +30,7 @@ from streamdeblur.window.alignment import align_window
 from streamdeblur.window.fusion import fourier_burst_accumulation, frame_spectrum, smoothed_magnitude
 from streamdeblur.window.memo import FrameMemo
 from streamdeblur.window.still import StillPass, StillProcessor, refuse_unsharper, refuse_where_still
+from streamdeblur.window.still_camera import assembly_config
 
 # Scene cuts: the Bhattacharyya distance between hue-saturation-value histograms of small
 # copies of consecutive frames. On 40 synthetic shots (sharp frames beside 36 px streaks),
@@ -378,6 +379,7 @@ def windowed_processor(
     streams: int = 3,
     side_by_side: bool = False,
     pictures: bool = False,
+    still_camera: bool = False,
 ) -> Processor:
     """select.make_processor's processor for `backend`, behind the window that assembles each
     frame's neighbours where the model is windowed (a caller feeding many streams keeps one
@@ -387,8 +389,9 @@ def windowed_processor(
     call, as soon as it is done with one (WindowedProcessor.end_to_end). On CUDA windows are
     assembled on the CPU's cores (WindowedProcessor.beside_gpu; ahead of the GPU when
     offline), which need one thread each as well (concurrent.assembles_beside_gpu).
-    `pictures`: unrelated pictures, so no frame tells where another did not move (still_pass)."""
-    cfg = backend.model_config
+    `pictures`: unrelated pictures, so no frame tells where another did not move (still_pass).
+    `still_camera`: the user says the camera is fixed (window/still_camera.py)."""
+    cfg = assembly_config(backend.model_config, still_camera)
     if cfg is None or cfg.frames <= 1:
         processor = make_processor(backend, tile, tile_overlap, batch, streams, side_by_side)
         return StillProcessor(processor, cfg) if cfg is not None and cfg.still_pass and not pictures else processor
