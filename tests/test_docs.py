@@ -38,6 +38,10 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # The home page is the README (docs/hooks/readme_home.py), its page mentions made links.
+    home = (tmp_path / "site" / "index.html").read_text()
+    assert "Set up and try it" in home and 'src="images/window_default_video_before_after.png"' in home
+    assert 'href="real-footage/"' in home
 
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")

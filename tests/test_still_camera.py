@@ -133,3 +133,24 @@ def test_run_says_whether_it_applied(
     assert report.frames_in == report.frames_out == len(frame_times(clip))
     assert any("--still-camera:" in r.getMessage() for r in caplog.records)
     assert ("not used with" in caplog.text) is not applied
+
+
+def test_many_streams_assemble_each_window_as_told(media_dir: Path, tmp_path: Path) -> None:
+    """`live` with --input/--output pairs and --still-camera: one model, each stream's window
+    assembled without alignment, and the report says so."""
+    import json
+
+    from tests.conftest import run_cli
+
+    clip = make_clip("cfr_aac", media_dir)
+    outs, report = [tmp_path / "a.mp4", tmp_path / "b.mp4"], tmp_path / "report.json"
+    result = run_cli(
+        "live", "--input", str(clip), "--output", str(outs[0]), "--input", str(clip), "--output", str(outs[1]),
+        "--weights", "deepdeblur-4scale-k5-fba-window-gate-lean", "--backend", "torch", "--precision", "fp32",
+        "--still-camera", "--report", str(report),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--still-camera: neighbours are not aligned" in result.stderr
+    data = json.loads(report.read_text())
+    assert data["still_camera"] is True
+    assert [s["frames_out"] for s in data["streams"]] == [len(frame_times(clip))] * 2
