@@ -10,7 +10,7 @@ coarse picture: under a fixed camera that is something that moved on its own, wh
 frame's own pixels then replace. The network's weights are unchanged.
 
 Chosen by a rule written before measuring (rule CS in docs/real-footage-rules.md); it holds for
-the video default, and the live window model is left as it ships (shipped.still_camera).
+the video default, and the live window model is left as it ships (registry.ShippedModel.still_camera).
 """
 
 from __future__ import annotations
