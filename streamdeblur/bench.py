@@ -48,6 +48,7 @@ from streamdeblur.models import (
     save_weights,
 )
 from streamdeblur.pipeline.job import RunOptions, run_job
+from streamdeblur.window.still_camera import assembly_config
 
 
 def _synchronize(device: torch.device) -> None:
@@ -187,7 +188,8 @@ def run_bench(
                 progress=False,
             )
         )
-    align_s = _alignment_seconds(cfg, width, height) if cfg.frames > 1 else 0.0
+    assembly = assembly_config(cfg, spec.still_camera) or cfg  # how the run assembled its windows
+    align_s = _alignment_seconds(assembly, width, height) if cfg.frames > 1 else 0.0
     with_alignment = 1.0 / (1.0 / model_fps + align_s) if model_fps else None
     result = report.to_dict()
     result.update(
@@ -203,7 +205,7 @@ def run_bench(
             "pipeline_fps": report.fps,
             "naive_fps": round(naive_fps, 3),
             "frames_per_window": cfg.frames,
-            "alignment": cfg.align,
+            "alignment": assembly.align,
             "fusion": cfg.fuse,
             "alignment_ms": round(align_s * 1000, 2),
             "model_with_alignment_fps": round(with_alignment, 3) if with_alignment else None,

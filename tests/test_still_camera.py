@@ -154,3 +154,16 @@ def test_many_streams_assemble_each_window_as_told(media_dir: Path, tmp_path: Pa
     data = json.loads(report.read_text())
     assert data["still_camera"] is True
     assert [s["frames_out"] for s in data["streams"]] == [len(frame_times(clip))] * 2
+
+
+def test_bench_times_the_window_as_the_run_assembles_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench --still-camera: the window's cost and the report's alignment are the option's."""
+    import streamdeblur.bench as bench
+
+    timed: list[object] = []
+    real = bench._alignment_seconds
+    monkeypatch.setattr(bench, "_alignment_seconds", lambda cfg, *a, **k: timed.append(cfg) or real(cfg, *a, **k))
+    spec = BackendSpec(backend="torch", device="cpu", precision="fp32", compile=False, still_camera=True)
+    result = bench.run_bench(96, 64, spec, config="tiny-k3", frames=8, seconds=0.2)
+    assert [(c.align, c.refuse_mismatch) for c in timed] == [("none", True)]  # type: ignore[attr-defined]
+    assert result["alignment"] == "none" and result["still_camera"] is True
