@@ -73,8 +73,9 @@ def test_it_applies_to_the_video_model_and_leaves_the_others_be() -> None:
     video = load_model_config(default_model("clip").name)
     assert assembly_config(video, still_camera=False) is video
     told = assembly_config(video, still_camera=True)
-    assert told is not None and (told.align, told.refuse_mismatch) == ("none", True)
-    assert replace(told, align=video.align, refuse_mismatch=video.refuse_mismatch) == video  # nothing else
+    assert told is not None and (told.align, told.refuse_mismatch, told.refuse_still) == ("none", True, False)
+    changed = {"align": video.align, "refuse_mismatch": video.refuse_mismatch, "refuse_still": video.refuse_still}
+    assert replace(told, **changed) == video  # nothing else
     live = shipped_model("deepdeblur-4scale-k3-causal-fba-window")
     assert live is not None and not live.still_camera
     live_cfg = load_model_config(live.name)
@@ -82,7 +83,8 @@ def test_it_applies_to_the_video_model_and_leaves_the_others_be() -> None:
     single = load_model_config(default_model("picture").name)
     assert assembly_config(single, still_camera=True) is single
     own = replace(video, name="my-fine-tune")  # weights not in the registry: a windowed model takes it
-    assert assembly_config(own, still_camera=True) == replace(own, align="none", refuse_mismatch=True)
+    told_own = replace(own, align="none", refuse_mismatch=True, refuse_still=False)
+    assert assembly_config(own, still_camera=True) == told_own
 
 
 def test_scoring_assembles_as_the_run_does(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,7 +36,7 @@ from streamdeblur.pipeline.stats import RunReport, RunStats
 from streamdeblur.registry import AUTO_BLUR, default_model
 from streamdeblur.stopping import StartStopped
 from streamdeblur.window.assembly import windowed_processor
-from streamdeblur.window.still_camera import log_still_camera, still_camera_applies
+from streamdeblur.window.still_camera import announce_still_camera
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +210,7 @@ def _process(
     report.backend, report.device = backend.name, device_label(backend)
     report.precision, report.model = backend.precision, backend.model_name
     if spec.still_camera:
-        log_still_camera(backend.model_config)
-        report.still_camera = still_camera_applies(backend.model_config)
+        report.still_camera = announce_still_camera(backend.model_config)
     if source.info.live:
         warn_of_lookahead(backend.model_config, video.rate_or_default)
     bar = tqdm(

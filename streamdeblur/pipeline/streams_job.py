@@ -32,7 +32,7 @@ from streamdeblur.pipeline.streams_runner import ManyStreams
 from streamdeblur.stopping import StartStopped
 from streamdeblur.window.assembly import FrameWindow
 from streamdeblur.window.still import StillHistory
-from streamdeblur.window.still_camera import assembly_config, log_still_camera, still_camera_applies
+from streamdeblur.window.still_camera import announce_still_camera, assembly_config
 
 
 @dataclass
@@ -138,8 +138,7 @@ def _open(
         report.precision, report.model = backend.precision, backend.model_name
         cfg = backend.model_config
         if opts.spec.still_camera:
-            log_still_camera(cfg)
-            report.still_camera = still_camera_applies(cfg)
+            report.still_camera = announce_still_camera(cfg)
         live_rates = [s.info.video.rate_or_default for s in sources if s.info.live]
         if live_rates:  # once for all streams: the slowest waits longest
             warn_of_lookahead(cfg, min(live_rates))
