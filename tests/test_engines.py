@@ -184,6 +184,7 @@ def test_bench_reports_model_pipeline_and_naive(tiny_weights: Path, tmp_path: Pa
     assert data["frames_out"] == data["frames_in"] == 12 and data["clip"] == "synthetic"
     assert data["model_fps"] > 0 and data["naive_fps"] > 0
     assert data["pipeline_vs_model"] == pytest.approx(data["pipeline_fps"] / data["model_fps"], rel=0.01)
+    assert data["pipeline_vs_model_with_alignment"] is None  # a single-frame model: no window to assemble
     assert data["chosen"] in data["candidates_fps"] and data["model_fps"] == data["candidates_fps"][data["chosen"]]
     assert "torch fp32 channels-last" in data["candidates_fps"] and data["precision"] == data["chosen"].split()[1]
     assert set(data["cpu"]) == {"model", "flags", "native_bf16"}

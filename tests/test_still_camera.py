@@ -169,3 +169,5 @@ def test_bench_times_the_window_as_the_run_assembles_it(monkeypatch: pytest.Monk
     result = bench.run_bench(96, 64, spec, config="tiny-k3", frames=8, seconds=0.2)
     assert [(c.align, c.refuse_mismatch) for c in timed] == [("none", True)]  # type: ignore[attr-defined]
     assert result["alignment"] == "none" and result["still_camera"] is True
+    with_window = result["pipeline_fps"] / result["model_with_alignment_fps"]
+    assert result["pipeline_vs_model_with_alignment"] == pytest.approx(with_window, rel=0.01)
