@@ -15,6 +15,7 @@ import threading
 import time
 
 from streamdeblur.io import Frame, Output, Source
+from streamdeblur.pipeline.grey import GreyFrames
 from streamdeblur.pipeline.latency import LatencyBudget, decoded_queue_size
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats, StreamReport
@@ -57,6 +58,7 @@ class StreamLane:
         self.name, self.input_spec, self.output_spec = name, input_spec, output_spec
         self.source, self.output, self.stats, self.window = source, output, stats, window
         self.finish = finish  # the event its live input was opened with
+        self.grey = GreyFrames()  # grey in, grey out (pipeline/grey.py)
         self.abort = threading.Event()  # its output failed, or the processor did: its queues give up
         self.budget = LatencyBudget(max_latency_s, stats) if max_latency_s is not None else None
         live = self.budget is not None
@@ -132,6 +134,7 @@ class StreamLane:
                 if self._stop.is_set() or self.finish.is_set():
                     break
                 self.stats.frame_in(frame.index)
+                self.grey.note(frame)
                 self._last_arrival = time.monotonic()
                 if self.output.originals is not None:
                     self.output.originals.keep(frame)
@@ -146,7 +149,7 @@ class StreamLane:
     def _write(self) -> None:
         try:
             while (frame := self.processed.get()) is not None:
-                self.output.sink.write(frame)
+                self.output.sink.write(self.grey.restore(frame))
                 self.stats.frame_out(frame.index)
                 if self.budget is not None:
                     self.budget.written(frame.index)

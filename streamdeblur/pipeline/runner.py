@@ -22,6 +22,7 @@ from typing import NoReturn
 from streamdeblur.errors import ProcessingError, StreamdeblurError
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io import Frame, Sink, Source
+from streamdeblur.pipeline.grey import GreyFrames
 from streamdeblur.pipeline.latency import LatencyBudget, decoded_queue_size
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats
@@ -73,6 +74,7 @@ class Pipeline:
         )
         self.processed = StageQueue(queue_size, self.abort)
         self.on_frame_written, self.on_frame_read = on_frame_written, on_frame_read
+        self.grey = GreyFrames()  # grey in, grey out (pipeline/grey.py)
         self.failures: list[StageFailure] = []
         self._current: dict[str, int | None] = {}
 
@@ -133,6 +135,7 @@ class Pipeline:
                 break
             self._current["reader"] = frame.index
             self.stats.frame_in(frame.index)
+            self.grey.note(frame)
             if self.on_frame_read is not None:
                 self.on_frame_read(frame)
             self.decoded.put(frame)
@@ -166,7 +169,7 @@ class Pipeline:
         while (frame := self.processed.get()) is not None:
             self._current["writer"] = frame.index
             started = time.perf_counter()
-            self.sink.write(frame)
+            self.sink.write(self.grey.restore(frame))
             self.stats.stage_worked("encode", time.perf_counter() - started)
             self.stats.frame_out(frame.index)
             if self.budget is not None:

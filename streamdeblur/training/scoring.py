@@ -18,6 +18,7 @@ from streamdeblur.inference import Backend
 from streamdeblur.inference.processor import infer_pixels
 from streamdeblur.io.image_folder import read_image
 from streamdeblur.models.config import DeepDeblurConfig
+from streamdeblur.pipeline.grey import as_grey, is_grey
 from streamdeblur.synthetic.defocus import KERNELS
 from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.footage_scores import RealFootageScores, capped_psnr
@@ -124,8 +125,16 @@ def deblur_clip(
     single-frame model's still_pass does not compare. `still_camera`: as `run --still-camera`."""
     cfg = assembly_config(backend.model_config, still_camera)
     if cfg is None or (cfg.frames == 1 and not (cfg.still_pass and clip)):
-        return [_deblur(backend, b) for b in blurry]
-    return _deblur_sequence(backend, blurry, cfg)
+        restored = [_deblur(backend, b) for b in blurry]
+    else:
+        restored = _deblur_sequence(backend, blurry, cfg)
+    # Grey in, grey out, as the pipeline's writer does (pipeline/grey.py), on the 8-bit levels scored.
+    return [_grey_levels(out) if is_grey(frame) else out for frame, out in zip(blurry, restored)]
+
+
+def _grey_levels(output: np.ndarray) -> np.ndarray:
+    """A float output on 8-bit levels made grey as the writer makes an 8-bit frame grey."""
+    return as_grey(np.round(output * 255).astype(np.uint16)).astype(np.float32) / 255
 
 
 def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblurConfig) -> list[np.ndarray]:
