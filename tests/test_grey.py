@@ -52,16 +52,35 @@ def test_the_writer_makes_grey_only_frames_that_came_in_grey_and_forgets_dropped
     assert not noted._grey  # nothing held for frames that will never be written
 
 
-def test_run_writes_a_grey_clip_grey(tiny_weights: Path, tmp_path: Path) -> None:
-    """Random weights tint a grey frame everywhere; the written clip's chroma stays neutral."""
-    import av
-
-    clip, out = tmp_path / "grey.mp4", tmp_path / "out.mp4"
+def _grey_clip(folder: Path) -> Path:
+    clip = folder / "grey.mp4"
     source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", "6", "-vf", "format=gray"]
     ffmpeg(*source, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip))
-    result = run_cli("run", str(clip), str(out), "--weights", str(tiny_weights), "--backend", "torch", "-q")
-    assert result.returncode == 0, result.stderr
-    with av.open(str(out)) as container:
+    return clip
+
+
+def _chroma_is_neutral(video: Path) -> bool:
+    import av
+
+    with av.open(str(video)) as container:
         planes = [frame.to_ndarray(format="yuv444p")[1:] for frame in container.decode(video=0)]
-    assert len(planes) == 6
-    assert all(np.abs(chroma.astype(int) - 128).max() <= 1 for chroma in planes)  # x264 keeps flat chroma flat
+    return len(planes) == 6 and all(np.abs(chroma.astype(int) - 128).max() <= 1 for chroma in planes)
+
+
+def test_run_writes_a_grey_clip_grey(tiny_weights: Path, tmp_path: Path) -> None:
+    """Random weights tint a grey frame everywhere; the written clip's chroma stays neutral
+    (x264 keeps flat chroma flat)."""
+    out = tmp_path / "out.mp4"
+    result = run_cli("run", str(_grey_clip(tmp_path)), str(out), "--weights", str(tiny_weights), "--backend", "torch")
+    assert result.returncode == 0, result.stderr
+    assert _chroma_is_neutral(out)
+
+
+def test_each_of_many_streams_writes_its_grey_frames_grey(tiny_weights: Path, tmp_path: Path) -> None:
+    clip, outs = _grey_clip(tmp_path), [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    result = run_cli(
+        "live", "--input", str(clip), "--output", str(outs[0]), "--input", str(clip), "--output", str(outs[1]),
+        "--weights", str(tiny_weights), "--backend", "torch",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert all(_chroma_is_neutral(out) for out in outs)
