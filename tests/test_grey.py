@@ -1,4 +1,4 @@
-"""Grey in, grey out (pipeline/grey.py): a frame whose channels are equal is written grey."""
+"""Grey in, grey out (io/grey.py): a frame whose channels are equal is written grey."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from streamdeblur.io.frame import Frame
-from streamdeblur.pipeline.grey import GreyFrames, as_grey, is_grey
+from streamdeblur.io.grey import GreyFrames, as_grey, is_grey
 from tests.conftest import run_cli
 from tests.media import ffmpeg
 

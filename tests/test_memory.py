@@ -40,11 +40,12 @@ def _faults_per_call(mode: str) -> float:
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
 def test_buffers_freed_on_the_calls_threads_are_reused_not_faulted_in_again() -> None:
     # A call touches 5 buffers of 3600 pages. Measured: 535 to 722 faults a call as glibc comes;
-    # with the setting 0.2 to 27 here and 53.6 once on CI (which thread's arena a call lands in
-    # varies), so the bar is 1 % of the pages and a tenth of glibc's own figure in the same run.
+    # with the setting 0.2 to 27 here and 53.6 twice under load (which thread's arena a call
+    # lands in varies; once beside glibc's 535.4 in the same run), so the bar is 1 % of the
+    # pages and a fifth of glibc's own figure in the same run.
     keep, default = _faults_per_call("keep"), _faults_per_call("default")
     assert keep < 180
-    assert keep < default / 10
+    assert keep < default / 5
 
 
 def test_the_command_line_sets_the_allocator_before_any_command_runs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 
 from streamdeblur.io import Frame, Output, Source
-from streamdeblur.pipeline.grey import GreyFrames
+from streamdeblur.io.grey import GreyFrames
 from streamdeblur.pipeline.latency import LatencyBudget, decoded_queue_size
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats, StreamReport
@@ -58,7 +58,7 @@ class StreamLane:
         self.name, self.input_spec, self.output_spec = name, input_spec, output_spec
         self.source, self.output, self.stats, self.window = source, output, stats, window
         self.finish = finish  # the event its live input was opened with
-        self.grey = GreyFrames()  # grey in, grey out (pipeline/grey.py)
+        self.grey = GreyFrames()  # grey in, grey out (io/grey.py)
         self.abort = threading.Event()  # its output failed, or the processor did: its queues give up
         self.budget = LatencyBudget(max_latency_s, stats) if max_latency_s is not None else None
         live = self.budget is not None

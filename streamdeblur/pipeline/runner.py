@@ -22,7 +22,7 @@ from typing import NoReturn
 from streamdeblur.errors import ProcessingError, StreamdeblurError
 from streamdeblur.inference.processor import Processor
 from streamdeblur.io import Frame, Sink, Source
-from streamdeblur.pipeline.grey import GreyFrames
+from streamdeblur.io.grey import GreyFrames
 from streamdeblur.pipeline.latency import LatencyBudget, decoded_queue_size
 from streamdeblur.pipeline.queues import Aborted, StageQueue
 from streamdeblur.pipeline.stats import RunStats
@@ -74,7 +74,7 @@ class Pipeline:
         )
         self.processed = StageQueue(queue_size, self.abort)
         self.on_frame_written, self.on_frame_read = on_frame_written, on_frame_read
-        self.grey = GreyFrames()  # grey in, grey out (pipeline/grey.py)
+        self.grey = GreyFrames()  # grey in, grey out (io/grey.py)
         self.failures: list[StageFailure] = []
         self._current: dict[str, int | None] = {}
 

@@ -18,7 +18,7 @@ from streamdeblur.inference import Backend
 from streamdeblur.inference.processor import infer_pixels
 from streamdeblur.io.image_folder import read_image
 from streamdeblur.models.config import DeepDeblurConfig
-from streamdeblur.pipeline.grey import as_grey, is_grey
+from streamdeblur.io.grey import as_grey, is_grey
 from streamdeblur.synthetic.defocus import KERNELS
 from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.footage_scores import RealFootageScores, capped_psnr
@@ -128,7 +128,7 @@ def deblur_clip(
         restored = [_deblur(backend, b) for b in blurry]
     else:
         restored = _deblur_sequence(backend, blurry, cfg)
-    # Grey in, grey out, as the pipeline's writer does (pipeline/grey.py), on the 8-bit levels scored.
+    # Grey in, grey out, as the pipeline's writer does (io/grey.py), on the 8-bit levels scored.
     return [_grey_levels(out) if is_grey(frame) else out for frame, out in zip(blurry, restored)]
 
 
