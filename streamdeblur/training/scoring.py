@@ -16,9 +16,9 @@ import torch
 
 from streamdeblur.inference import Backend
 from streamdeblur.inference.processor import infer_pixels
+from streamdeblur.io.grey import as_grey, is_grey
 from streamdeblur.io.image_folder import read_image
 from streamdeblur.models.config import DeepDeblurConfig
-from streamdeblur.io.grey import as_grey, is_grey
 from streamdeblur.synthetic.defocus import KERNELS
 from streamdeblur.training.datasets import find_pairs
 from streamdeblur.training.footage_scores import RealFootageScores, capped_psnr
