@@ -90,23 +90,14 @@ def test_each_video_belongs_to_one_split_and_the_held_out_splits_are_their_own()
     assert not any(Path(v.path).name in RESERVED for v in REAL_VIDEOS)
 
 
+_EIGHT_TEST_FRAMES = ("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", "8")
+
+
 def _real_video(root: Path) -> tuple[RealVideo, RealVideo]:
     """A clip with motion in it, placed as if a package had put it under `root`."""
     path = root / "usr/share/clip.mp4"
     path.parent.mkdir(parents=True)
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=96x64:rate=25",
-        "-frames:v",
-        "8",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        str(path),
-    )
+    ffmpeg(*_EIGHT_TEST_FRAMES, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path))
     still = RealVideo("still", "pkg", "/usr/share/clip.mp4", "CC0", "val", "still", 0, 8)
     return still, dataclasses.replace(still, name="moving", camera="moving")
 
@@ -115,17 +106,7 @@ def test_a_numbered_image_sequence_is_a_video_too(tmp_path: Path) -> None:
     """ViSP's cameras ship as numbered greyscale frames (image%04d.pgm): found, read, blurred."""
     frames = tmp_path / "usr/share/seq"
     frames.mkdir(parents=True)
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=96x64:rate=25",
-        "-frames:v",
-        "8",
-        "-pix_fmt",
-        "gray",
-        str(frames / "image%04d.pgm"),
-    )
+    ffmpeg(*_EIGHT_TEST_FRAMES, "-pix_fmt", "gray", str(frames / "image%04d.pgm"))
     sequence = RealVideo("seq", "pkg", "/usr/share/seq/image%04d.pgm", "GPL-2", "val5", "moving", 2, 5)
     (clip,) = write_footage_set(tmp_path / "set", "val5", tmp_path, chosen=(sequence,))
     blurred = [read_image(p) for p in sorted((clip / "blur").glob("*.png"))]
