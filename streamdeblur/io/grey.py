@@ -32,14 +32,11 @@ def is_grey(pixels: np.ndarray) -> bool:
 
 
 def as_grey(pixels: np.ndarray) -> np.ndarray:
-    """Each pixel's channels replaced by their mean (rounded, for 8- and 16-bit frames), in the frame's type."""
-    if np.issubdtype(pixels.dtype, np.integer):
-        wide = np.uint16 if pixels.dtype == np.uint8 else np.uint32
-        total = pixels[..., 0].astype(wide) + pixels[..., 1] + pixels[..., 2]
-        # A third of an integer is never a half, so rounding to even is rounding to nearest.
-        mean = np.rint(total / np.float32(3)).astype(pixels.dtype)
-    else:
-        mean = pixels.mean(axis=2).astype(pixels.dtype)
+    """An 8- or 16-bit frame with each pixel's channels replaced by their mean, rounded."""
+    wide = np.uint16 if pixels.dtype == np.uint8 else np.uint32
+    total = pixels[..., 0].astype(wide) + pixels[..., 1] + pixels[..., 2]
+    # A third of an integer is never a half, so rounding to even is rounding to nearest.
+    mean = np.rint(total / np.float32(3)).astype(pixels.dtype)
     grey = np.empty_like(pixels)
     grey[...] = mean[..., None]
     return grey

@@ -134,7 +134,7 @@ def deblur_clip(
 
 def _grey_levels(output: np.ndarray) -> np.ndarray:
     """A float output on 8-bit levels made grey as the writer makes an 8-bit frame grey."""
-    return as_grey(np.round(output * 255).astype(np.uint16)).astype(np.float32) / 255
+    return as_grey(np.round(output * 255).astype(np.uint8)).astype(np.float32) / 255
 
 
 def _deblur_sequence(backend: Backend, blurry: list[np.ndarray], cfg: DeepDeblurConfig) -> list[np.ndarray]:
