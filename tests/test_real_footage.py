@@ -84,7 +84,7 @@ def test_each_video_belongs_to_one_split_and_the_held_out_splits_are_their_own()
     # A video may give two stretches (lego-1, lego-2), but only to one split.
     assert sum(len(paths) for paths in by_split.values()) == len({v.path for v in REAL_VIDEOS})
     assert len({v.name for v in REAL_VIDEOS}) == len(REAL_VIDEOS)
-    for held_out in ("test", "val2", "val3", "val4", "val5"):
+    for held_out in ("test", "val2", "val3", "val4", "val5", "val6", "val7"):
         others = set().union(*(paths for split, paths in by_split.items() if split != held_out))
         assert by_split[held_out] and not by_split[held_out] & others
     assert not any(Path(v.path).name in RESERVED for v in REAL_VIDEOS)
@@ -115,6 +115,22 @@ def test_a_numbered_image_sequence_is_a_video_too(tmp_path: Path) -> None:
     elsewhere = dataclasses.replace(sequence, path="/usr/share/none/image%04d.pgm")
     with pytest.raises(BadInput, match="not found"):
         write_footage_set(tmp_path / "set2", "val5", tmp_path, chosen=(elsewhere,))
+
+
+def test_a_numbered_sequence_may_start_past_four(tmp_path: Path) -> None:
+    """dlib's frames are numbered from 100, where FFmpeg's image2 looks for a first frame among
+    the numbers 0 to 4 only: the sequence is found and read from its own first number."""
+    frames = tmp_path / "seq"
+    frames.mkdir()
+    ffmpeg(*_EIGHT_TEST_FRAMES, "-start_number", "100", str(frames / "frame_%06d.png"))
+    pattern = frames / "frame_%06d.png"
+    read = read_frames(pattern, 3, 4)
+    assert len(read) == 4
+    for offset, frame in enumerate(read):
+        assert np.array_equal(frame, read_image(frames / f"frame_{103 + offset:06d}.png"))
+    sequence = RealVideo("seq", "pkg", "/seq/frame_%06d.png", "CC0", "val7", "moving", 0, 5)
+    (clip,) = write_footage_set(tmp_path / "set", "val7", tmp_path, chosen=(sequence,))
+    assert len(list((clip / "blur").glob("*.png"))) == 5
 
 
 @pytest.mark.slow
