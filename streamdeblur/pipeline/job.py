@@ -180,10 +180,14 @@ def _process(
         report.blur = asked.blur or "motion"
     spec = asked.for_input(kind)
     if opts.spec.weights is None and spec.weights == default_model("clip").name:
+        # Told nothing, the video model aligns a fixed camera's frames as a moving camera's,
+        # and things that move on their own can ghost (docs/real-footage.md): say the flag.
+        fixed = "" if spec.still_camera else "; a fixed camera (surveillance, a tripod): add --still-camera"
         log.info(
-            "a clip: the windowed video model %s (--weights %s runs frame by frame)",
+            "a clip: the windowed video model %s (--weights %s runs frame by frame%s)",
             spec.weights,
             default_model("picture").name,
+            fixed,
         )
     try:
         with starting(stop):  # loading, exporting, timing, compiling: a stop ends it at once

