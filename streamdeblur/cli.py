@@ -619,7 +619,7 @@ def footage(
     split: Annotated[
         str,
         typer.Option(
-            help="val (held out for measuring), val2 to val7 (further validations, for rules whose "
+            help="val (held out for measuring), val2 to val8 (further validations, for rules whose "
             "candidates were seen on the ones before), train, or test (measured once for a release, never tuned on)."
         ),
     ] = "val",

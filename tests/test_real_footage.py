@@ -84,7 +84,7 @@ def test_each_video_belongs_to_one_split_and_the_held_out_splits_are_their_own()
     # A video may give two stretches (lego-1, lego-2), but only to one split.
     assert sum(len(paths) for paths in by_split.values()) == len({v.path for v in REAL_VIDEOS})
     assert len({v.name for v in REAL_VIDEOS}) == len(REAL_VIDEOS)
-    for held_out in ("test", "val2", "val3", "val4", "val5", "val6", "val7"):
+    for held_out in ("test", "val2", "val3", "val4", "val5", "val6", "val7", "val8"):
         others = set().union(*(paths for split, paths in by_split.items() if split != held_out))
         assert by_split[held_out] and not by_split[held_out] & others
     assert not any(Path(v.path).name in RESERVED for v in REAL_VIDEOS)
